@@ -1,0 +1,181 @@
+"""Many clips, models loaded once.
+
+Input is a folder of videos, a text file of paths (one a line) or a CSV of
+``path[,prompt]``. Clips whose trace already exists are skipped, so an
+interrupted batch resumes where it stopped; a bad clip is recorded with its
+reason and the batch goes on. ``shard`` splits a list across workers or
+machines (``K/N`` takes every N-th clip starting at K) without any
+coordination service: each worker writes its own summary.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deepsound.config import RunOptions
+from deepsound.errors import ConfigError, DeepSoundError
+from deepsound.files import ensure_dir, write_json
+from deepsound.pipeline import OutputPaths, Pipeline
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv"}
+
+
+@dataclass
+class BatchItem:
+    video: Path
+    prompt: str | None = None
+
+
+@dataclass
+class ItemOutcome:
+    video: str
+    status: str  # "done" | "skipped" | "failed"
+    reason: str | None = None
+    seconds: float = 0.0
+    mllm_calls: int = 0
+    has_voice_over: bool | None = None
+    fallback: str | None = None
+
+
+@dataclass
+class BatchSummary:
+    items: list[ItemOutcome] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def count(self, status: str) -> int:
+        return sum(1 for i in self.items if i.status == status)
+
+    def to_dict(self) -> dict[str, Any]:
+        done = [i for i in self.items if i.status == "done"]
+        return {
+            "done": self.count("done"),
+            "skipped": self.count("skipped"),
+            "failed": self.count("failed"),
+            "seconds": round(self.seconds, 3),
+            "mllm_calls_total": sum(i.mllm_calls for i in done),
+            "mllm_calls_per_clip": round(sum(i.mllm_calls for i in done) / len(done), 3) if done else None,
+            "items": [vars(i) for i in self.items],
+        }
+
+
+def read_inputs(source: Path) -> list[BatchItem]:
+    """Folder, text list or CSV; relative paths in a list are relative to the list's folder."""
+    source = Path(source)
+    if not source.exists():
+        raise ConfigError(f"{source}: batch input does not exist")
+    if source.is_dir():
+        items = [BatchItem(p) for p in sorted(source.iterdir()) if p.suffix.lower() in VIDEO_SUFFIXES]
+        if not items:
+            raise ConfigError(f"{source}: folder holds no video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
+        return items
+    base = source.parent
+    text = source.read_text(encoding="utf-8", errors="replace")
+    items: list[BatchItem] = []
+    if source.suffix.lower() == ".csv":
+        for row in csv.reader(text.splitlines()):
+            if not row or not row[0].strip() or row[0].strip().startswith("#"):
+                continue
+            if row[0].strip().lower() in ("path", "video", "id") and not items:
+                continue  # header
+            prompt = row[1].strip() if len(row) > 1 and row[1].strip() else None
+            items.append(BatchItem(_relative_to(base, row[0].strip()), prompt))
+    else:
+        for line in text.splitlines():
+            line = line.strip()
+            if line and not line.startswith("#"):
+                items.append(BatchItem(_relative_to(base, line)))
+    if not items:
+        raise ConfigError(f"{source}: batch list is empty")
+    return items
+
+
+def _relative_to(base: Path, value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def parse_shard(value: str | None) -> tuple[int, int]:
+    if not value:
+        return 0, 1
+    try:
+        index, count = (int(v) for v in value.split("/"))
+    except ValueError:
+        raise ConfigError(f"shard must look like K/N (e.g. 0/4), got {value!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise ConfigError(f"shard {value!r}: need 0 <= K < N")
+    return index, count
+
+
+def is_finished(output_dir: Path, video: Path) -> bool:
+    return OutputPaths(output_dir, video.stem).trace.exists()
+
+
+def run_batch(
+    pipeline: Pipeline,
+    items: list[BatchItem],
+    output_dir: Path,
+    options: RunOptions,
+    *,
+    shard: tuple[int, int] = (0, 1),
+    overwrite: bool = False,
+    on_item: Callable[[ItemOutcome], None] | None = None,
+) -> BatchSummary:
+    """Run every item; never stop on a bad clip. Writes ``batch_summary[.K-of-N].json``."""
+    ensure_dir(output_dir)
+    index, count = shard
+    mine = items[index::count]
+    _check_unique_names(mine)
+    summary = BatchSummary()
+    start = time.perf_counter()
+    for item in mine:
+        outcome = _run_one(pipeline, item, output_dir, options, overwrite)
+        summary.items.append(outcome)
+        if on_item is not None:
+            on_item(outcome)
+    summary.seconds = time.perf_counter() - start
+    name = "batch_summary.json" if count == 1 else f"batch_summary.{index}-of-{count}.json"
+    write_json(output_dir / name, summary.to_dict())
+    return summary
+
+
+def _run_one(pipeline: Pipeline, item: BatchItem, output_dir: Path, options: RunOptions, overwrite: bool):
+    video = str(item.video)
+    if not overwrite and is_finished(output_dir, item.video):
+        return ItemOutcome(video, "skipped", "outputs exist")
+    clip_options = options.replace(prompt=item.prompt) if item.prompt is not None else options
+    start = time.perf_counter()
+    try:
+        result = pipeline.run(item.video, output_dir, clip_options)
+    except DeepSoundError as exc:
+        return ItemOutcome(video, "failed", str(exc), time.perf_counter() - start)
+    except Exception as exc:  # a bug or a model failure on one clip must not end the batch
+        log.debug("clip %s failed:\n%s", video, traceback.format_exc())
+        return ItemOutcome(video, "failed", f"{type(exc).__name__}: {exc}", time.perf_counter() - start)
+    return ItemOutcome(
+        video,
+        "done",
+        seconds=round(time.perf_counter() - start, 3),
+        mllm_calls=result.trace.mllm_call_count,
+        has_voice_over=result.has_voice_over,
+        fallback=result.fallback,
+    )
+
+
+def _check_unique_names(items: list[BatchItem]) -> None:
+    """Outputs are named after the video's stem: two clips with one stem would overwrite each other."""
+    seen: dict[str, Path] = {}
+    for item in items:
+        other = seen.setdefault(item.video.stem, item.video)
+        if other != item.video:
+            raise ConfigError(
+                f"{item.video} and {other} share the name {item.video.stem!r}; outputs would collide"
+            )

@@ -1,0 +1,133 @@
+"""Build components by name, once, and share them.
+
+The step loop never imports a model. It asks :class:`Components` for
+``generator``, ``judge`` … and gets whatever the configuration names, built on
+first use and then reused for every clip of the process. Building lazily
+matters: a batch where no clip holds speech never loads the 7B MLLM nor the
+separator. Users add their own component with :func:`register`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from deepsound.config import PipelineConfig
+from deepsound.errors import ConfigError
+
+Factory = Callable[[PipelineConfig, "Components"], Any]
+
+KINDS = ("generator", "judge", "planner", "separator", "silence", "speech", "mllm")
+_FACTORIES: dict[str, dict[str, Factory]] = {kind: {} for kind in KINDS}
+
+
+def register(kind: str, name: str, factory: Factory) -> None:
+    """Make ``name`` available for ``kind`` (e.g. a new video-to-audio model as a generator)."""
+    if kind not in _FACTORIES:
+        raise ConfigError(f"unknown component kind {kind!r}; kinds: {', '.join(KINDS)}")
+    _FACTORIES[kind][name] = factory
+
+
+def available(kind: str) -> list[str]:
+    return sorted(_FACTORIES[kind])
+
+
+class Components:
+    """The components of one :class:`PipelineConfig`, built on first use.
+
+    ``overrides`` supplies ready-made objects by kind (tests, notebooks that
+    already hold a model, a custom judge object).
+    """
+
+    def __init__(self, config: PipelineConfig, overrides: dict[str, Any] | None = None) -> None:
+        self.config = config
+        self._built: dict[str, Any] = dict(overrides or {})
+        unknown = set(self._built) - set(KINDS)
+        if unknown:
+            raise ConfigError(f"unknown component kind(s): {', '.join(sorted(unknown))}")
+
+    def _name_for(self, kind: str) -> str:
+        names = {
+            "generator": self.config.generator,
+            "judge": self.config.judge,
+            "planner": self.config.planner,
+            "separator": self.config.separator,
+            "silence": self.config.silence,
+            "speech": "silero",
+            "mllm": "omni",
+        }
+        return names[kind]
+
+    def get(self, kind: str) -> Any:
+        if kind not in self._built:
+            name = self._name_for(kind)
+            factory = _FACTORIES[kind].get(name)
+            if factory is None:
+                choices = ", ".join(available(kind)) or "none registered"
+                raise ConfigError(f"unknown {kind} {name!r}; available: {choices}")
+            self._built[kind] = factory(self.config, self)
+        return self._built[kind]
+
+    def is_built(self, kind: str) -> bool:
+        return kind in self._built
+
+    @property
+    def generator(self) -> Any:
+        return self.get("generator")
+
+    @property
+    def judge(self) -> Any:
+        return self.get("judge")
+
+    @property
+    def planner(self) -> Any:
+        return self.get("planner")
+
+    @property
+    def separator(self) -> Any:
+        return self.get("separator")
+
+    @property
+    def silence(self) -> Any:
+        return self.get("silence")
+
+    @property
+    def speech(self) -> Any:
+        return self.get("speech")
+
+    @property
+    def mllm(self) -> Any:
+        return self.get("mllm")
+
+
+# --- the built-in components (imports stay inside the factories: heavy, optional) ---
+
+
+def _mmaudio(config: PipelineConfig, _: Components) -> Any:
+    from deepsound.generation.mmaudio.generator import MMAudioGenerator
+
+    return MMAudioGenerator.from_config(config)
+
+
+def _bs_roformer(config: PipelineConfig, components: Components) -> Any:
+    from deepsound.separation.separator import BsRoformerSeparator
+
+    return BsRoformerSeparator.from_config(config)
+
+
+def _silero(config: PipelineConfig, _: Components) -> Any:
+    from deepsound.detection.speech import SileroSpeechDetector
+
+    return SileroSpeechDetector()
+
+
+def _rms(config: PipelineConfig, _: Components) -> Any:
+    from deepsound.detection.silence import RmsSilenceDetector
+
+    return RmsSilenceDetector(threshold_db=config.silence_threshold_db, silent_ratio=config.silence_ratio)
+
+
+register("generator", "mmaudio", _mmaudio)
+register("separator", "bs_roformer", _bs_roformer)
+register("speech", "silero", _silero)
+register("silence", "rms", _rms)

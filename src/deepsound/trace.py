@@ -1,0 +1,87 @@
+"""The per-clip record: what each step decided, why, how long it took.
+
+A researcher comparing judges, or a video editor wondering why a clip came
+out silent, reads ``<name>.trace.json``. Every step appends one
+:class:`StepRecord`; the trace is written atomically at the end (and on
+failure, with the error), so a trace on disk always describes a whole run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import enum
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deepsound.files import write_json
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.name.lower()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "tolist"):  # numpy / torch scalars and small arrays
+        return value.tolist()
+    return value
+
+
+@dataclass
+class StepRecord:
+    """One step as it happened."""
+
+    step: str
+    decision: Any = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    component: str | None = None
+    outputs: dict[str, str] = field(default_factory=dict)
+    mllm_calls: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Trace:
+    """Everything about one clip's run."""
+
+    video: str
+    options: dict[str, Any]
+    config: dict[str, Any]
+    steps: list[StepRecord] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    final: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    started_at: float = field(default_factory=time.time)
+    seconds: float = 0.0
+
+    @contextlib.contextmanager
+    def step(self, name: str, component: str | None = None) -> Iterator[StepRecord]:
+        """Time a step and append its record, also when it raises."""
+        record = StepRecord(step=name, component=component)
+        start = time.perf_counter()
+        try:
+            yield record
+        finally:
+            record.seconds = round(time.perf_counter() - start, 4)
+            self.steps.append(record)
+
+    @property
+    def mllm_call_count(self) -> int:
+        return sum(len(s.mllm_calls) for s in self.steps)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = _jsonable(self)
+        data["mllm_call_count"] = self.mllm_call_count
+        return data
+
+    def write(self, path: Path) -> None:
+        write_json(path, self.to_dict())
