@@ -1,0 +1,163 @@
+"""``deepsound weights …``: see, fetch and check the published weight files.
+
+Kept apart from the model code so that a user can prepare an offline machine
+(``download``), audit a copied folder (``verify``) or find out why a run
+cannot find a file (``list``) without loading any network.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from deepsound.errors import DeepSoundError, WeightsError
+from deepsound.weights import REGISTRY, WeightFile, download, get, locate, resolve, verify_file
+from deepsound.weights.resolve import default_cache_dir, stamp_dir_for
+
+weights_app = typer.Typer(
+    name="weights",
+    help="List, download and verify the published weight files.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+WeightsDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--weights-dir",
+        help="Folder in MMAudio's layout (weights/, ext_weights/) or holding the files directly.",
+    ),
+]
+OfflineOpt = Annotated[bool, typer.Option("--offline", help="Never touch the network.")]
+CacheOpt = Annotated[
+    Path | None,
+    typer.Option("--cache-dir", help="DeepSound cache (default: $DEEPSOUND_CACHE or ~/.cache/deepsound)."),
+]
+NamesArg = Annotated[
+    list[str] | None, typer.Argument(help="Registry names (default: all).", show_default=False)
+]
+
+
+def _console() -> Console:
+    """A terminal keeps its width; piped output gets room for the long URLs instead of 80 columns."""
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
+
+
+def _fail(exc: DeepSoundError) -> typer.Exit:
+    Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+    return typer.Exit(code=getattr(exc, "exit_code", 2))
+
+
+def _entries(names: list[str] | None) -> list[WeightFile]:
+    return [get(name) for name in names] if names else list(REGISTRY.values())
+
+
+def _human(size: int | None) -> str:
+    if size is None:
+        return "unknown"
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.2f} {unit}"
+        value /= 1000
+    return str(size)
+
+
+def _checksum_label(entry: WeightFile) -> str:
+    if entry.checksum is None:
+        return "none published"
+    return f"{entry.checksum_algorithm}:{entry.checksum_hex[:12]}…"  # type: ignore[index]
+
+
+@weights_app.command("list")
+def list_command(
+    weights_dir: WeightsDirOpt = None, offline: OfflineOpt = False, cache_dir: CacheOpt = None
+) -> None:
+    """Show every registered file, its source and checksum, and where a local copy is (if any)."""
+    # ``list`` never downloads; --offline is accepted so scripts can pass the same flags everywhere.
+    del offline
+    table = Table(title="DeepSound weight files", show_lines=False)
+    for column in ("name", "file", "source", "size", "checksum", "present"):
+        table.add_column(column, overflow="fold")
+    unknown: list[str] = []
+    for entry in REGISTRY.values():
+        found = locate(entry, weights_dir=weights_dir, cache_dir=cache_dir)
+        present = f"{found[0]}: {found[1]}" if found else "no"
+        if entry.checksum is None:
+            unknown.append(entry.name)
+        table.add_row(
+            entry.name, entry.relpath, entry.source, _human(entry.size), _checksum_label(entry), present
+        )
+    console = _console()
+    console.print(table)
+    if unknown:
+        console.print(
+            f"No published checksum for: {', '.join(unknown)} (only their size is checked).", highlight=False
+        )
+
+
+@weights_app.command("download")
+def download_command(
+    names: NamesArg = None,
+    all_: Annotated[bool, typer.Option("--all", help="Download every registered file.")] = False,
+    weights_dir: WeightsDirOpt = None,
+    offline: OfflineOpt = False,
+    cache_dir: CacheOpt = None,
+) -> None:
+    """Fetch files (into --weights-dir in MMAudio's layout, else the caches) and check them."""
+    if not names and not all_:
+        raise _fail(WeightsError("name the files to download (see `deepsound weights list`) or pass --all"))
+    console = _console()
+    try:
+        entries = _entries(names)
+        for entry in entries:
+            if offline:
+                path = resolve(entry, weights_dir=weights_dir, cache_dir=cache_dir, offline=True)
+            else:
+                path = download(entry, dest_root=weights_dir, cache_dir=cache_dir)
+            console.print(f"{entry.name}: {path}", highlight=False)
+    except DeepSoundError as exc:
+        raise _fail(exc) from None
+
+
+@weights_app.command("verify")
+def verify_command(
+    names: NamesArg = None,
+    weights_dir: WeightsDirOpt = None,
+    offline: OfflineOpt = False,
+    cache_dir: CacheOpt = None,
+) -> None:
+    """Recompute the checksums of present files; exit non-zero if any fails (or a named file is missing)."""
+    del offline  # verification never downloads
+    try:
+        entries = _entries(names)
+    except DeepSoundError as exc:
+        raise _fail(exc) from None
+    stamps = stamp_dir_for(Path(cache_dir) if cache_dir is not None else default_cache_dir())
+    table = Table(title="Verification")
+    for column in ("name", "path", "result"):
+        table.add_column(column, overflow="fold")
+    failures = 0
+    for entry in entries:
+        found = locate(entry, weights_dir=weights_dir, cache_dir=cache_dir, include_packaged=False)
+        if found is None:
+            failures += bool(names)  # only a file asked for by name must be present
+            table.add_row(entry.name, "-", "missing" if names else "not present (skipped)")
+            continue
+        path = found[1]
+        try:
+            verify_file(entry, path, verify="checksum", stamp_dir=stamps, recompute=True)
+        except WeightsError as exc:
+            failures += 1
+            table.add_row(entry.name, str(path), f"FAILED: {exc}")
+            continue
+        result = "ok" if entry.checksum is not None else "ok (size only: no published checksum)"
+        table.add_row(entry.name, str(path), result)
+    _console().print(table)
+    if failures:
+        raise typer.Exit(code=WeightsError.exit_code)

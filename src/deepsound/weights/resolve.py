@@ -1,0 +1,184 @@
+"""Finding (and if allowed, fetching) the local copy of a weight file.
+
+Order, first hit wins: an explicit path the user gave; a weights folder in
+MMAudio's layout (``<dir>/weights/…``, ``<dir>/ext_weights/…``, or the file
+directly in ``<dir>``); the DeepSound cache (``$DEEPSOUND_CACHE`` or
+``~/.cache/deepsound``) and, for hub files, the Hugging Face cache; a copy
+shipped with the package (configuration only); and last a download, unless
+offline. A file that is found but fails its check is an error rather than a
+reason to look further: silently using another copy would hide the problem.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+from deepsound.errors import WeightsError
+from deepsound.weights.checksum import Verify, verify_file
+from deepsound.weights.download import download_hub, download_url, hub_cached
+from deepsound.weights.registry import WeightFile, get
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def default_cache_dir() -> Path:
+    """``$DEEPSOUND_CACHE``, else ``$XDG_CACHE_HOME/deepsound``, else ``~/.cache/deepsound``."""
+    if env := os.environ.get("DEEPSOUND_CACHE"):
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "deepsound"
+
+
+def offline_from_env() -> bool:
+    """``DEEPSOUND_OFFLINE`` or Hugging Face's ``HF_HUB_OFFLINE`` switch downloads off."""
+    return any(
+        os.environ.get(var, "").strip().lower() in _TRUE for var in ("DEEPSOUND_OFFLINE", "HF_HUB_OFFLINE")
+    )
+
+
+def stamp_dir_for(cache_dir: Path) -> Path:
+    return cache_dir / "verified"
+
+
+def _entry(name: str | WeightFile) -> WeightFile:
+    return name if isinstance(name, WeightFile) else get(name)
+
+
+def _in_folder(entry: WeightFile, root: Path) -> list[Path]:
+    """Places below ``root`` where the MMAudio layout (or a flat folder) keeps ``entry``."""
+    paths = [root / entry.subdir / entry.filename]
+    if entry.hub_repo is not None:
+        paths.append(root / entry.subdir / entry.hub_repo.split("/")[-1] / entry.filename)
+        paths.append(root / entry.subdir / entry.hub_repo / entry.filename)
+    paths.append(root / entry.filename)
+    return paths
+
+
+def packaged_copy(entry: WeightFile) -> Path | None:
+    """The copy of a configuration file shipped in ``deepsound/data``, if any."""
+    if entry.packaged is None:
+        return None
+    candidate = resources.files("deepsound") / "data" / entry.packaged
+    path = Path(str(candidate))
+    return path if path.is_file() else None
+
+
+def locate(
+    name: str | WeightFile,
+    *,
+    weights_dir: Path | None = None,
+    cache_dir: Path | None = None,
+    include_packaged: bool = True,
+) -> tuple[str, Path] | None:
+    """First existing local copy as ``(where, path)``, unchecked; ``None`` when there is none.
+
+    ``where`` is one of ``"weights_dir"``, ``"cache"``, ``"hf_cache"``, ``"packaged"``.
+    """
+    entry = _entry(name)
+    if weights_dir is not None:
+        for path in _in_folder(entry, Path(weights_dir).expanduser()):
+            if path.is_file():
+                return "weights_dir", path
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    for path in _in_folder(entry, cache)[:-1]:  # never a bare file at the top of the cache
+        if path.is_file():
+            return "cache", path
+    if entry.is_hub and (found := hub_cached(entry)) is not None:
+        return "hf_cache", found
+    if include_packaged and (packaged := packaged_copy(entry)) is not None:
+        return "packaged", packaged
+    return None
+
+
+def _missing_message(entry: WeightFile, weights_dir: Path | None, cache: Path) -> str:
+    target = f"{weights_dir}/{entry.relpath}" if weights_dir is not None else f"<weights-dir>/{entry.relpath}"
+    return (
+        f"{entry.name}: {entry.filename} is not available locally and downloads are off (offline); "
+        f"it comes from {entry.source}; put it at {target} or {cache / entry.relpath}, "
+        f"or run `deepsound weights download {entry.name}` while online"
+    )
+
+
+def resolve(
+    name: str | WeightFile,
+    *,
+    explicit: Path | None = None,
+    weights_dir: Path | None = None,
+    offline: bool = False,
+    cache_dir: Path | None = None,
+    verify: Verify = "size",
+) -> Path:
+    """Path of a usable local copy of ``name``, downloading it when needed and allowed.
+
+    ``verify`` decides how hard a found file is checked (see
+    :func:`deepsound.weights.verify_file`); checksum results are cached, so
+    ``"checksum"`` costs one full read per file, not one per run. Fresh
+    plain-URL downloads are always checksum-checked.
+    """
+    entry = _entry(name)
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    stamps = stamp_dir_for(cache)
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+        if path.is_dir():
+            found = next((p for p in _in_folder(entry, path) if p.is_file()), None)
+            if found is None:
+                raise WeightsError(f"{path}: no {entry.filename} in this folder (given for {entry.name})")
+            path = found
+        elif not path.is_file():
+            raise WeightsError(f"{path}: file not found (given for {entry.name}, {entry.filename})")
+        return verify_file(entry, path, verify=verify, stamp_dir=stamps)
+
+    located = locate(entry, weights_dir=weights_dir, cache_dir=cache)
+    if located is not None:
+        where, path = located
+        if where == "packaged":
+            return path  # our own copy of the numbers; not the published bytes, nothing to compare
+        return verify_file(entry, path, verify=verify, stamp_dir=stamps)
+
+    if offline or offline_from_env():
+        raise WeightsError(_missing_message(entry, weights_dir, cache))
+    if entry.is_hub:
+        return verify_file(entry, download_hub(entry), verify=verify, stamp_dir=stamps)
+    return download_url(entry, cache / entry.relpath, stamp_dir=stamps)
+
+
+def download(
+    name: str | WeightFile,
+    *,
+    dest_root: Path | None = None,
+    cache_dir: Path | None = None,
+    show_progress: bool = True,
+) -> Path:
+    """Make sure the published file itself is present (never the packaged copy), checked by checksum.
+
+    Plain-URL files go to ``dest_root`` (a weights folder) or the cache, in
+    the MMAudio layout; hub files go to ``dest_root/<subdir>`` or the Hugging
+    Face cache. A present copy that passes its checksum is kept as is.
+    """
+    entry = _entry(name)
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    stamps = stamp_dir_for(cache)
+    root = Path(dest_root).expanduser() if dest_root is not None else None
+    if entry.is_hub:
+        existing = (
+            next((p for p in _in_folder(entry, root) if p.is_file()), None) if root else hub_cached(entry)
+        )
+        if existing is not None:
+            try:
+                return verify_file(entry, existing, verify="checksum", stamp_dir=stamps)
+            except WeightsError:
+                pass  # re-fetch below
+        local_dir = root / entry.subdir if root is not None else None
+        return verify_file(
+            entry, download_hub(entry, local_dir=local_dir), verify="checksum", stamp_dir=stamps
+        )
+    dest = (root if root is not None else cache) / entry.relpath
+    if dest.is_file():
+        try:
+            return verify_file(entry, dest, verify="checksum", stamp_dir=stamps)
+        except WeightsError:
+            pass  # replaced by a fresh download; the rename is atomic
+    return download_url(entry, dest, stamp_dir=stamps, show_progress=show_progress)
