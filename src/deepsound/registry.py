@@ -118,13 +118,13 @@ def _bs_roformer(config: PipelineConfig, components: Components) -> Any:
 def _silero(config: PipelineConfig, _: Components) -> Any:
     from deepsound.detection.speech import SileroSpeechDetector
 
-    return SileroSpeechDetector()
+    return SileroSpeechDetector.from_config(config)
 
 
 def _rms(config: PipelineConfig, _: Components) -> Any:
     from deepsound.detection.silence import RmsSilenceDetector
 
-    return RmsSilenceDetector(threshold_db=config.silence_threshold_db, silent_ratio=config.silence_ratio)
+    return RmsSilenceDetector.from_config(config)
 
 
 register("generator", "mmaudio", _mmaudio)
