@@ -131,3 +131,43 @@ register("generator", "mmaudio", _mmaudio)
 register("separator", "bs_roformer", _bs_roformer)
 register("speech", "silero", _silero)
 register("silence", "rms", _rms)
+
+
+def _omni(config: PipelineConfig, _: Components) -> Any:
+    from deepsound.reasoning.omni import OmniReasoner
+
+    return OmniReasoner.from_config(config)
+
+
+def _judge_factory(name: str) -> Factory:
+    """Judges share the process's one speech detector and one (lazily loaded) MLLM."""
+
+    def build(config: PipelineConfig, components: Components) -> Any:
+        from deepsound.reasoning.judges import build_judge
+
+        return build_judge(name, config, speech=components.speech, mllm=lambda: components.mllm)
+
+    return build
+
+
+def _planner_factory(name: str) -> Factory:
+    def build(config: PipelineConfig, components: Components) -> Any:
+        from deepsound.reasoning.planner import build_planner
+
+        return build_planner(name, config, mllm=lambda: components.mllm)
+
+    return build
+
+
+def _mllm_silence(config: PipelineConfig, components: Components) -> Any:
+    from deepsound.reasoning.silence import MllmSilenceDetector
+
+    return MllmSilenceDetector.from_config(config, mllm=lambda: components.mllm)
+
+
+register("mllm", "omni", _omni)
+register("silence", "mllm", _mllm_silence)
+for _name in ("cascade", "mllm", "speech"):
+    register("judge", _name, _judge_factory(_name))
+for _name in ("canonical", "mllm"):
+    register("planner", _name, _planner_factory(_name))
