@@ -23,7 +23,8 @@ def media_dir() -> Path:
 
 @pytest.fixture(autouse=True, scope="session")
 def _few_threads() -> None:
-    """Tests run on 2-core CI machines; oversubscribing threads only slows them."""
+    """One intra-op thread: the test tensors are tiny, and on a busy 2-core machine OpenMP
+    spin-waiting made small passes hundreds of times slower than single-threaded ones."""
     import torch
 
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    torch.set_num_threads(1)
