@@ -165,7 +165,6 @@ def test_failure_leaves_no_outputs(video, tmp_path):
 
 def test_audio_only_input_is_a_media_error(tmp_path):
     from media_factory import make_audio_file
-
     from stand_ins import tone
 
     audio_file = tmp_path / "only_audio.wav"
