@@ -95,10 +95,10 @@ class Pipeline:
         try:
             result = self._run_steps(video, paths, options, trace, written)
         except BaseException as exc:
+            # The caller reports the error (one line in the CLI, a row in a batch summary).
+            log.debug("%s failed: %s", video, exc)
             for path in written:
                 path.unlink(missing_ok=True)
-            if isinstance(exc, DeepSoundError):
-                log.error("%s", exc)
             raise
         trace.seconds = round(time.perf_counter() - start, 3)
         trace.write(paths.trace)
