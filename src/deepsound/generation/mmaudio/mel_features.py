@@ -85,7 +85,8 @@ class MelSpectrogram(nn.Module):
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         p = self.params
-        x = waveform.clamp(-1.0, 1.0)
+        # always float32: STFT and log need the precision even when the model runs in bfloat16
+        x = waveform.float().clamp(-1.0, 1.0)
         # symmetric reflection so that frame i is centred on sample i*hop + hop/2
         pad = (p.n_fft - p.hop) // 2
         x = torch.nn.functional.pad(x.unsqueeze(1), (pad, pad), mode="reflect").squeeze(1)
@@ -94,13 +95,13 @@ class MelSpectrogram(nn.Module):
             p.n_fft,
             hop_length=p.hop,
             win_length=p.win,
-            window=self.window,
+            window=self.window.float(),
             center=False,
             return_complex=True,
         )
         spec = torch.view_as_real(spec)
         magnitude = torch.sqrt(spec.pow(2).sum(-1) + 1e-9)
-        mel = torch.matmul(self.mel_basis, magnitude).clamp(min=1e-5)
+        mel = torch.matmul(self.mel_basis.float(), magnitude).clamp(min=1e-5)
         return torch.log10(mel) if p.log10 else torch.log(mel)
 
 
