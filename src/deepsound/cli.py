@@ -102,10 +102,23 @@ def _build(**settings: Any):  # noqa: ANN202
     return Pipeline(PipelineConfig(**settings))
 
 
-def _options(**values: Any):  # noqa: ANN202
+def _setup(cli_values: dict[str, Any]):  # noqa: ANN202
+    """Split the options that `generate` and `batch` share into per-clip options and a pipeline."""
     from deepsound.config import RunOptions
 
-    return RunOptions(**values)
+    v = cli_values
+    options = RunOptions(
+        prompt=v["prompt"], negative_prompt=v["negative_prompt"], duration=v["duration"], seed=v["seed"],
+        num_steps=v["num_steps"], cfg_strength=v["cfg_strength"], mode=v["mode"],
+        postprocess=v["postprocess"], write_video=not v["no_video"],
+        keep_intermediates=not v["no_intermediates"],
+    )  # fmt: skip
+    pipeline = _build(
+        variant=v["variant"], device=v["device"], dtype=v["dtype"], weights_dir=v["weights_dir"],
+        offline=v["offline"], judge=v["judge"], planner=v["plan"], silence=v["silence"],
+        mllm_model=v["mllm_model"], separate_only_speech=v["only_speech"],
+    )  # fmt: skip
+    return options, pipeline
 
 
 @app.command()
@@ -141,15 +154,7 @@ def generate(
 
     if not video.exists():
         raise MediaError(f"{video}: no such file")
-    options = _options(
-        prompt=prompt, negative_prompt=negative_prompt, duration=duration, seed=seed, num_steps=num_steps,
-        cfg_strength=cfg_strength, mode=mode, postprocess=postprocess, write_video=not no_video,
-        keep_intermediates=not no_intermediates,
-    )  # fmt: skip
-    pipeline = _build(
-        variant=variant, device=device, dtype=dtype, weights_dir=weights_dir, offline=offline, judge=judge,
-        planner=plan, silence=silence, mllm_model=mllm_model, separate_only_speech=only_speech,
-    )  # fmt: skip
+    options, pipeline = _setup(locals())
     result = pipeline.run(video, output_dir, options)
     out = Console()
     for kind, path in result.outputs.items():
@@ -197,15 +202,7 @@ def batch(
 
     items = read_inputs(inputs)
     shard_spec = parse_shard(shard)
-    options = _options(
-        prompt=prompt, negative_prompt=negative_prompt, duration=duration, seed=seed, num_steps=num_steps,
-        cfg_strength=cfg_strength, mode=mode, postprocess=postprocess, write_video=not no_video,
-        keep_intermediates=not no_intermediates,
-    )  # fmt: skip
-    pipeline = _build(
-        variant=variant, device=device, dtype=dtype, weights_dir=weights_dir, offline=offline, judge=judge,
-        planner=plan, silence=silence, mllm_model=mllm_model, separate_only_speech=only_speech,
-    )  # fmt: skip
+    options, pipeline = _setup(locals())
     total = len(items[shard_spec[0] :: shard_spec[1]])
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err_console, disable=quiet) as progress:
