@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import enum
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from deepsound.files import write_json
+
+log = logging.getLogger("deepsound")
 
 
 def _jsonable(value: Any) -> Any:
@@ -34,6 +37,11 @@ def _jsonable(value: Any) -> Any:
     if hasattr(value, "tolist"):  # numpy / torch scalars and small arrays
         return value.tolist()
     return value
+
+
+def _short(decision: Any) -> str:
+    text = str(_jsonable(decision))
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 @dataclass
@@ -65,14 +73,17 @@ class Trace:
 
     @contextlib.contextmanager
     def step(self, name: str, component: str | None = None) -> Iterator[StepRecord]:
-        """Time a step and append its record, also when it raises."""
+        """Time a step, log it (the CLI's progress lines) and append its record, also when it raises."""
         record = StepRecord(step=name, component=component)
+        clip = Path(self.video).name
+        log.info("%s: %s%s …", clip, name, f" ({component})" if component else "")
         start = time.perf_counter()
         try:
             yield record
         finally:
             record.seconds = round(time.perf_counter() - start, 4)
             self.steps.append(record)
+            log.info("%s: %s → %s in %.1f s", clip, name, _short(record.decision), record.seconds)
 
     @property
     def mllm_call_count(self) -> int:
