@@ -230,10 +230,12 @@ def _register_subcommands() -> None:
     """Commands that live with their component (separation, reasoning, weights)."""
     from deepsound.commands.judge import judge_command
     from deepsound.commands.separate import separate_command
+    from deepsound.commands.vo_rate import vo_rate_command
     from deepsound.commands.weights import weights_app
 
     app.command("separate")(user_errors(separate_command))
     app.command("judge")(user_errors(judge_command))
+    app.command("vo-rate")(user_errors(vo_rate_command))
     app.add_typer(weights_app, name="weights", help="List, download and verify published weights.")
 
 
