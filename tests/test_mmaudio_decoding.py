@@ -41,6 +41,7 @@ from torch import nn
 
 from deepsound.equivalence import load_manifest, manifest_diff, relative_l2, seeded_tensor
 from deepsound.errors import WeightsError
+from deepsound.generation.mmaudio.bigvgan_layers import SnakeBeta
 from deepsound.generation.mmaudio.mel_features import MEL_16K, MEL_44K, MelSpectrogram, slaney_mel_filterbank
 from deepsound.generation.mmaudio.vae import AudioDecoder, load_vae, vae_from_state
 from deepsound.generation.mmaudio.vae_network import VAE_16K, VAE_44K, MelVAE, VAEConfig
@@ -219,6 +220,25 @@ def test_tiny_encoder_and_mel_match_official(mode):
     assert dist.sample(torch.Generator().manual_seed(0)).shape == dist.mean.shape
 
 
+def test_snake_inference_path_equals_autograd_path():
+    act = SnakeBeta(4)
+    with torch.no_grad():
+        act.alpha.normal_(0, 0.5)
+        act.beta.normal_(0, 0.5)
+    x = torch.randn(2, 4, 33) * 4
+    with torch.inference_mode():
+        fast = act(x)
+    slow = act(x)  # parameters require grad: the out-of-place path
+    assert slow.requires_grad and torch.equal(fast, slow.detach())
+
+
+def test_bfloat16_decoder_runs():
+    dec = AudioDecoder.tiny("44k", need_encoder=True).to(torch.bfloat16)
+    wave = dec.vocode(dec.decode(torch.randn(1, 3, dec.latent_dim)))
+    assert wave.dtype == torch.float32 and torch.isfinite(wave).all()
+    assert dec.encode(wave).mean.shape == (1, 3, dec.latent_dim)
+
+
 @pytest.mark.parametrize("params", [MEL_16K, MEL_44K])
 def test_slaney_filterbank_matches_librosa(params):
     librosa = pytest.importorskip("librosa")
@@ -247,7 +267,7 @@ def test_tiny_decoder_shapes_and_rates(mode):
         dec.encode(wave)
 
 
-def test_build_loads_files_and_reports_sizes(tmp_path, monkeypatch):
+def test_build_loads_both_files(tmp_path, monkeypatch):
     """``build`` wires the two loaders; checked with tiny configurations patched in."""
     import deepsound.generation.mmaudio.vae as vae_module
 

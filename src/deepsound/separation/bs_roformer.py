@@ -23,7 +23,6 @@ while the forward pass is our own and tuned for inference:
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
@@ -31,58 +30,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from deepsound.errors import WeightsError
+from deepsound.ops import fast_linear
+from deepsound.ops import set_onednn as set_onednn  # re-exported: switch for comparisons
 from deepsound.separation.config import BsRoformerConfig
-
-_ONEDNN = {"enabled": os.environ.get("DEEPSOUND_ONEDNN", "1") != "0", "works": None}
-
-
-def set_onednn(enabled: bool) -> None:
-    """Route CPU projections through oneDNN (default) or plain ``F.linear`` (for comparisons)."""
-    _ONEDNN["enabled"] = bool(enabled)
-
-
-def _onednn_ok(x: Tensor, weight: Tensor) -> bool:
-    if not _ONEDNN["enabled"] or _ONEDNN["works"] is False or x.device.type != "cpu":
-        return False
-    if x.dtype not in (torch.float32, torch.bfloat16) or weight.dtype != x.dtype:
-        return False
-    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
-        return False  # the fused kernels have no backward
-    if _ONEDNN["works"] is None:
-        _ONEDNN["works"] = bool(
-            torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-        )
-    return bool(_ONEDNN["works"])
-
-
-def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, *, act: str = "none",
-           residual: Tensor | None = None) -> Tensor:  # fmt: skip
-    """``act(x @ weight.T + bias)``, or ``x @ weight.T + bias + residual``; oneDNN-fused on CPU."""
-    if act != "none" and residual is not None:
-        raise ValueError("fuse either an activation or a residual, not both")
-    if _onednn_ok(x, weight):
-        flat = x.reshape(-1, x.shape[-1])
-        try:
-            if residual is not None:
-                out = torch.ops.mkldnn._linear_pointwise.binary(
-                    flat, residual.reshape(flat.shape[0], -1), weight, bias, "add"
-                )
-            else:
-                # "gelu" with algorithm "none" is the exact (erf) GELU of nn.GELU()
-                out = torch.ops.mkldnn._linear_pointwise(
-                    flat, weight, bias, act, [], "none" if act == "gelu" else ""
-                )
-            return out.view(*x.shape[:-1], weight.shape[0])
-        except RuntimeError:
-            _ONEDNN["works"] = False  # an unusual build: fall back for good
-    out = F.linear(x, weight, bias)
-    if act == "gelu":
-        out = F.gelu(out)
-    elif act == "tanh":
-        out = torch.tanh(out)
-    elif act != "none":
-        raise ValueError(f"unknown activation {act!r}")
-    return out if residual is None else out + residual
 
 
 class RMSNorm(nn.Module):
@@ -158,7 +108,7 @@ class Attention(nn.Module):
         seqs, length, _ = x.shape
         heads, dh = self.heads, self.dim_head
         inner = heads * dh
-        proj = linear(F.normalize(x, dim=-1), *self.fused_projection())
+        proj = fast_linear(F.normalize(x, dim=-1), *self.fused_projection())
         qkv = proj[..., : inner * 3].unflatten(-1, (3, heads, dh)).permute(2, 0, 3, 1, 4)
         qk = rotate_pairs(qkv[:2], cos, sin)
         out = F.scaled_dot_product_attention(qk[0], qk[1], qkv[2])  # (seqs, heads, length, dh)
@@ -166,7 +116,7 @@ class Attention(nn.Module):
         gated = out.new_empty(seqs, length, heads, dh)
         torch.mul(out.transpose(1, 2), gates, out=gated)  # one pass: gate and return to token order
         gated = gated.view(seqs, length, inner)
-        return linear(gated, self.to_out[0].weight, residual=x)
+        return fast_linear(gated, self.to_out[0].weight, post="add", other=x)
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
         return self.residual(x, cos, sin) - x
@@ -190,8 +140,8 @@ class FeedForward(nn.Module):
     def residual(self, x: Tensor) -> Tensor:
         """``x + ff(x)``."""
         norm, lin1, lin2 = self.net[0], self.net[1], self.net[4]
-        hidden = linear(F.normalize(x, dim=-1), lin1.weight * norm.gain(), lin1.bias, act="gelu")
-        return linear(hidden, lin2.weight, lin2.bias, residual=x)
+        hidden = fast_linear(F.normalize(x, dim=-1), lin1.weight * norm.gain(), lin1.bias, post="gelu")
+        return fast_linear(hidden, lin2.weight, lin2.bias, post="add", other=x)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.residual(x) - x
@@ -228,7 +178,7 @@ class BandSplit(nn.Module):
         out = x.new_empty(*x.shape[:-1], len(self.dim_inputs), self.to_features[0][1].out_features)
         for i, (part, net) in enumerate(zip(x.split(self.dim_inputs, dim=-1), self.to_features, strict=True)):
             norm, lin = net[0], net[1]
-            out[..., i, :] = linear(F.normalize(part, dim=-1), lin.weight * norm.gain(), lin.bias)
+            out[..., i, :] = fast_linear(F.normalize(part, dim=-1), lin.weight * norm.gain(), lin.bias)
         return out
 
 
@@ -260,8 +210,8 @@ class MaskEstimator(nn.Module):
             h = x[..., i, :].contiguous()
             layers = [m for m in net[0] if isinstance(m, nn.Linear)]
             for lin in layers[:-1]:
-                h = linear(h, lin.weight, lin.bias, act="tanh")
-            h = linear(h, layers[-1].weight, layers[-1].bias)
+                h = fast_linear(h, lin.weight, lin.bias, post="tanh")
+            h = fast_linear(h, layers[-1].weight, layers[-1].bias)
             width = self.dim_inputs[i]
             out[..., offset : offset + width] = F.glu(h, dim=-1)
             offset += width

@@ -21,6 +21,14 @@ Dtype policy: the conditioner computes in the dtype of its parameters
 (float32 by default, bfloat16 after ``.to(torch.bfloat16)``, as MMAudio runs
 on GPUs); inputs are moved to the parameters' device and dtype and features
 come back in that dtype.
+
+Speed: for inference every transformer block of the image and text towers
+runs our own forward (:class:`_InferenceBlock`) on the same parameters, so
+names, shapes and ``state_dict`` stay open_clip's. It projects through
+:func:`deepsound.ops.fast_linear` (oneDNN on x86 CPUs, with both residual
+additions fused into the output projections), attends with
+``scaled_dot_product_attention`` and applies the quick GELU in place; the
+arithmetic is that of ``nn.MultiheadAttention`` and the open_clip MLP.
 """
 
 from __future__ import annotations
@@ -35,10 +43,12 @@ import open_clip
 import torch
 import torch.nn.functional as F
 from open_clip.model import CLIP
+from open_clip.transformer import QuickGELU, ResidualAttentionBlock
 from torch import nn
 
 from deepsound.errors import WeightsError
 from deepsound.generation.mmaudio.clip_synchformer_weights import check_fits, read_state_dict
+from deepsound.ops import fast_linear
 
 if TYPE_CHECKING:
     from deepsound.config import PipelineConfig
@@ -102,6 +112,63 @@ def _describe(cfg: dict[str, Any]) -> str:
     return f"ViT ({vision.get('layers')} layers, width {vision.get('width')})"
 
 
+class _InferenceBlock(ResidualAttentionBlock):
+    """open_clip's pre-norm self-attention block with a leaner inference forward.
+
+    Installed by swapping the class of existing blocks (see :func:`_speed_up`),
+    so the parameters are untouched. Cross attention and autograd take
+    open_clip's own forward.
+    """
+
+    def forward(
+        self,
+        q_x: torch.Tensor,
+        k_x: torch.Tensor | None = None,
+        v_x: torch.Tensor | None = None,
+        attn_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        if k_x is not None or v_x is not None or torch.is_grad_enabled() or q_x.dim() != 3:
+            return super().forward(q_x, k_x, v_x, attn_mask=attn_mask)
+        x = q_x
+        b, n, d = x.shape
+        attn = self.attn
+        heads = attn.num_heads
+        qkv = fast_linear(self.ln_1(x), attn.in_proj_weight, attn.in_proj_bias)
+        q, k, v = qkv.view(b, n, 3, heads, d // heads).permute(2, 0, 3, 1, 4).unbind(0)
+        mask = attn_mask.to(x.dtype) if attn_mask is not None else None
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, N, hd)
+        out = out.transpose(1, 2).reshape(b, n, d)
+        x = fast_linear(out, attn.out_proj.weight, attn.out_proj.bias, post="add", other=x)
+        mlp = self.mlp
+        act = mlp.gelu
+        exact_gelu = isinstance(act, nn.GELU) and act.approximate == "none"
+        hidden = fast_linear(
+            self.ln_2(x), mlp.c_fc.weight, mlp.c_fc.bias, post="gelu" if exact_gelu else "none"
+        )
+        if isinstance(act, QuickGELU):
+            hidden = hidden.mul_(torch.sigmoid(1.702 * hidden))  # QuickGELU, in place
+        elif not exact_gelu:
+            hidden = act(hidden)
+        return fast_linear(hidden, mlp.c_proj.weight, mlp.c_proj.bias, post="add", other=x)
+
+
+def _speed_up(model: nn.Module) -> None:
+    """Give every plain self-attention block of ``model`` the inference forward of :class:`_InferenceBlock`."""
+    for module in model.modules():
+        if (
+            type(module) is ResidualAttentionBlock
+            and isinstance(module.ls_1, nn.Identity)
+            and isinstance(module.ls_2, nn.Identity)
+            and not hasattr(module, "ln_1_kv")
+            and module.attn.batch_first
+            and module.attn.in_proj_weight is not None
+            and module.attn.in_proj_bias is not None
+            and all(isinstance(getattr(module.mlp, n, None), nn.Linear) for n in ("c_fc", "c_proj"))
+            and hasattr(module.mlp, "gelu")
+        ):
+            module.__class__ = _InferenceBlock
+
+
 def _causal_mask(length: int) -> torch.Tensor:
     return torch.full((length, length), float("-inf")).triu_(1)
 
@@ -113,6 +180,7 @@ class ClipConditioner(nn.Module):
         super().__init__()
         self.model_config = copy.deepcopy(model_config)
         self.model = CLIP(**self.model_config)
+        _speed_up(self.model)
         self.register_buffer("pixel_mean", torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(PIXEL_STD).view(1, 3, 1, 1), persistent=False)
         self.tokenizer = _tokenizer()
