@@ -70,6 +70,8 @@ def test_cascade_without_speech_stops_after_judging_and_never_asks_the_mllm(tiny
     trace = result.trace.to_dict()
     assert result.has_voice_over is False
     assert trace["mllm_call_count"] == 0
+    generated = [s for s in trace["steps"] if s["step"] == "step1_generate"][0]
+    assert {"clip", "sampling", "vocoder"} <= set(generated["evidence"]["stage_seconds"])
     judged = [s for s in trace["steps"] if s["step"] == "step2_judge_voice_over"][0]
     assert judged["evidence"]["speech_ratio"] == 0.0
     audio = media.read_audio(tmp_path / "street.wav")

@@ -9,6 +9,7 @@ separator. Users add their own component with :func:`register`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -42,6 +43,7 @@ class Components:
     def __init__(self, config: PipelineConfig, overrides: dict[str, Any] | None = None) -> None:
         self.config = config
         self._built: dict[str, Any] = dict(overrides or {})
+        self.load_seconds: dict[str, float] = {}  # how long each component took to build (model loads)
         unknown = set(self._built) - set(KINDS)
         if unknown:
             raise ConfigError(f"unknown component kind(s): {', '.join(sorted(unknown))}")
@@ -65,7 +67,9 @@ class Components:
             if factory is None:
                 choices = ", ".join(available(kind)) or "none registered"
                 raise ConfigError(f"unknown {kind} {name!r}; available: {choices}")
+            start = time.perf_counter()
             self._built[kind] = factory(self.config, self)
+            self.load_seconds[kind] = round(time.perf_counter() - start, 3)
         return self._built[kind]
 
     def is_built(self, kind: str) -> bool:
