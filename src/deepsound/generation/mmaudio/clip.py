@@ -27,8 +27,9 @@ runs our own forward (:class:`_InferenceBlock`) on the same parameters, so
 names, shapes and ``state_dict`` stay open_clip's. It projects through
 :func:`deepsound.ops.fast_linear` (oneDNN on x86 CPUs, with both residual
 additions fused into the output projections), attends with
-``scaled_dot_product_attention`` and applies the quick GELU in place; the
-arithmetic is that of ``nn.MultiheadAttention`` and the open_clip MLP.
+``scaled_dot_product_attention`` and, in fp32, fuses the quick GELU into the
+first MLP product (:func:`_quick_gelu_mlp`). The arithmetic is that of
+``nn.MultiheadAttention`` and the open_clip MLP up to float rounding.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ import open_clip
 import torch
 import torch.nn.functional as F
 from open_clip.model import CLIP
-from open_clip.transformer import QuickGELU, ResidualAttentionBlock
+from open_clip.transformer import LayerNorm, QuickGELU, ResidualAttentionBlock
 from torch import nn
 
 from deepsound.errors import WeightsError
@@ -141,15 +142,44 @@ class _InferenceBlock(ResidualAttentionBlock):
         x = fast_linear(out, attn.out_proj.weight, attn.out_proj.bias, post="add", other=x)
         mlp = self.mlp
         act = mlp.gelu
+        if (
+            isinstance(act, QuickGELU)
+            and x.dtype == torch.float32  # in bf16 the extra scaling of the residual would round
+            and _affine(self.ln_2)
+            and mlp.c_fc.bias is not None
+        ):
+            return _quick_gelu_mlp(self.ln_2, mlp.c_fc, mlp.c_proj, x)
         exact_gelu = isinstance(act, nn.GELU) and act.approximate == "none"
         hidden = fast_linear(
             self.ln_2(x), mlp.c_fc.weight, mlp.c_fc.bias, post="gelu" if exact_gelu else "none"
         )
-        if isinstance(act, QuickGELU):
-            hidden = hidden.mul_(torch.sigmoid(1.702 * hidden))  # QuickGELU, in place
-        elif not exact_gelu:
+        if not exact_gelu:
             hidden = act(hidden)
         return fast_linear(hidden, mlp.c_proj.weight, mlp.c_proj.bias, post="add", other=x)
+
+
+_QUICK_GELU_SCALE = 1.702
+
+
+def _affine(norm: nn.Module) -> bool:
+    return type(norm) in (LayerNorm, nn.LayerNorm) and norm.weight is not None and norm.bias is not None
+
+
+def _quick_gelu_mlp(norm: nn.LayerNorm, fc: nn.Linear, proj: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """``x + proj(quick_gelu(fc(norm(x))))`` with the activation fused into ``fc``'s product.
+
+    ``quick_gelu(y) = y * sigmoid(a y)`` equals ``silu(a y) / a``. Scaling the
+    norm's gain and bias and ``fc``'s bias by ``a`` turns ``fc``'s output into
+    ``a y``, whose SiLU oneDNN fuses; ``proj`` then adds ``a`` times its bias
+    and the residual, and one division by ``a`` on the (4x narrower) output
+    undoes the scale. This replaces three passes over the wide hidden
+    activations with two over the output; the parameters stay untouched.
+    """
+    a = _QUICK_GELU_SCALE
+    h = F.layer_norm(x, norm.normalized_shape, norm.weight * a, norm.bias * a, norm.eps)
+    hidden = fast_linear(h, fc.weight, fc.bias * a, post="silu")  # a * quick_gelu(fc(norm(x)))
+    bias = proj.bias * a if proj.bias is not None else None
+    return fast_linear(hidden, proj.weight, bias, post="add", other=x * a).div_(a)
 
 
 def _speed_up(model: nn.Module) -> None:

@@ -21,6 +21,7 @@ from deepsound.generation.mmaudio.layers import (
     GatedConvMLP,
     GatedMLP,
     JointBlock,
+    Linear,
     ModulatedBlock,
     TimestepEmbedder,
     TokenConv1d,
@@ -78,18 +79,18 @@ class MMAudioNetwork(nn.Module):
         )
         if spec.v2:
             self.clip_input_proj = nn.Sequential(
-                nn.Linear(spec.clip_dim, d), nn.SiLU(), GatedConvMLP(d, d * 4, 3, 1)
+                Linear(spec.clip_dim, d), nn.SiLU(), GatedConvMLP(d, d * 4, 3, 1)
             )
-            self.text_input_proj = nn.Sequential(nn.Linear(spec.text_dim, d), nn.SiLU(), GatedMLP(d, d * 4))
+            self.text_input_proj = nn.Sequential(Linear(spec.text_dim, d), nn.SiLU(), GatedMLP(d, d * 4))
         else:
-            self.clip_input_proj = nn.Sequential(nn.Linear(spec.clip_dim, d), GatedConvMLP(d, d * 4, 3, 1))
-            self.text_input_proj = nn.Sequential(nn.Linear(spec.text_dim, d), GatedMLP(d, d * 4))
+            self.clip_input_proj = nn.Sequential(Linear(spec.clip_dim, d), GatedConvMLP(d, d * 4, 3, 1))
+            self.text_input_proj = nn.Sequential(Linear(spec.text_dim, d), GatedMLP(d, d * 4))
         self.sync_input_proj = nn.Sequential(
             TokenConv1d(spec.sync_dim, d, 7, padding=3), act(), GatedConvMLP(d, d * 4, 3, 1)
         )
 
-        self.clip_cond_proj = nn.Linear(d, d)
-        self.text_cond_proj = nn.Linear(d, d)
+        self.clip_cond_proj = Linear(d, d)
+        self.text_cond_proj = Linear(d, d)
         self.global_cond_mlp = GatedMLP(d, d * 4)
         self.sync_pos_emb = nn.Parameter(torch.zeros(1, 1, SYNC_TOKENS_PER_SEGMENT, spec.sync_dim))
         self.final_layer = FinalBlock(d, spec.latent_dim)

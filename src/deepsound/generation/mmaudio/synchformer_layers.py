@@ -12,6 +12,8 @@ Attribute names follow the published checkpoint (``blocks.N.timeattn.qkv``,
 any renaming. All attention runs through ``scaled_dot_product_attention``,
 which never materialises the (tokens x tokens) score matrix and uses the fused
 CPU/CUDA kernels; the math is the plain softmax attention of the original.
+Projections go through :func:`deepsound.ops.fast_linear` (oneDNN on x86 CPUs),
+with the GELU and the residual additions fused into the matrix products.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from deepsound.ops import fast_linear
 
 LAYER_NORM_EPS = 1e-6
 
@@ -39,12 +43,22 @@ class DividedAttention(nn.Module):
         self.qkv = nn.Linear(dim, dim * 3, bias=True)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, *, frames: int, patches: int, across_time: bool) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        *,
+        frames: int,
+        patches: int,
+        across_time: bool,
+        residual: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Attention output projected back to ``dim``, plus ``residual`` when given (fused)."""
         batch, length, dim = x.shape
         heads = self.num_heads
         head_dim = dim // heads
         # (B, L, 3, H, hd) -> three (B, H, L, hd) views, no copies yet
-        q, k, v = self.qkv(x).view(batch, length, 3, heads, head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        qkv = fast_linear(x, self.qkv.weight, self.qkv.bias)
+        q, k, v = qkv.view(batch, length, 3, heads, head_dim).permute(2, 0, 3, 1, 4).unbind(0)
 
         # the CLS token sees every token of the clip
         cls_out = F.scaled_dot_product_attention(q[:, :, :1], k, v)  # (B, H, 1, hd)
@@ -72,7 +86,9 @@ class DividedAttention(nn.Module):
             out = out.permute(0, 1, 3, 2, 4)  # (B, F, N, H, hd)
         out = out.reshape(batch, frames * patches, dim)
         out = torch.cat((cls_out.transpose(1, 2).reshape(batch, 1, dim), out), dim=1)
-        return self.proj(out)
+        if residual is None:
+            return fast_linear(out, self.proj.weight, self.proj.bias)
+        return fast_linear(out, self.proj.weight, self.proj.bias, post="add", other=residual)
 
 
 class Mlp(nn.Module):
@@ -83,8 +99,12 @@ class Mlp(nn.Module):
         self.fc1 = nn.Linear(dim, hidden)
         self.fc2 = nn.Linear(hidden, dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x)))
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """``fc2(gelu(fc1(x)))``, plus ``residual`` when given (fused into ``fc2``)."""
+        hidden = fast_linear(x, self.fc1.weight, self.fc1.bias, post="gelu")
+        if residual is None:
+            return fast_linear(hidden, self.fc2.weight, self.fc2.bias)
+        return fast_linear(hidden, self.fc2.weight, self.fc2.bias, post="add", other=residual)
 
 
 class DividedSpaceTimeBlock(nn.Module):
@@ -100,9 +120,9 @@ class DividedSpaceTimeBlock(nn.Module):
         self.norm3 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
 
     def forward(self, x: torch.Tensor, *, frames: int, patches: int) -> torch.Tensor:
-        x = x + self.timeattn(self.norm3(x), frames=frames, patches=patches, across_time=True)
-        x = x + self.attn(self.norm1(x), frames=frames, patches=patches, across_time=False)
-        return x + self.mlp(self.norm2(x))
+        x = self.timeattn(self.norm3(x), frames=frames, patches=patches, across_time=True, residual=x)
+        x = self.attn(self.norm1(x), frames=frames, patches=patches, across_time=False, residual=x)
+        return self.mlp(self.norm2(x), residual=x)
 
 
 class PatchEmbed2D(nn.Module):
@@ -147,10 +167,11 @@ class PackedSelfAttention(nn.Module):
         heads = self.num_heads
         w_q, w_kv = self.in_proj_weight.split((dim, 2 * dim))
         b_q, b_kv = self.in_proj_bias.split((dim, 2 * dim))
-        q = F.linear(x[:, :1], w_q, b_q).view(batch, 1, heads, -1).transpose(1, 2)
-        k, v = F.linear(x, w_kv, b_kv).view(batch, length, 2, heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+        q = fast_linear(x[:, :1], w_q, b_q).view(batch, 1, heads, -1).transpose(1, 2)
+        k, v = fast_linear(x, w_kv, b_kv).view(batch, length, 2, heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
         out = F.scaled_dot_product_attention(q, k, v)  # (B, H, 1, hd)
-        return self.out_proj(out.transpose(1, 2).reshape(batch, 1, dim))
+        out = out.transpose(1, 2).reshape(batch, 1, dim)
+        return fast_linear(out, self.out_proj.weight, self.out_proj.bias)
 
 
 class SpatialAggregator(nn.Module):
@@ -177,5 +198,6 @@ class SpatialAggregator(nn.Module):
         cls = self.cls_token.expand(x.shape[0], -1, -1)
         x = torch.cat((cls, x), dim=1)
         y = cls + self.self_attn.first_token(self.norm1(x))
-        y = y + self.linear2(F.gelu(self.linear1(self.norm2(y))))
+        hidden = fast_linear(self.norm2(y), self.linear1.weight, self.linear1.bias, post="gelu")
+        y = fast_linear(hidden, self.linear2.weight, self.linear2.bias, post="add", other=y)
         return y[:, 0]
