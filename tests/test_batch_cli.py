@@ -106,6 +106,14 @@ def test_cli_generate_writes_outputs(stand_in_cli, clip_folder, tmp_path):
     assert {"a.wav", "a.mp4", "a.trace.json"} <= {p.name for p in out.iterdir()}
 
 
+def test_cli_whole_video(stand_in_cli, clip_folder, tmp_path):
+    out = tmp_path / "whole"
+    result = runner.invoke(cli.app, ["generate", str(clip_folder / "b.mp4"), "-o", str(out), "--whole", "-q"])
+    assert result.exit_code == 0, result.output
+    trace = json.loads((out / "b.trace.json").read_text())
+    assert trace["options"]["duration"] == pytest.approx(1.0, abs=0.05)
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [

@@ -183,3 +183,10 @@ def test_components_are_built_lazily():
     components = Components(PipelineConfig())
     assert not components.is_built("separator")
     assert not components.is_built("mllm")
+
+
+def test_whole_video_duration(video, tmp_path):
+    pipe = build(judge_answer=False)
+    pipe.run(video, tmp_path, RunOptions(duration=None))
+    assert pipe.components.get("generator").requests[0].duration == pytest.approx(2.0, abs=0.05)
+    assert read_trace(tmp_path)["options"]["duration"] == pytest.approx(2.0, abs=0.05)

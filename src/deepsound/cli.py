@@ -78,6 +78,7 @@ SilenceOpt = Annotated[str, typer.Option(help="Silence check: rms (signal rule) 
 Prompt = Annotated[str, typer.Option(help="Text prompt for generation.")]
 NegPrompt = Annotated[str, typer.Option(help="Negative prompt for generation.")]
 Duration = Annotated[float, typer.Option(help="Seconds of audio to generate (shortened to the video).")]
+Whole = Annotated[bool, typer.Option("--whole", help="Generate for the whole video in one pass.")]
 Seed = Annotated[int, typer.Option(help="Random seed (the neg fallback reuses it).")]
 Steps = Annotated[int, typer.Option("--steps", help="Flow-matching Euler steps.")]
 Cfg = Annotated[float, typer.Option("--cfg", help="Classifier-free guidance strength.")]
@@ -108,7 +109,8 @@ def _setup(cli_values: dict[str, Any]):  # noqa: ANN202
 
     v = cli_values
     options = RunOptions(
-        prompt=v["prompt"], negative_prompt=v["negative_prompt"], duration=v["duration"], seed=v["seed"],
+        prompt=v["prompt"], negative_prompt=v["negative_prompt"], seed=v["seed"],
+        duration=None if v["whole"] else v["duration"],
         num_steps=v["num_steps"], cfg_strength=v["cfg_strength"], mode=v["mode"],
         postprocess=v["postprocess"], write_video=not v["no_video"],
         keep_intermediates=not v["no_intermediates"],
@@ -135,6 +137,7 @@ def generate(
     prompt: Prompt = "",
     negative_prompt: NegPrompt = "",
     duration: Duration = 8.0,
+    whole: Whole = False,
     seed: Seed = 42,
     num_steps: Steps = 25,
     cfg_strength: Cfg = 4.5,
@@ -179,6 +182,7 @@ def batch(
     prompt: Prompt = "",
     negative_prompt: NegPrompt = "",
     duration: Duration = 8.0,
+    whole: Whole = False,
     seed: Seed = 42,
     num_steps: Steps = 25,
     cfg_strength: Cfg = 4.5,

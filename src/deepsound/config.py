@@ -77,7 +77,9 @@ class RunOptions:
 
     prompt: str = ""
     negative_prompt: str = ""
-    duration: float = 8.0
+    # seconds to generate; None = the whole video in one pass (MMAudio is trained on 8 s windows,
+    # so very long single passes trade some quality for continuity)
+    duration: float | None = 8.0
     seed: int = 42
     num_steps: int = 25
     cfg_strength: float = 4.5
@@ -89,7 +91,7 @@ class RunOptions:
     def __post_init__(self) -> None:
         _check("mode", self.mode, MODES)
         _check("postprocess", self.postprocess, POSTPROCESS)
-        if not self.duration > 0:
+        if self.duration is not None and not self.duration > 0:
             raise ConfigError(f"duration must be positive, got {self.duration}")
         if self.num_steps < 1:
             raise ConfigError(f"number of steps must be at least 1, got {self.num_steps}")

@@ -114,6 +114,9 @@ class Pipeline:
         info = media.probe(video)
         if not info.has_video:
             raise MediaError(f"{video}: has no video stream")
+        if options.duration is None:
+            options = options.replace(duration=info.duration)
+            trace.options["duration"] = info.duration
 
         def save(audio: Audio, suffix: str) -> Path:
             path = paths.file(suffix)
