@@ -78,6 +78,14 @@ class _Level(nn.Module):
         return h if self.resample_kind is None else getattr(self, self.resample_kind)(h)
 
 
+def _fold_convolutions(net: nn.Module) -> None:
+    """Fold every magnitude-preserving convolution once for inference; the output one takes the gain."""
+    for module in net.modules():
+        if isinstance(module, MPConv1d) and module is not net.conv_out:
+            module.fold()
+    net.conv_out.fold(gain=net.learnable_gain.detach() + 1)
+
+
 class VAEDecoder(nn.Module):
     def __init__(self, cfg: VAEConfig) -> None:
         super().__init__()
@@ -98,10 +106,7 @@ class VAEDecoder(nn.Module):
         self.learnable_gain = nn.Parameter(torch.zeros([]))
 
     def fold(self) -> None:
-        for module in self.modules():
-            if isinstance(module, MPConv1d) and module is not self.conv_out:
-                module.fold()
-        self.conv_out.fold(gain=self.learnable_gain.detach() + 1)
+        _fold_convolutions(self)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = self.mid(self.conv_in(z)).clamp(-_CLIP_ACT, _CLIP_ACT)
@@ -130,10 +135,7 @@ class VAEEncoder(nn.Module):
         self.learnable_gain = nn.Parameter(torch.zeros([]))
 
     def fold(self) -> None:
-        for module in self.modules():
-            if isinstance(module, MPConv1d) and module is not self.conv_out:
-                module.fold()
-        self.conv_out.fold(gain=self.learnable_gain.detach() + 1)
+        _fold_convolutions(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv_in(x)
