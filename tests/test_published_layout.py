@@ -328,9 +328,12 @@ def test_generate_at_full_size(weights_dir, media_dir, tmp_path, forced_voice_ov
         "step4_check_silence",
     ]  # fmt: skip
     assert steps[:5] == expected and steps[5:] in ([], ["postprocess_neg"]), steps
-    assert all(s["seconds"] > 0 for s in trace["steps"]), trace["steps"]
     by_name = {s["step"]: s for s in trace["steps"]}
-    assert by_name["step1_generate"]["evidence"] == {"duration": 1.024, "sample_rate": 16_000}
+    # the canonical plan asks nobody and may take less than the trace's 0.1 ms resolution
+    assert all(by_name[name]["seconds"] > 0 for name in expected[1:]), trace["steps"]
+    generated = by_name["step1_generate"]["evidence"]
+    assert (generated["duration"], generated["sample_rate"]) == (1.024, 16_000)
+    assert generated["stage_seconds"]["clip"] > 0 and generated["stage_seconds"]["vocoder"] > 0
     judged = by_name["step2_judge_voice_over"]
     assert judged["decision"]["has_voice_over"] is True
     assert judged["evidence"]["speech_detector"] == "silero-vad"  # the real detector ran
