@@ -80,7 +80,9 @@ class Pipeline:
         return cls(config)
 
     # ------------------------------------------------------------------ the method
-    def run(self, video: Path | str, output_dir: Path | str, options: RunOptions | None = None) -> ClipResult:
+    def run(
+        self, video: Path | str, output_dir: Path | str = "outputs", options: RunOptions | None = None
+    ) -> ClipResult:
         """Run the plan on ``video`` and write ``<name>.wav``, ``<name>.mp4`` and ``<name>.trace.json``.
 
         On failure every file this run wrote is removed again, so a re-run
