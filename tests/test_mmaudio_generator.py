@@ -50,15 +50,6 @@ from deepsound.interfaces import GenerationRequest, Generator
 DATA = Path(__file__).parent / "data" / "mmaudio"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: one thread avoids OpenMP barrier stalls when the cores are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _golden(mode: str) -> dict:
     return torch.load(DATA / f"generation_tiny_{mode}.pt", weights_only=False)
 

@@ -40,15 +40,6 @@ from deepsound.generation.mmaudio.variants import VARIANTS, get_variant, sequenc
 DATA = Path(__file__).parent / "data" / "mmaudio"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: one thread avoids OpenMP barrier stalls when the cores are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _tiny_golden() -> dict:
     return torch.load(DATA / "network_tiny.pt", weights_only=False)
 
