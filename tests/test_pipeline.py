@@ -190,3 +190,11 @@ def test_whole_video_duration(video, tmp_path):
     pipe.run(video, tmp_path, RunOptions(duration=None))
     assert pipe.components.get("generator").requests[0].duration == pytest.approx(2.0, abs=0.05)
     assert read_trace(tmp_path)["options"]["duration"] == pytest.approx(2.0, abs=0.05)
+
+
+def test_whole_video_in_windows(video, tmp_path):
+    pipe = build(judge_answer=False)
+    pipe.run(video, tmp_path, RunOptions(duration=None, window=1.0, window_overlap=0.25))
+    requests = pipe.components.get("generator").requests
+    assert [r.start for r in requests] == pytest.approx([0.0, 0.75, 1.0], abs=0.05)
+    assert media.read_audio(tmp_path / "clip.wav").duration == pytest.approx(2.0, abs=0.05)

@@ -78,7 +78,11 @@ SilenceOpt = Annotated[str, typer.Option(help="Silence check: rms (signal rule) 
 Prompt = Annotated[str, typer.Option(help="Text prompt for generation.")]
 NegPrompt = Annotated[str, typer.Option(help="Negative prompt for generation.")]
 Duration = Annotated[float, typer.Option(help="Seconds of audio to generate (shortened to the video).")]
-Whole = Annotated[bool, typer.Option("--whole", help="Generate for the whole video in one pass.")]
+Whole = Annotated[bool, typer.Option("--whole", help="Generate for the whole video.")]
+Window = Annotated[
+    float | None,
+    typer.Option(help="Generate longer audio in cross-faded windows of this many seconds (e.g. 8)."),
+]
 Seed = Annotated[int, typer.Option(help="Random seed (the neg fallback reuses it).")]
 Steps = Annotated[int, typer.Option("--steps", help="Flow-matching Euler steps.")]
 Cfg = Annotated[float, typer.Option("--cfg", help="Classifier-free guidance strength.")]
@@ -110,7 +114,7 @@ def _setup(cli_values: dict[str, Any]):  # noqa: ANN202
     v = cli_values
     options = RunOptions(
         prompt=v["prompt"], negative_prompt=v["negative_prompt"], seed=v["seed"],
-        duration=None if v["whole"] else v["duration"],
+        duration=None if v["whole"] else v["duration"], window=v["window"],
         num_steps=v["num_steps"], cfg_strength=v["cfg_strength"], mode=v["mode"],
         postprocess=v["postprocess"], write_video=not v["no_video"],
         keep_intermediates=not v["no_intermediates"],
@@ -138,6 +142,7 @@ def generate(
     negative_prompt: NegPrompt = "",
     duration: Duration = 8.0,
     whole: Whole = False,
+    window: Window = None,
     seed: Seed = 42,
     num_steps: Steps = 25,
     cfg_strength: Cfg = 4.5,
@@ -183,6 +188,7 @@ def batch(
     negative_prompt: NegPrompt = "",
     duration: Duration = 8.0,
     whole: Whole = False,
+    window: Window = None,
     seed: Seed = 42,
     num_steps: Steps = 25,
     cfg_strength: Cfg = 4.5,

@@ -85,6 +85,9 @@ class RunOptions:
     cfg_strength: float = 4.5
     mode: str = "s4"
     postprocess: str = "neg"
+    # longer stretches are generated in windows of this many seconds, cross-faded (None: one pass)
+    window: float | None = None
+    window_overlap: float = 1.0
     write_video: bool = True
     keep_intermediates: bool = True
 
@@ -93,6 +96,8 @@ class RunOptions:
         _check("postprocess", self.postprocess, POSTPROCESS)
         if self.duration is not None and not self.duration > 0:
             raise ConfigError(f"duration must be positive, got {self.duration}")
+        if self.window is not None and not 0 <= self.window_overlap < self.window:
+            raise ConfigError(f"window overlap must be in [0, {self.window}), got {self.window_overlap}")
         if self.num_steps < 1:
             raise ConfigError(f"number of steps must be at least 1, got {self.num_steps}")
 

@@ -62,6 +62,7 @@ class GenerationRequest:
     seed: int = 42
     num_steps: int = 25
     cfg_strength: float = 4.5
+    start: float = 0.0  # seconds into the video where this stretch of audio begins
 
 
 @dataclass

@@ -23,6 +23,7 @@ from deepsound.files import ensure_dir
 from deepsound.interfaces import GenerationRequest, Plan, Step
 from deepsound.registry import Components
 from deepsound.trace import Trace
+from deepsound.windows import generate_windowed
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +230,10 @@ class Pipeline:
             num_steps=options.num_steps,
             cfg_strength=options.cfg_strength,
         )
-        return self.components.generator.generate(request)
+        generator = self.components.generator
+        if options.window is not None and request.duration > options.window:
+            return generate_windowed(generator, request, options.window, options.window_overlap)
+        return generator.generate(request)
 
     def _fallback(self, video, options, step1, trace, result, save) -> Audio | None:  # noqa: ANN001
         """What the paper does when removing the voice left nothing: rm, rep or neg."""

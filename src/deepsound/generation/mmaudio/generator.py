@@ -210,7 +210,7 @@ class MMAudioGenerator:
         if not request.duration > 0:
             raise ConfigError(f"duration must be positive, got {request.duration}")
         self.timings = dict.fromkeys(STAGES, 0.0)
-        visual = self._visual_features(request.video, float(request.duration))
+        visual = self._visual_features(request.video, float(request.duration), float(request.start))
         return self._synthesize(visual, request)
 
     @torch.inference_mode()
@@ -285,7 +285,9 @@ class MMAudioGenerator:
 
     # ------------------------------------------------------------ conditions
 
-    def _visual_features(self, path: Path | str | None, duration: float) -> VisualFeatures | None:
+    def _visual_features(
+        self, path: Path | str | None, duration: float, start: float = 0.0
+    ) -> VisualFeatures | None:
         if path is None:
             return None
         path = Path(path)
@@ -295,7 +297,7 @@ class MMAudioGenerator:
             raise MediaError(f"{path}: file not found") from None
         is_image = path.suffix.lower() in IMAGE_SUFFIXES
         # an image serves any duration; a video's features depend on the window read
-        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, None if is_image else duration)
+        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, None if is_image else (start, duration))
         if self._visual is not None and self._visual.key == key:
             return self._visual
         self._visual = None  # free the previous clip's features before encoding the next
@@ -309,7 +311,7 @@ class MMAudioGenerator:
         from deepsound.media import decode_video
 
         with self._stage("video decode"):
-            video = decode_video(path, duration)
+            video = decode_video(path, duration, start=start)
         clip = self._encode_clip(video.clip_frames)
         sync = self._encode_sync(video.sync_frames)
         self._visual = VisualFeatures(key, video.duration, clip, sync)
