@@ -116,7 +116,9 @@ def _mmaudio(config: PipelineConfig, _: Components) -> Any:
 def _bs_roformer(config: PipelineConfig, components: Components) -> Any:
     from deepsound.separation.separator import BsRoformerSeparator
 
-    return BsRoformerSeparator.from_config(config)
+    # the speech gate reuses the process's one speech detector instead of loading a second
+    detector = components.speech if config.separate_only_speech else None
+    return BsRoformerSeparator.from_config(config, speech_detector=detector)
 
 
 def _silero(config: PipelineConfig, _: Components) -> Any:

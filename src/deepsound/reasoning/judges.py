@@ -161,10 +161,10 @@ class CascadeJudge:
         )
 
 
-def _default_speech_detector() -> SpeechDetector:
+def _default_speech_detector(config: PipelineConfig | None = None) -> SpeechDetector:
     from deepsound.detection.speech import SileroSpeechDetector
 
-    return SileroSpeechDetector()
+    return SileroSpeechDetector.from_config(config) if config is not None else SileroSpeechDetector()
 
 
 def build_judge(
@@ -182,9 +182,7 @@ def build_judge(
     if name not in JUDGE_NAMES:
         raise ConfigError(f"unknown judge {name!r}; choose one of: {', '.join(JUDGE_NAMES)}")
     if speech is None:
-        from deepsound.detection.speech import SileroSpeechDetector
-
-        speech = SileroSpeechDetector.from_config(config) if config is not None else SileroSpeechDetector()
+        speech = _default_speech_detector(config)
     if name == "speech":
         return SpeechJudge(speech)
     if mllm is None:
