@@ -82,15 +82,15 @@ def _random_init(module) -> None:
 def worker_ours(args: argparse.Namespace) -> dict:
     import torch
 
-    from deepsound.generation.mmaudio.clip import ClipConditioner
-    from deepsound.generation.mmaudio.generator import MMAudioGenerator
-    from deepsound.generation.mmaudio.network import MMAudioNetwork
-    from deepsound.generation.mmaudio.synchformer import SynchformerEncoder
-    from deepsound.generation.mmaudio.vae import _VAE_CONFIGS, _VOCODER_CONFIGS, AudioDecoder
-    from deepsound.generation.mmaudio.vae_network import MelVAE
-    from deepsound.generation.mmaudio.variants import get_variant
-    from deepsound.generation.mmaudio.vocoder import BigVGAN
     from deepsound.interfaces import GenerationRequest
+    from deepsound.models.mmaudio.clip import ClipConditioner
+    from deepsound.models.mmaudio.generator import MMAudioGenerator
+    from deepsound.models.mmaudio.network import MMAudioNetwork
+    from deepsound.models.mmaudio.synchformer import SynchformerEncoder
+    from deepsound.models.mmaudio.vae import _VAE_CONFIGS, _VOCODER_CONFIGS, AudioDecoder
+    from deepsound.models.mmaudio.vae_network import MelVAE
+    from deepsound.models.mmaudio.variants import get_variant
+    from deepsound.models.mmaudio.vocoder import BigVGAN
 
     variant = get_variant(args.variant)
     mem = PeakRss()

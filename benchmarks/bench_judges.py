@@ -29,11 +29,11 @@ import av
 import numpy as np
 
 from deepsound.audio import Audio
-from deepsound.detection.speech import SileroSpeechDetector
 from deepsound.media import probe, read_audio
-from deepsound.reasoning.judges import CascadeJudge, MllmJudge, SpeechJudge
-from deepsound.reasoning.omni import OmniReasoner
-from deepsound.reasoning.planner import CanonicalPlanner, MllmPlanner
+from deepsound.models.qwen_omni.reasoner import OmniReasoner
+from deepsound.models.silero.detector import SileroSpeechDetector
+from deepsound.steps.plan import CanonicalPlanner, MllmPlanner
+from deepsound.steps.voice_over import CascadeJudge, MllmJudge, SpeechJudge
 
 REPO = Path(__file__).resolve().parents[1]
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".webm", ".avi"}

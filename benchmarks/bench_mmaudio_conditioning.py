@@ -22,9 +22,9 @@ from collections.abc import Callable
 
 import torch
 
-from deepsound.equivalence import fill_seeded, relative_l2
-from deepsound.generation.mmaudio.clip import ClipConditioner
-from deepsound.generation.mmaudio.synchformer import SynchformerEncoder
+from deepsound.models.mmaudio.clip import ClipConditioner
+from deepsound.models.mmaudio.synchformer import SynchformerEncoder
+from deepsound.testing.equivalence import fill_seeded, relative_l2
 
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]

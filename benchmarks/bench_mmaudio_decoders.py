@@ -22,10 +22,10 @@ from dataclasses import asdict
 
 import torch
 
-from deepsound.equivalence import fill_seeded, relative_l2
-from deepsound.generation.mmaudio.vae import AudioDecoder, vae_from_state
-from deepsound.generation.mmaudio.vae_network import VAE_16K, VAE_44K, MelVAE
-from deepsound.generation.mmaudio.vocoder import BIGVGAN_16K, BIGVGAN_V2_44K, BigVGAN, bigvgan_from_state
+from deepsound.models.mmaudio.vae import AudioDecoder, vae_from_state
+from deepsound.models.mmaudio.vae_network import VAE_16K, VAE_44K, MelVAE
+from deepsound.models.mmaudio.vocoder import BIGVGAN_16K, BIGVGAN_V2_44K, BigVGAN, bigvgan_from_state
+from deepsound.testing.equivalence import fill_seeded, relative_l2
 
 SEED = 1234
 

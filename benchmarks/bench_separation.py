@@ -2,7 +2,7 @@
 
 Both sides run the full viperx configuration (dim 512, depth 12, 62 bands,
 8 s chunks, num_overlap 2, batch 4) with the same seeded random weights
-(:func:`deepsound.equivalence.fill_seeded`, seed 0) on the same few seconds of
+(:func:`deepsound.testing.equivalence.fill_seeded`, seed 0) on the same few seconds of
 stereo 44.1 kHz audio, each in a fresh subprocess so that its peak resident
 memory can be read on its own. The reference side is Music-Source-Separation-
 Training's own ``BSRoformer`` and ``demix`` (``--reference-root``, plus any
@@ -60,10 +60,10 @@ def peak_rss_mib() -> float:
 def run_ours(args: argparse.Namespace, mix: np.ndarray) -> tuple[np.ndarray, int, float]:
     import torch
 
-    from deepsound.equivalence import fill_seeded
-    from deepsound.separation.bs_roformer import build_model
-    from deepsound.separation.config import BsRoformerConfig
-    from deepsound.separation.demix import demix
+    from deepsound.models.bs_roformer.config import BsRoformerConfig
+    from deepsound.models.bs_roformer.demix import demix
+    from deepsound.models.bs_roformer.network import build_model
+    from deepsound.testing.equivalence import fill_seeded
 
     config = BsRoformerConfig.viperx()
     if args.chunk_size:
@@ -92,7 +92,7 @@ def run_reference(args: argparse.Namespace, mix: np.ndarray) -> tuple[np.ndarray
         sys.path.insert(0, str(Path(extra).resolve()))
     import torch
 
-    from deepsound.equivalence import fill_seeded
+    from deepsound.testing.equivalence import fill_seeded
 
     try:  # newer layout: utils/ package
         from utils.model_utils import demix  # type: ignore[import-not-found]

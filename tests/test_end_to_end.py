@@ -22,14 +22,14 @@ from typer.testing import CliRunner
 from deepsound import cli, media
 from deepsound.batch import read_inputs, run_batch
 from deepsound.config import PipelineConfig, RunOptions
-from deepsound.detection.speech import SileroSpeechDetector
-from deepsound.generation.mmaudio.generator import MMAudioGenerator
+from deepsound.models.bs_roformer.separator import BsRoformerSeparator
+from deepsound.models.mmaudio.generator import MMAudioGenerator
+from deepsound.models.qwen_omni.reasoner import OmniReasoner
+from deepsound.models.silero.detector import SileroSpeechDetector
 from deepsound.pipeline import Pipeline
-from deepsound.reasoning.judges import build_judge
-from deepsound.reasoning.omni import OmniReasoner
-from deepsound.reasoning.planner import build_planner
 from deepsound.registry import Components
-from deepsound.separation.separator import BsRoformerSeparator
+from deepsound.steps.plan import build_planner
+from deepsound.steps.voice_over import build_judge
 
 
 @pytest.fixture(scope="module")

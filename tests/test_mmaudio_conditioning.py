@@ -3,7 +3,7 @@
 How the reference data in ``tests/data/mmaudio_cond/`` was made (with the official MMAudio code, run
 locally with random weights; the weights are not stored, they are regenerated here):
 
-* Weights: ``deepsound.equivalence.fill_seeded`` on the official modules, seed 0 for Synchformer and
+* Weights: ``deepsound.testing.equivalence.fill_seeded`` on the official modules, seed 0 for Synchformer and
   seed 1 for CLIP. It fills each parameter from the seed and the CRC32 of its name, so our modules,
   which use the same names, receive identical weights. No module has floating buffers that matter
   (CLIP's causal mask is rebuilt by open_clip, Synchformer has none).
@@ -39,10 +39,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from deepsound.equivalence import fill_seeded, manifest_diff, parameter_manifest, relative_l2
 from deepsound.errors import MediaError, WeightsError
-from deepsound.generation.mmaudio.clip import ClipConditioner, default_model_config, tiny_model_config
-from deepsound.generation.mmaudio.synchformer import SynchformerConfig, SynchformerEncoder
+from deepsound.models.mmaudio.clip import ClipConditioner, default_model_config, tiny_model_config
+from deepsound.models.mmaudio.synchformer import SynchformerConfig, SynchformerEncoder
+from deepsound.testing.equivalence import fill_seeded, manifest_diff, parameter_manifest, relative_l2
 
 DATA = Path(__file__).parent / "data" / "mmaudio_cond"
 TOLERANCE = 1e-4

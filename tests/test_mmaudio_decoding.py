@@ -12,7 +12,7 @@ on CPU in float32.
   ``parametrizations.weight.original0/1``; the VAE includes its encoder and the ``data_mean`` /
   ``data_std`` buffers; BigVGAN includes its computed anti-alias ``filter`` buffers).
 * Goldens: every *parameter* of the official module was filled with
-  ``deepsound.equivalence.fill_seeded(module, seed)`` (seed 7 for the "tiny" widths, 1234 for the
+  ``deepsound.testing.equivalence.fill_seeded(module, seed)`` (seed 7 for the "tiny" widths, 1234 for the
   published widths); buffers were left as the official code computes them (anti-alias filters)
   or defines them (VAE mel statistics, saved in the golden file as ``data_mean``/``data_std``).
   Then the official inference preparation ran (``VAE.remove_weight_norm()``,
@@ -39,13 +39,12 @@ import pytest
 import torch
 from torch import nn
 
-from deepsound.equivalence import load_manifest, manifest_diff, relative_l2, seeded_tensor
 from deepsound.errors import WeightsError
-from deepsound.generation.mmaudio.bigvgan_layers import SnakeBeta
-from deepsound.generation.mmaudio.mel_features import MEL_16K, MEL_44K, MelSpectrogram, slaney_mel_filterbank
-from deepsound.generation.mmaudio.vae import AudioDecoder, load_vae, vae_from_state
-from deepsound.generation.mmaudio.vae_network import VAE_16K, VAE_44K, MelVAE, VAEConfig
-from deepsound.generation.mmaudio.vocoder import (
+from deepsound.models.mmaudio.bigvgan_layers import SnakeBeta
+from deepsound.models.mmaudio.mel_features import MEL_16K, MEL_44K, MelSpectrogram, slaney_mel_filterbank
+from deepsound.models.mmaudio.vae import AudioDecoder, load_vae, vae_from_state
+from deepsound.models.mmaudio.vae_network import VAE_16K, VAE_44K, MelVAE, VAEConfig
+from deepsound.models.mmaudio.vocoder import (
     BIGVGAN_16K,
     BIGVGAN_V2_44K,
     BigVGAN,
@@ -54,6 +53,7 @@ from deepsound.generation.mmaudio.vocoder import (
     fold_weight_norm,
     load_bigvgan,
 )
+from deepsound.testing.equivalence import load_manifest, manifest_diff, relative_l2, seeded_tensor
 
 DATA = Path(__file__).parent / "data" / "mmaudio_dec"
 TOL = 1e-4
@@ -269,7 +269,7 @@ def test_tiny_decoder_shapes_and_rates(mode):
 
 def test_build_loads_both_files(tmp_path, monkeypatch):
     """``build`` wires the two loaders; checked with tiny configurations patched in."""
-    import deepsound.generation.mmaudio.vae as vae_module
+    import deepsound.models.mmaudio.vae as vae_module
 
     vae_cfg, voc_cfg = tiny_cfgs("16k")
     monkeypatch.setitem(vae_module._VAE_CONFIGS, "16k", vae_cfg)

@@ -2,7 +2,7 @@
 
 How ``tests/data/mmaudio/generation_tiny_{16k,44k}.pt`` were made (official code, not in the project):
 every part of the official pipeline was built small and filled with
-``deepsound.equivalence.fill_seeded(module, seed=5)``:
+``deepsound.testing.equivalence.fill_seeded(module, seed=5)``:
 
 * CLIP: an ``open_clip.model.CLIP`` with the tiny config of ``ClipConditioner.tiny`` (embed 32, vision
   width 64 / 2 layers / patch 14 on 384 px, text width 32 / 2 layers), patched by the official
@@ -36,16 +36,16 @@ import pytest
 import torch
 
 from deepsound.audio import Audio
-from deepsound.equivalence import fill_seeded, relative_l2, seeded_tensor
 from deepsound.errors import ConfigError, MediaError, WeightsError
-from deepsound.generation.mmaudio.clip import ClipConditioner
-from deepsound.generation.mmaudio.generator import MMAudioGenerator
-from deepsound.generation.mmaudio.network import MMAudioNetwork
-from deepsound.generation.mmaudio.synchformer import SynchformerEncoder
-from deepsound.generation.mmaudio.vae import AudioDecoder, vae_from_state
-from deepsound.generation.mmaudio.variants import sequence_config, tiny_spec
-from deepsound.generation.mmaudio.vocoder import bigvgan_from_state
 from deepsound.interfaces import GenerationRequest, Generator
+from deepsound.models.mmaudio.clip import ClipConditioner
+from deepsound.models.mmaudio.generator import MMAudioGenerator
+from deepsound.models.mmaudio.network import MMAudioNetwork
+from deepsound.models.mmaudio.synchformer import SynchformerEncoder
+from deepsound.models.mmaudio.vae import AudioDecoder, vae_from_state
+from deepsound.models.mmaudio.variants import sequence_config, tiny_spec
+from deepsound.models.mmaudio.vocoder import bigvgan_from_state
+from deepsound.testing.equivalence import fill_seeded, relative_l2, seeded_tensor
 
 DATA = Path(__file__).parent / "data" / "mmaudio"
 

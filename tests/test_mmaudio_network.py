@@ -3,7 +3,7 @@
 How the reference data in tests/data/mmaudio/ was made (the official code is not part of the project):
 
 * ``network_manifests.json``: the official ``mmaudio.model.networks.get_my_mmaudio(name)`` was built on
-  the meta device for each of the five variants and ``deepsound.equivalence.parameter_manifest`` of its
+  the meta device for each of the five variants and ``deepsound.testing.equivalence.parameter_manifest`` of its
   ``state_dict()`` was written (every parameter name and shape a released checkpoint holds).
 * ``network_tiny.pt``: two official ``MMAudio`` modules with tiny hyper-parameters (hidden 64, 2 heads,
   depth 3 of which 1 fused, clip/text dim 32, sync dim 24), one v1 at 16 kHz for 1.0 s (32/8/16 tokens)
@@ -31,11 +31,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from deepsound.equivalence import fill_seeded, manifest_diff, parameter_manifest, relative_l2
 from deepsound.errors import ConfigError, WeightsError
-from deepsound.generation.mmaudio.flow import initial_noise, sample_latents
-from deepsound.generation.mmaudio.network import MMAudioNetwork
-from deepsound.generation.mmaudio.variants import VARIANTS, get_variant, sequence_config, tiny_spec
+from deepsound.models.mmaudio.flow import initial_noise, sample_latents
+from deepsound.models.mmaudio.network import MMAudioNetwork
+from deepsound.models.mmaudio.variants import VARIANTS, get_variant, sequence_config, tiny_spec
+from deepsound.testing.equivalence import fill_seeded, manifest_diff, parameter_manifest, relative_l2
 
 DATA = Path(__file__).parent / "data" / "mmaudio"
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from deepsound import ops
-from deepsound.equivalence import relative_l2
+from deepsound.models import ops
+from deepsound.testing.equivalence import relative_l2
 
 REFERENCE = {
     "none": lambda y, other: y,

@@ -12,7 +12,13 @@ from __future__ import annotations
 import pytest
 
 from deepsound.interfaces import CANONICAL_PLAN_TEXT, CANONICAL_STEPS, Step
-from deepsound.plan import classify_step, cot_sections, parse_plan, parse_voice_over_cot, parse_yes_no
+from deepsound.steps.parsing import (
+    classify_step,
+    cot_sections,
+    parse_plan,
+    parse_voice_over_cot,
+    parse_yes_no,
+)
 
 G, D, R, S = Step.GENERATE, Step.DETECT_VOICE_OVER, Step.REMOVE_VOICE_OVER, Step.CHECK_SILENCE
 

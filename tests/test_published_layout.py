@@ -101,8 +101,8 @@ def _plain(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def _flow_network() -> dict[str, torch.Tensor]:
-    from deepsound.generation.mmaudio.network import MMAudioNetwork
-    from deepsound.generation.mmaudio.variants import get_variant
+    from deepsound.models.mmaudio.network import MMAudioNetwork
+    from deepsound.models.mmaudio.variants import get_variant
 
     torch.manual_seed(1)
     state = _plain(MMAudioNetwork(get_variant(VARIANT).network).state_dict())
@@ -113,7 +113,7 @@ def _flow_network() -> dict[str, torch.Tensor]:
 
 
 def _vae() -> dict[str, torch.Tensor]:
-    from deepsound.generation.mmaudio.vae_network import VAE_16K, MelVAE
+    from deepsound.models.mmaudio.vae_network import VAE_16K, MelVAE
 
     torch.manual_seed(2)
     state = _plain(MelVAE(VAE_16K, with_encoder=True).state_dict())
@@ -128,7 +128,7 @@ def _vocoder(manifest: dict[str, list[int]]) -> dict[str, torch.Tensor]:
     Which convolutions carry weight norm is read from the official manifest
     (there they appear as ``parametrizations.weight.original0/1``).
     """
-    from deepsound.generation.mmaudio.vocoder import BIGVGAN_16K, BigVGAN
+    from deepsound.models.mmaudio.vocoder import BIGVGAN_16K, BigVGAN
 
     torch.manual_seed(3)
     state = _plain(BigVGAN(BIGVGAN_16K).state_dict())
@@ -149,7 +149,7 @@ def _vocoder(manifest: dict[str, list[int]]) -> dict[str, torch.Tensor]:
 
 
 def _synchformer() -> dict[str, torch.Tensor]:
-    from deepsound.generation.mmaudio.synchformer import SynchformerEncoder
+    from deepsound.models.mmaudio.synchformer import SynchformerEncoder
 
     torch.manual_seed(4)
     model = SynchformerEncoder()
@@ -164,7 +164,7 @@ def _synchformer() -> dict[str, torch.Tensor]:
 
 
 def _clip_files(folder: Path) -> None:
-    from deepsound.generation.mmaudio.clip import ClipConditioner, default_model_config
+    from deepsound.models.mmaudio.clip import ClipConditioner, default_model_config
 
     model_cfg = default_model_config()
     torch.manual_seed(6)
@@ -184,8 +184,8 @@ def _clip_files(folder: Path) -> None:
 
 
 def _bs_roformer_files(folder: Path, filename: str, yaml_name: str) -> None:
-    from deepsound.separation.bs_roformer import build_model
-    from deepsound.separation.config import BsRoformerConfig
+    from deepsound.models.bs_roformer.config import BsRoformerConfig
+    from deepsound.models.bs_roformer.network import build_model
 
     torch.manual_seed(7)
     _save(_plain(build_model(BsRoformerConfig.viperx()).state_dict()), folder / filename)

@@ -18,8 +18,8 @@ from media_factory import make_video, tone
 from typer.testing import CliRunner
 
 from deepsound.audio import Audio
-from deepsound.commands.judge import judge_command
-from deepsound.reasoning.omni import OmniReasoner
+from deepsound.cli.judge import judge_command
+from deepsound.models.qwen_omni.reasoner import OmniReasoner
 
 app = typer.Typer()
 app.command()(judge_command)

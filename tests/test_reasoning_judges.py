@@ -19,15 +19,15 @@ from media_factory import make_video, tone
 
 from deepsound.audio import Audio
 from deepsound.config import PipelineConfig
-from deepsound.detection.speech import SileroSpeechDetector
 from deepsound.errors import ConfigError, WeightsError
 from deepsound.interfaces import CANONICAL_STEPS, Judge, Planner, SilenceDetector, Step
 from deepsound.media import read_audio
-from deepsound.reasoning import prompts
-from deepsound.reasoning.judges import CascadeJudge, MllmJudge, SpeechJudge, build_judge
-from deepsound.reasoning.omni import MllmAnswer, OmniReasoner
-from deepsound.reasoning.planner import CanonicalPlanner, MllmPlanner, build_planner
-from deepsound.reasoning.silence import MllmSilenceDetector
+from deepsound.models.qwen_omni.reasoner import MllmAnswer, OmniReasoner
+from deepsound.models.silero.detector import SileroSpeechDetector
+from deepsound.steps import prompts
+from deepsound.steps.mllm_silence import MllmSilenceDetector
+from deepsound.steps.plan import CanonicalPlanner, MllmPlanner, build_planner
+from deepsound.steps.voice_over import CascadeJudge, MllmJudge, SpeechJudge, build_judge
 
 COT_ON_SCREEN = (
     "<SUMMARY>I will check whether the voice belongs to someone in the picture.</SUMMARY>\n"

@@ -20,8 +20,8 @@ from media_factory import make_video, read_frame_index, tone
 
 from deepsound.config import PipelineConfig
 from deepsound.errors import ConfigError, MediaError, WeightsError
-from deepsound.reasoning import prompts
-from deepsound.reasoning.omni import SAMPLE_RATE, OmniReasoner, sample_frames
+from deepsound.models.qwen_omni.reasoner import SAMPLE_RATE, OmniReasoner, sample_frames
+from deepsound.steps import prompts
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +220,7 @@ def test_cuda_loads_in_bfloat16_and_answers(clip: Path, tmp_path: Path) -> None:
 def test_published_qwen25_omni_hears_the_dialogue(media_dir: Path) -> None:
     """With the published 7B weights in the local cache: a film dialogue is heard as speech, and answered."""
     from deepsound.media import read_audio
-    from deepsound.plan import parse_voice_over_cot
+    from deepsound.steps.parsing import parse_voice_over_cot
 
     try:
         reasoner = OmniReasoner.from_config(PipelineConfig(device="cuda", offline=True))

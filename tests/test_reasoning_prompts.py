@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 
 from deepsound.interfaces import CANONICAL_STEPS
-from deepsound.plan import parse_plan
-from deepsound.reasoning import prompts
+from deepsound.steps import prompts
+from deepsound.steps.parsing import parse_plan
 
 
 def test_step0_question_is_the_papers() -> None:

@@ -5,7 +5,7 @@ outside the repository): the official code -- ``BSRoformer`` and ``demix()`` of
 the Music-Source-Separation-Training copy bundled with DeepSound-V1 (the code the
 paper ran, with rotary-embedding-torch 0.3.5) -- was built and every floating
 parameter, the rotary ``freqs`` included, was overwritten with
-``deepsound.equivalence.fill_seeded(model, 0)`` (values depend only on the name,
+``deepsound.testing.equivalence.fill_seeded(model, 0)`` (values depend only on the name,
 shape and seed, so our model filled the same way holds identical weights). There
 are no other floating buffers.
 
@@ -37,13 +37,19 @@ import pytest
 import torch
 
 from deepsound.audio import Audio
-from deepsound.equivalence import fill_seeded, load_manifest, manifest_diff, parameter_manifest, relative_l2
 from deepsound.errors import ConfigError, WeightsError
 from deepsound.interfaces import Separator, SpeechReport
-from deepsound.separation import bs_roformer as bsr
-from deepsound.separation.config import BsRoformerConfig
-from deepsound.separation.demix import demix, fade_window, plan_chunks
-from deepsound.separation.separator import BsRoformerSeparator, rms_db, speech_gain
+from deepsound.models.bs_roformer import network as bsr
+from deepsound.models.bs_roformer.config import BsRoformerConfig
+from deepsound.models.bs_roformer.demix import demix, fade_window, plan_chunks
+from deepsound.models.bs_roformer.separator import BsRoformerSeparator, rms_db, speech_gain
+from deepsound.testing.equivalence import (
+    fill_seeded,
+    load_manifest,
+    manifest_diff,
+    parameter_manifest,
+    relative_l2,
+)
 
 DATA = Path(__file__).parent / "data" / "bs_roformer"
 PACKAGED_YAML = Path(__file__).parents[1] / "src" / "deepsound" / "data" / "bs_roformer_viperx.yaml"
@@ -453,7 +459,7 @@ def test_from_files_loads_checkpoint_and_yaml(tmp_path):
 def test_from_config_resolves_registry_names(tmp_path, monkeypatch):
     from deepsound import weights
     from deepsound.config import PipelineConfig
-    from deepsound.detection.speech import SileroSpeechDetector
+    from deepsound.models.silero.detector import SileroSpeechDetector
 
     ckpt, yaml_path = write_tiny_files(tmp_path)
     asked = []
@@ -475,8 +481,8 @@ def test_from_config_resolves_registry_names(tmp_path, monkeypatch):
 def test_real_clip_with_silero_gating_and_muxing(media_dir, tmp_path):
     """aa.mp4 holds a short burst of speech: only around it may anything be removed."""
     from deepsound import media
-    from deepsound.commands.separate import separate_file
-    from deepsound.detection.speech import SileroSpeechDetector
+    from deepsound.cli.separate import separate_file
+    from deepsound.models.silero.detector import SileroSpeechDetector
 
     clip = media_dir / "aa.mp4"
     tiny = BsRoformerSeparator.tiny(seed=10)

@@ -18,10 +18,10 @@ import pytest
 
 from deepsound.audio import Audio
 from deepsound.config import PipelineConfig
-from deepsound.detection import silence
-from deepsound.detection.silence import RmsSilenceDetector, amplitude_to_db, frame_rms
 from deepsound.interfaces import SilenceDetector
 from deepsound.media import read_audio
+from deepsound.steps import silence
+from deepsound.steps.silence import RmsSilenceDetector, amplitude_to_db, frame_rms
 
 librosa = pytest.importorskip("librosa")
 

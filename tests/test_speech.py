@@ -18,10 +18,10 @@ import pytest
 
 from deepsound.audio import Audio
 from deepsound.config import PipelineConfig
-from deepsound.detection.speech import SileroSpeechDetector, _load_silero, speech_report_for_file
 from deepsound.errors import MediaError
 from deepsound.interfaces import SpeechDetector
 from deepsound.media import read_audio
+from deepsound.models.silero.detector import SileroSpeechDetector, _load_silero, speech_report_for_file
 
 
 @pytest.fixture(scope="module")

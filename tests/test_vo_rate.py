@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from deepsound import cli
 from deepsound.audio import Audio
-from deepsound.commands.vo_rate import FileSpeech, voice_over_rate
+from deepsound.cli.vo_rate import FileSpeech, voice_over_rate
 
 
 def test_rate_counts_only_readable_files():

@@ -25,7 +25,7 @@ import yaml
 from typer.testing import CliRunner
 
 import deepsound.weights.checksum as checksum_mod
-from deepsound.commands.weights import weights_app
+from deepsound.cli.weights import weights_app
 from deepsound.errors import WeightsError
 from deepsound.weights import (
     REGISTRY,

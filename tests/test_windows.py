@@ -11,7 +11,7 @@ from media_factory import make_video
 from deepsound.audio import Audio
 from deepsound.errors import ConfigError
 from deepsound.interfaces import GenerationRequest
-from deepsound.windows import generate_windowed, window_starts
+from deepsound.steps.generate import generate_windowed, window_starts
 
 
 def test_window_starts_cover_the_duration():
@@ -68,7 +68,7 @@ def test_short_requests_are_one_call():
 
 
 def test_tiny_mmaudio_reads_each_window_of_the_video(tmp_path):
-    from deepsound.generation.mmaudio.generator import MMAudioGenerator
+    from deepsound.models.mmaudio.generator import MMAudioGenerator
 
     video = tmp_path / "long.mp4"
     make_video(video, duration=3.0, fps=25, size=(96, 64))

@@ -22,8 +22,8 @@ from deepsound.errors import DeepSoundError, MediaError
 from deepsound.files import ensure_dir
 from deepsound.interfaces import GenerationRequest, Plan, Step
 from deepsound.registry import Components
+from deepsound.steps.generate import generate_windowed
 from deepsound.trace import Trace
-from deepsound.windows import generate_windowed
 
 log = logging.getLogger(__name__)
 

@@ -108,13 +108,13 @@ class Components:
 
 
 def _mmaudio(config: PipelineConfig, _: Components) -> Any:
-    from deepsound.generation.mmaudio.generator import MMAudioGenerator
+    from deepsound.models.mmaudio.generator import MMAudioGenerator
 
     return MMAudioGenerator.from_config(config)
 
 
 def _bs_roformer(config: PipelineConfig, components: Components) -> Any:
-    from deepsound.separation.separator import BsRoformerSeparator
+    from deepsound.models.bs_roformer.separator import BsRoformerSeparator
 
     # the speech gate reuses the process's one speech detector instead of loading a second
     detector = components.speech if config.separate_only_speech else None
@@ -122,13 +122,13 @@ def _bs_roformer(config: PipelineConfig, components: Components) -> Any:
 
 
 def _silero(config: PipelineConfig, _: Components) -> Any:
-    from deepsound.detection.speech import SileroSpeechDetector
+    from deepsound.models.silero.detector import SileroSpeechDetector
 
     return SileroSpeechDetector.from_config(config)
 
 
 def _rms(config: PipelineConfig, _: Components) -> Any:
-    from deepsound.detection.silence import RmsSilenceDetector
+    from deepsound.steps.silence import RmsSilenceDetector
 
     return RmsSilenceDetector.from_config(config)
 
@@ -140,7 +140,7 @@ register("silence", "rms", _rms)
 
 
 def _omni(config: PipelineConfig, _: Components) -> Any:
-    from deepsound.reasoning.omni import OmniReasoner
+    from deepsound.models.qwen_omni.reasoner import OmniReasoner
 
     return OmniReasoner.from_config(config)
 
@@ -149,7 +149,7 @@ def _judge_factory(name: str) -> Factory:
     """Judges share the process's one speech detector and one (lazily loaded) MLLM."""
 
     def build(config: PipelineConfig, components: Components) -> Any:
-        from deepsound.reasoning.judges import build_judge
+        from deepsound.steps.voice_over import build_judge
 
         return build_judge(name, config, speech=components.speech, mllm=lambda: components.mllm)
 
@@ -158,7 +158,7 @@ def _judge_factory(name: str) -> Factory:
 
 def _planner_factory(name: str) -> Factory:
     def build(config: PipelineConfig, components: Components) -> Any:
-        from deepsound.reasoning.planner import build_planner
+        from deepsound.steps.plan import build_planner
 
         return build_planner(name, config, mllm=lambda: components.mllm)
 
@@ -166,7 +166,7 @@ def _planner_factory(name: str) -> Factory:
 
 
 def _mllm_silence(config: PipelineConfig, components: Components) -> Any:
-    from deepsound.reasoning.silence import MllmSilenceDetector
+    from deepsound.steps.mllm_silence import MllmSilenceDetector
 
     return MllmSilenceDetector.from_config(config, mllm=lambda: components.mllm)
 

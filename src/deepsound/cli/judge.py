@@ -1,0 +1,100 @@
+"""``deepsound judge VIDEO…``: step 2 alone, on videos as they are (their own audio track).
+
+Useful to sort a collection before generating for it, or to check a judge
+against clips whose answer is known. One JSON line per file goes to stdout (and
+to ``--output`` when given): the verdict, the judge that gave it and its
+evidence (speech segments and ratio; the chain of thought when the MLLM was
+asked). A file that cannot be read gets a line with its error and the others go
+on; the exit code is then 1.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from deepsound.errors import DeepSoundError
+
+
+def judge_command(
+    videos: Annotated[list[Path], typer.Argument(help="Videos whose own audio track is judged.")],
+    judge: Annotated[
+        str, typer.Option(help="cascade (speech detector, then MLLM where speech is heard), mllm, speech.")
+    ] = "cascade",
+    mllm_model: Annotated[
+        str, typer.Option(help="Hub id or local folder of the audio-visual LLM.")
+    ] = "Qwen/Qwen2.5-Omni-7B",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 …")] = "auto",
+    offline: Annotated[bool, typer.Option(help="Never download; fail with a clear message instead.")] = False,
+    max_new_tokens: Annotated[int, typer.Option(help="Token budget of each MLLM answer.")] = 512,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Also write the JSON lines to this file.")
+    ] = None,
+) -> None:
+    """Tell whether each VIDEO's audio holds a voice-over; one JSON line per file."""
+    from deepsound.config import PipelineConfig
+    from deepsound.files import atomic_output
+    from deepsound.steps.voice_over import build_judge
+
+    config = PipelineConfig(
+        judge=judge, device=device, offline=offline, mllm_model=mllm_model, mllm_max_new_tokens=max_new_tokens
+    )
+    judge_obj = build_judge(judge, config)
+    lines: list[str] = []
+    failed = 0
+    for video in videos:
+        try:
+            row = judge_file(judge_obj, video)
+        except DeepSoundError as exc:
+            if not _is_per_file(exc):
+                raise
+            row = {"video": str(video), "error": str(exc)}
+            failed += 1
+        line = json.dumps(row, ensure_ascii=False, default=str)
+        typer.echo(line)
+        lines.append(line)
+    if output is not None:
+        with atomic_output(output) as tmp:
+            tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    if failed:
+        raise typer.Exit(1)
+
+
+def judge_file(judge: Any, video: Path) -> dict[str, Any]:
+    """The verdict for ``video``'s own soundtrack; a video without audio has no voice-over."""
+    from deepsound.media import probe, read_audio
+
+    started = time.perf_counter()
+    info = probe(video)
+    if not info.has_audio:
+        return {
+            "video": str(video),
+            "has_voice_over": False,
+            "judge": judge.name,
+            "evidence": {"decided_by": "no_audio_track"},
+            "cot": None,
+            "mllm_calls": 0,
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+    audio = read_audio(video)
+    verdict = judge.judge(video if info.has_video else None, audio)
+    return {
+        "video": str(video),
+        "has_voice_over": verdict.has_voice_over,
+        "judge": verdict.judge,
+        "evidence": verdict.evidence,
+        "cot": verdict.cot_text,
+        "mllm_calls": len(verdict.mllm_calls),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def _is_per_file(exc: DeepSoundError) -> bool:
+    """Bad media fails one line; missing weights or a bad option would fail every file, so they stop the run."""
+    from deepsound.errors import MediaError
+
+    return isinstance(exc, MediaError)

@@ -1,0 +1,198 @@
+"""Step 2 judges: does the generated audio hold a voice-over?
+
+Three ways to answer, chosen with ``--judge``:
+
+``speech``
+    Silero VAD alone: voice-over when any speech is heard. Costs milliseconds,
+    never loads the MLLM, but cannot tell on-screen dialogue from narration.
+``mllm``
+    Always asks the audio-visual LLM the paper's question (as the paper does).
+``cascade`` (default)
+    The speech detector first. No speech heard means no voice-over, and the
+    MLLM is not asked: without a voice there is nothing for it to judge, and
+    most generated tracks hold no voice. Only when speech is heard is the MLLM
+    asked whether it is a voice-over; when its answer cannot be read, the
+    speech detector's answer (voice heard -> voice-over) stands.
+
+The MLLM may be given as a zero-argument factory: it is then loaded on first
+use, so a batch whose clips hold no speech never loads the 7B model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from deepsound.audio import Audio
+from deepsound.errors import ConfigError
+from deepsound.interfaces import SpeechDetector, SpeechReport, VoiceOverVerdict
+from deepsound.steps.prompts import VOICE_OVER_QUESTION, VOICE_OVER_SYSTEM_PROMPT
+
+if TYPE_CHECKING:
+    from deepsound.config import PipelineConfig
+    from deepsound.models.qwen_omni.reasoner import MllmAnswer, OmniReasoner
+
+JUDGE_NAMES = ("cascade", "mllm", "speech")
+
+
+class LazyMllm:
+    """An MLLM built on first use from a factory, then shared (one load for many clips)."""
+
+    def __init__(self, source: OmniReasoner | Callable[[], OmniReasoner]) -> None:
+        self._source = source
+        self._model: Any = None if callable(source) and not hasattr(source, "ask") else source
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def get(self) -> OmniReasoner:
+        if self._model is None:
+            self._model = self._source()
+        return self._model
+
+
+def speech_evidence(report: SpeechReport, detector: str) -> dict[str, Any]:
+    return {
+        "speech_detector": detector,
+        "speech_segments": [[round(a, 3), round(b, 3)] for a, b in report.segments],
+        "speech_ratio": round(report.speech_ratio, 4),
+        "speech_seconds": round(sum(b - a for a, b in report.segments), 3),
+        "duration": round(report.duration, 3),
+    }
+
+
+def ask_voice_over(
+    mllm: OmniReasoner, video: Path | None, audio: Audio
+) -> tuple[bool | None, dict[str, Any], MllmAnswer]:
+    """Ask the paper's step-2 question on the video with ``audio`` as its soundtrack.
+
+    Returns (verdict, evidence, answer); the answer's call record gets the parsed verdict.
+    """
+    from deepsound.steps.parsing import parse_voice_over_cot
+
+    answer = mllm.ask(
+        VOICE_OVER_QUESTION, video=video, audio=audio, system=VOICE_OVER_SYSTEM_PROMPT, step="step2"
+    )
+    parsed = parse_voice_over_cot(answer.text)
+    answer.record["verdict"] = parsed.has_voice_over
+    answer.record["parsed_from"] = parsed.parsed_from
+    evidence = {
+        "mllm_model": mllm.model_id,
+        "mllm_verdict": parsed.has_voice_over,
+        "cot_sections": dict(parsed.sections),
+        "parsed_from": parsed.parsed_from,
+        "parse_reason": parsed.reason,
+    }
+    return parsed.has_voice_over, evidence, answer
+
+
+class SpeechJudge:
+    """Voice-over when the speech detector hears any speech (no MLLM)."""
+
+    name = "speech"
+
+    def __init__(self, detector: SpeechDetector | None = None, *, min_speech_ratio: float = 0.0) -> None:
+        self.detector = detector if detector is not None else _default_speech_detector()
+        self.min_speech_ratio = float(min_speech_ratio)
+
+    def decide(self, report: SpeechReport) -> bool:
+        return report.has_speech and report.speech_ratio >= self.min_speech_ratio
+
+    def judge(self, video: Path | None, audio: Audio) -> VoiceOverVerdict:
+        report = self.detector.detect(audio)
+        verdict = self.decide(report)
+        evidence = speech_evidence(report, self.detector.name)
+        evidence["decided_by"] = "speech"
+        return VoiceOverVerdict(verdict, self.name, evidence=evidence)
+
+
+class MllmJudge:
+    """Always asks the MLLM (the paper's behaviour). A speech detector, when given, only adds evidence."""
+
+    name = "mllm"
+
+    def __init__(self, mllm: Any, detector: SpeechDetector | None = None) -> None:
+        self.mllm = LazyMllm(mllm)
+        self.detector = detector
+
+    def judge(self, video: Path | None, audio: Audio) -> VoiceOverVerdict:
+        evidence: dict[str, Any] = {}
+        if self.detector is not None:
+            evidence.update(speech_evidence(self.detector.detect(audio), self.detector.name))
+        mllm = self.mllm.get()
+        verdict, mllm_evidence, answer = ask_voice_over(mllm, video, audio)
+        evidence.update(mllm_evidence)
+        evidence["decided_by"] = "mllm" if verdict is not None else "undecided"
+        return VoiceOverVerdict(
+            verdict, self.name, evidence=evidence, cot_text=answer.text, mllm_calls=[answer.record]
+        )
+
+
+class CascadeJudge:
+    """Speech detector first; the MLLM only where speech is heard; speech decides when the MLLM cannot."""
+
+    name = "cascade"
+
+    def __init__(self, mllm: Any, detector: SpeechDetector | None = None) -> None:
+        self.detector = detector if detector is not None else _default_speech_detector()
+        self.speech = SpeechJudge(self.detector)
+        self.mllm = LazyMllm(mllm)
+
+    def judge(self, video: Path | None, audio: Audio) -> VoiceOverVerdict:
+        report = self.detector.detect(audio)
+        evidence = speech_evidence(report, self.detector.name)
+        heard = self.speech.decide(report)
+        if not heard:
+            evidence["decided_by"] = "speech"
+            evidence["mllm_skipped"] = "no speech heard"
+            return VoiceOverVerdict(False, self.name, evidence=evidence)
+        mllm = self.mllm.get()
+        verdict, mllm_evidence, answer = ask_voice_over(mllm, video, audio)
+        evidence.update(mllm_evidence)
+        if verdict is None:
+            verdict = heard
+            evidence["decided_by"] = "speech_fallback"
+        else:
+            evidence["decided_by"] = "mllm"
+        return VoiceOverVerdict(
+            verdict, self.name, evidence=evidence, cot_text=answer.text, mllm_calls=[answer.record]
+        )
+
+
+def _default_speech_detector(config: PipelineConfig | None = None) -> SpeechDetector:
+    from deepsound.models.silero.detector import SileroSpeechDetector
+
+    return SileroSpeechDetector.from_config(config) if config is not None else SileroSpeechDetector()
+
+
+def build_judge(
+    name: str,
+    config: PipelineConfig | None = None,
+    *,
+    speech: SpeechDetector | None = None,
+    mllm: Any = None,
+) -> SpeechJudge | MllmJudge | CascadeJudge:
+    """The judge called ``name``; ``mllm`` is a reasoner or a factory (default: the configured one, lazily).
+
+    The speech detector defaults to Silero VAD with the configuration's
+    settings.
+    """
+    if name not in JUDGE_NAMES:
+        raise ConfigError(f"unknown judge {name!r}; choose one of: {', '.join(JUDGE_NAMES)}")
+    if speech is None:
+        speech = _default_speech_detector(config)
+    if name == "speech":
+        return SpeechJudge(speech)
+    if mllm is None:
+        if config is None:
+            raise ConfigError(f"the {name} judge needs an MLLM or a configuration to load one from")
+        from deepsound.models.qwen_omni.reasoner import OmniReasoner
+
+        def mllm() -> OmniReasoner:
+            return OmniReasoner.from_config(config)
+
+    if name == "mllm":
+        return MllmJudge(mllm, speech)
+    return CascadeJudge(mllm, speech)

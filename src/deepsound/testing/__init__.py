@@ -1,0 +1,1 @@
+"""Test support: seeded weights keyed by parameter name, tiny configurations. Never imported by production code."""
