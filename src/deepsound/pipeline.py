@@ -21,6 +21,7 @@ from deepsound.config import NEGATIVE_PROMPT_FALLBACK, PipelineConfig, RunOption
 from deepsound.errors import DeepSoundError, MediaError
 from deepsound.files import ensure_dir
 from deepsound.interfaces import GenerationRequest, Plan, Step
+from deepsound.progress import Listener, listening
 from deepsound.registry import Components
 from deepsound.steps.generate import generate_windowed
 from deepsound.trace import Trace
@@ -82,12 +83,18 @@ class Pipeline:
 
     # ------------------------------------------------------------------ the method
     def run(
-        self, video: Path | str, output_dir: Path | str = "outputs", options: RunOptions | None = None
+        self,
+        video: Path | str,
+        output_dir: Path | str = "outputs",
+        options: RunOptions | None = None,
+        progress: Listener | None = None,
     ) -> ClipResult:
         """Run the plan on ``video`` and write ``<name>.wav``, ``<name>.mp4`` and ``<name>.trace.json``.
 
         On failure every file this run wrote is removed again, so a re-run
         (or a batch that skips finished clips) never mistakes debris for results.
+        ``progress`` hears each step's start and end and the long loops' fractions
+        (:mod:`deepsound.progress`); the CLI, the web page and Ray workers all listen this way.
         """
         options = options or RunOptions()
         video = Path(video)
@@ -96,7 +103,8 @@ class Pipeline:
         written: list[Path] = []
         start = time.perf_counter()
         try:
-            result = self._run_steps(video, paths, options, trace, written)
+            with listening(progress):
+                result = self._run_steps(video, paths, options, trace, written)
         except BaseException as exc:
             # The caller reports the error (one line in the CLI, a row in a batch summary).
             log.debug("%s failed: %s", video, exc)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deepsound import progress
 from deepsound.files import write_json
 
 log = logging.getLogger("deepsound")
@@ -77,13 +78,18 @@ class Trace:
         record = StepRecord(step=name, component=component)
         clip = Path(self.video).name
         log.info("%s: %s%s …", clip, name, f" ({component})" if component else "")
+        progress.emit(progress.ProgressEvent(clip, name, "start", 0.0, component=component))
         start = time.perf_counter()
         try:
-            yield record
+            with progress.in_step(clip, name):
+                yield record
         finally:
             record.seconds = round(time.perf_counter() - start, 4)
             self.steps.append(record)
             log.info("%s: %s → %s in %.1f s", clip, name, _short(record.decision), record.seconds)
+            progress.emit(
+                progress.ProgressEvent(clip, name, "end", 1.0, component=component, record=_jsonable(record))
+            )
 
     @property
     def mllm_call_count(self) -> int:

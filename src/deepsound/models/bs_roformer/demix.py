@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from deepsound.progress import report
+
 Progress = Callable[[int, int], None]
 
 
@@ -142,6 +144,7 @@ def demix(
             result[..., span] += out[..., : chunk.length] * win
             counter[span] += win
         done += len(batch)
+        report(done, len(todo), "separating")
         if progress is not None:
             progress(done, len(todo))
     assert result is not None

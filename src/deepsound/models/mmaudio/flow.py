@@ -14,6 +14,7 @@ from collections.abc import Callable
 import torch
 
 from deepsound.models.mmaudio.network import Conditions, MMAudioNetwork
+from deepsound.progress import report
 
 
 def initial_noise(
@@ -38,6 +39,7 @@ def euler_integrate(
     for i in range(num_steps):
         t = grid[i]
         x = x + (grid[i + 1] - t) * velocity(t, x)
+        report(i + 1, num_steps, "sampling")
     return x
 
 
