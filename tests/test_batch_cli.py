@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from deepsound import cli
 from deepsound.batch import parse_shard, read_inputs, run_batch
+from deepsound.cli import options as cli_options
 from deepsound.config import PipelineConfig, RunOptions
 from deepsound.errors import ConfigError
 from deepsound.pipeline import Pipeline
@@ -20,8 +21,8 @@ from deepsound.registry import Components
 runner = CliRunner()
 
 
-def stand_in_pipeline(**settings) -> Pipeline:  # noqa: ANN003
-    cfg = PipelineConfig(**settings)
+def stand_in_pipeline(cfg: PipelineConfig | None = None) -> Pipeline:
+    cfg = cfg or PipelineConfig()
     overrides = {
         "generator": ToneGenerator(),
         "judge": ScriptedJudge(False),
@@ -94,7 +95,7 @@ def test_bad_batch_inputs(tmp_path):
 
 @pytest.fixture()
 def stand_in_cli(monkeypatch):
-    monkeypatch.setattr(cli, "_build", lambda **settings: stand_in_pipeline(**settings))
+    monkeypatch.setattr(cli_options, "build_pipeline", lambda settings: stand_in_pipeline(settings.pipeline))
 
 
 def test_cli_generate_writes_outputs(stand_in_cli, clip_folder, tmp_path):

@@ -21,15 +21,13 @@ from typer.testing import CliRunner
 
 from deepsound import cli, media
 from deepsound.batch import read_inputs, run_batch
-from deepsound.config import PipelineConfig, RunOptions
+from deepsound.config import PipelineConfig, RunOptions, SilenceConfig
 from deepsound.models.bs_roformer.separator import BsRoformerSeparator
 from deepsound.models.mmaudio.generator import MMAudioGenerator
 from deepsound.models.qwen_omni.reasoner import OmniReasoner
 from deepsound.models.silero.detector import SileroSpeechDetector
 from deepsound.pipeline import Pipeline
-from deepsound.registry import Components
-from deepsound.steps.plan import build_planner
-from deepsound.steps.voice_over import build_judge
+from deepsound.registry import Components, register, unregister
 
 
 @pytest.fixture(scope="module")
@@ -43,13 +41,9 @@ def tiny_models() -> dict:
 
 
 def tiny_pipeline(models: dict, **settings) -> Pipeline:  # noqa: ANN003
+    """The real judges and planners, built by the registry over the tiny models."""
     config = PipelineConfig(**{**settings, "device": "cpu"})
-    components = Components(config, overrides=dict(models))
-    components._built["judge"] = build_judge(
-        config.judge, config, speech=models["speech"], mllm=lambda: models["mllm"]
-    )
-    components._built["planner"] = build_planner(config.planner, config, mllm=lambda: models["mllm"])
-    return Pipeline(config, components)
+    return Pipeline(config, Components(config, overrides=dict(models)))
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +80,9 @@ def test_every_step_with_mllm_plan_and_judge_then_neg_fallback(tiny_models, vide
     # The random MLLM answers gibberish: the plan falls back to the canonical one and the
     # verdict is undecided, which this configuration treats as voice-over, so every step runs.
     pipe = tiny_pipeline(
-        tiny_models, judge="mllm", planner="mllm", undecided_is_voice_over=True, silence_threshold_db=60.0
-    )
+        tiny_models, judge="mllm", planner="mllm", undecided_is_voice_over=True,
+        silence=SilenceConfig(threshold_db=60.0),
+    )  # fmt: skip
     result = pipe.run(video, tmp_path, RunOptions(duration=1.0, num_steps=2, postprocess="neg"))
     assert steps_of(tmp_path) == [
         "step0_plan",
@@ -110,16 +105,40 @@ def test_every_step_with_mllm_plan_and_judge_then_neg_fallback(tiny_models, vide
     np.testing.assert_allclose(inst + vocals, step1, atol=1e-3)  # instrumental = mix - vocals
 
 
-def test_cli_and_batch_with_tiny_real_models(tiny_models, video, tmp_path, monkeypatch):
-    monkeypatch.setattr(cli, "_build", lambda **settings: tiny_pipeline(tiny_models, **settings))
-    runner = CliRunner()
+@pytest.fixture()
+def registered_tiny(tiny_models):
+    """The tiny models registered by name, as a user registers their own components."""
+    names = {kind: f"tiny-{kind}" for kind in ("generator", "separator", "mllm", "speech")}
+    for kind, name in names.items():
+        register(kind, name, lambda config, components, model=tiny_models[kind]: model)
+    yield names
+    for kind, name in names.items():
+        unregister(kind, name)
+
+
+def test_cli_runs_registered_components_by_name(registered_tiny, video, tmp_path):
+    """The public extension point: components registered by name run through `deepsound generate`."""
+    settings = tmp_path / "tiny.toml"
+    settings.write_text('[pipeline.speech]\nname = "tiny-speech"\n')
     out = tmp_path / "cli"
-    result = runner.invoke(
-        cli.app, ["generate", str(video), "-o", str(out), "--duration", "1", "--steps", "2", "-q"]
-    )
+    argv = ["generate", str(video), "-o", str(out), "--duration", "1", "--steps", "2", "-q",
+            "--config", str(settings), "--generator", "tiny-generator", "--separator", "tiny-separator",
+            "--mllm", "tiny-mllm", "--judge", "mllm", "--device", "cpu"]  # fmt: skip
+    result = CliRunner().invoke(cli.app, argv)
     assert result.exit_code == 0, result.output
     assert (out / "street.wav").exists() and (out / "street.mp4").exists()
+    trace = json.loads((out / "street.trace.json").read_text())
+    assert trace["config"]["generator"]["name"] == "tiny-generator"
+    assert trace["mllm_call_count"] == 1  # the registered MLLM judged
 
+
+def test_unregistered_component_name_fails_before_any_model_loads(tmp_path, video):
+    result = CliRunner().invoke(cli.app, ["generate", str(video), "-o", str(tmp_path), "--judge", "oracle"])
+    assert result.exit_code != 0
+    assert "unknown judge 'oracle'" in result.output and "Traceback" not in result.output
+
+
+def test_batch_with_tiny_real_models(tiny_models, video, tmp_path):
     summary = run_batch(
         tiny_pipeline(tiny_models),
         read_inputs(video.parent),

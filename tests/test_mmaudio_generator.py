@@ -153,18 +153,20 @@ def test_tiny_generator_is_a_generator(tiny16k: MMAudioGenerator) -> None:
 
 
 def test_video_generation_through_the_file(tiny16k: MMAudioGenerator, clip_path: Path) -> None:
-    audio = tiny16k.generate(_request(clip_path, prompt="rain"))
+    made = tiny16k.generate(_request(clip_path, prompt="rain"))
+    audio = made.audio
     assert isinstance(audio, Audio) and audio.sample_rate == 16000
     # a whole number of latents (32 for 1 s at 16 kHz), like the official output
     assert audio.waveform.shape == (1, 32 * 512)
     assert np.isfinite(audio.waveform).all() and np.abs(audio.waveform).max() > 0
-    assert tiny16k.timings["video decode"] > 0 and tiny16k.timings["synchformer"] > 0
+    stages = made.evidence["stage_seconds"]
+    assert stages["video decode"] > 0 and stages["synchformer"] > 0
 
 
 def test_regeneration_reuses_the_video_features(
     tiny16k: MMAudioGenerator, clip_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = tiny16k.generate(_request(clip_path, prompt="rain", seed=3))
+    first = tiny16k.generate(_request(clip_path, prompt="rain", seed=3)).audio
     calls = {"image": 0, "sync": 0}
     encode_image, encode_sync = tiny16k.clip.encode_image, tiny16k.synchformer.encode
 
@@ -177,10 +179,11 @@ def test_regeneration_reuses_the_video_features(
 
     monkeypatch.setattr(tiny16k.clip, "encode_image", count("image", encode_image))
     monkeypatch.setattr(tiny16k.synchformer, "encode", count("sync", encode_sync))
-    again = tiny16k.generate(_request(clip_path, prompt="rain", seed=3))
-    other = tiny16k.generate(_request(clip_path, prompt="rain", seed=3, negative_prompt="human voice"))
+    made = tiny16k.generate(_request(clip_path, prompt="rain", seed=3))
+    again = made.audio
+    other = tiny16k.generate(_request(clip_path, prompt="rain", seed=3, negative_prompt="human voice")).audio
     assert calls == {"image": 0, "sync": 0}
-    assert tiny16k.timings["video decode"] == 0.0
+    assert made.evidence["stage_seconds"]["video decode"] == 0.0
     np.testing.assert_array_equal(first.waveform, again.waveform)  # same seed -> same audio
     assert not np.array_equal(first.waveform, other.waveform)  # the negative prompt matters
     tiny16k.generate(_request(clip_path, prompt="rain", duration=0.9))  # another window: encoded anew
@@ -190,7 +193,7 @@ def test_regeneration_reuses_the_video_features(
 def test_short_video_shortens_the_audio(tiny16k: MMAudioGenerator, clip_path: Path) -> None:
     from deepsound.media import decode_video
 
-    audio = tiny16k.generate(_request(clip_path, duration=5.0))
+    audio = tiny16k.generate(_request(clip_path, duration=5.0)).audio
     effective = decode_video(clip_path, 5.0).duration
     assert 1.0 < effective < 1.25
     assert audio.waveform.shape == (1, sequence_config("16k", effective).num_audio_samples)
@@ -202,8 +205,8 @@ def test_too_short_is_a_config_error(tiny16k: MMAudioGenerator) -> None:
 
 
 def test_text_only_and_seed(tiny16k: MMAudioGenerator) -> None:
-    a = tiny16k.generate(_request(None, prompt="a dog barks", duration=0.8, seed=1))
-    b = tiny16k.generate(_request(None, prompt="a dog barks", duration=0.8, seed=2))
+    a = tiny16k.generate(_request(None, prompt="a dog barks", duration=0.8, seed=1)).audio
+    b = tiny16k.generate(_request(None, prompt="a dog barks", duration=0.8, seed=2)).audio
     assert a.waveform.shape == (1, 25 * 512)
     assert not np.array_equal(a.waveform, b.waveform)
 
@@ -213,9 +216,9 @@ def test_image_input(tiny16k: MMAudioGenerator, tmp_path: Path) -> None:
 
     picture = tmp_path / "still.png"
     Image.fromarray((np.random.default_rng(0).random((50, 70, 4)) * 255).astype(np.uint8)).save(picture)
-    audio = tiny16k.generate(_request(picture, duration=0.7))
-    assert audio.waveform.shape == (1, 22 * 512)
-    assert tiny16k.timings["synchformer"] == 0.0
+    made = tiny16k.generate(_request(picture, duration=0.7))
+    assert made.audio.waveform.shape == (1, 22 * 512)
+    assert made.evidence["stage_seconds"]["synchformer"] == 0.0
 
 
 def test_media_errors_name_the_file(tiny16k: MMAudioGenerator, tmp_path: Path) -> None:
@@ -241,8 +244,8 @@ def test_from_config_resolves_and_reports_bad_weights(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """from_config loads the network file named by the registry; a file that does not fit is named."""
-    import deepsound.weights as weights
-    from deepsound.config import PipelineConfig
+    import deepsound.weights.overrides as overrides
+    from deepsound.config import GeneratorConfig, PipelineConfig
 
     bad = tmp_path / "mmaudio_small_16k.pth"
     torch.save({"latent_mean": torch.zeros(1, 1, 20)}, bad)
@@ -252,7 +255,9 @@ def test_from_config_resolves_and_reports_bad_weights(
         resolved.append(name)
         return bad
 
-    monkeypatch.setattr(weights, "resolve", fake_resolve)
+    monkeypatch.setattr(overrides, "resolve", fake_resolve)
     with pytest.raises(WeightsError, match="mmaudio_small_16k.pth: does not fit MMAudio network"):
-        MMAudioGenerator.from_config(PipelineConfig(variant="small_16k", device="cpu", weights_dir=tmp_path))
+        MMAudioGenerator.from_config(
+            PipelineConfig(generator=GeneratorConfig(variant="small_16k"), device="cpu", weights_dir=tmp_path)
+        )
     assert resolved == ["mmaudio_small_16k"]

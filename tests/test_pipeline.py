@@ -205,13 +205,17 @@ def test_progress_listener_hears_every_step_start_and_end(video, tmp_path):
     build(judge_answer=True, keep=0.5).run(video, tmp_path, RunOptions(duration=1.0), progress=events.append)
     starts = [e.step for e in events if e.status == "start"]
     ends = [e.step for e in events if e.status == "end"]
-    assert starts == ends == [
-        "step0_plan",
-        "step1_generate",
-        "step2_judge_voice_over",
-        "step3_remove_voice_over",
-        "step4_check_silence",
-    ]
+    assert (
+        starts
+        == ends
+        == [
+            "step0_plan",
+            "step1_generate",
+            "step2_judge_voice_over",
+            "step3_remove_voice_over",
+            "step4_check_silence",
+        ]
+    )
     assert all(e.clip == video.name for e in events)
     judged = next(e for e in events if e.status == "end" and e.step == "step2_judge_voice_over")
     assert judged.record["decision"]["has_voice_over"] is True

@@ -12,13 +12,8 @@ from __future__ import annotations
 import pytest
 
 from deepsound.interfaces import CANONICAL_PLAN_TEXT, CANONICAL_STEPS, Step
-from deepsound.steps.parsing import (
-    classify_step,
-    cot_sections,
-    parse_plan,
-    parse_voice_over_cot,
-    parse_yes_no,
-)
+from deepsound.steps.cot import cot_sections, parse_voice_over_cot, parse_yes_no
+from deepsound.steps.plan import classify_step, parse_plan
 
 G, D, R, S = Step.GENERATE, Step.DETECT_VOICE_OVER, Step.REMOVE_VOICE_OVER, Step.CHECK_SILENCE
 

@@ -18,12 +18,13 @@ import pytest
 from media_factory import make_video, tone
 
 from deepsound.audio import Audio
-from deepsound.config import PipelineConfig
+from deepsound.config import MllmConfig, PipelineConfig
 from deepsound.errors import ConfigError, WeightsError
 from deepsound.interfaces import CANONICAL_STEPS, Judge, Planner, SilenceDetector, Step
 from deepsound.media import read_audio
 from deepsound.models.qwen_omni.reasoner import MllmAnswer, OmniReasoner
 from deepsound.models.silero.detector import SileroSpeechDetector
+from deepsound.registry import Components
 from deepsound.steps import prompts
 from deepsound.steps.mllm_silence import MllmSilenceDetector
 from deepsound.steps.plan import CanonicalPlanner, MllmPlanner, build_planner
@@ -180,21 +181,25 @@ def test_one_mllm_load_serves_many_clips(
 def test_build_judge_loads_the_mllm_lazily(
     speech: SileroSpeechDetector, quiet_clip: tuple[Path, Audio], tmp_path: Path
 ) -> None:
-    config = PipelineConfig(mllm_model=str(tmp_path / "no-such-model"), offline=True, device="cpu")
-    cascade = build_judge("cascade", config, speech=speech)
+    config = PipelineConfig(
+        mllm=MllmConfig(model=str(tmp_path / "no-such-model")), offline=True, device="cpu"
+    )
+    components = Components(config, overrides={"speech": speech})
+    cascade = components.judge
     assert cascade.judge(*quiet_clip).has_voice_over is False  # no speech: the missing model is never needed
+    assert not components.is_built("mllm")
     with pytest.raises(WeightsError):
-        build_judge("mllm", config, speech=speech).judge(*quiet_clip)
-    assert isinstance(build_judge("speech", config), SpeechJudge)
+        build_judge("mllm", speech=speech, mllm=lambda: components.mllm).judge(*quiet_clip)
+    assert isinstance(build_judge("speech", speech=speech, mllm=None), SpeechJudge)
     with pytest.raises(ConfigError):
-        build_judge("oracle", config)
+        build_judge("oracle", speech=speech, mllm=None)
 
 
 def test_canonical_planner_asks_nobody() -> None:
     plan = CanonicalPlanner().plan(Path("any.mp4"))
     assert plan.steps == list(CANONICAL_STEPS) and plan.mllm_calls == [] and plan.source == "canonical"
-    assert isinstance(build_planner("canonical", PipelineConfig(planner="canonical")), CanonicalPlanner)
-    assert isinstance(build_planner("mllm", PipelineConfig(planner="mllm"), mllm=never_load), MllmPlanner)
+    assert isinstance(build_planner("canonical"), CanonicalPlanner)
+    assert isinstance(build_planner("mllm", mllm=never_load), MllmPlanner)
 
 
 def test_mllm_planner_asks_on_the_video_alone_and_records_the_call(

@@ -18,7 +18,7 @@ import pytest
 import torch
 from media_factory import make_video, read_frame_index, tone
 
-from deepsound.config import PipelineConfig
+from deepsound.config import MllmConfig, PipelineConfig
 from deepsound.errors import ConfigError, MediaError, WeightsError
 from deepsound.models.qwen_omni.reasoner import SAMPLE_RATE, OmniReasoner, sample_frames
 from deepsound.steps import prompts
@@ -123,7 +123,7 @@ def test_exported_checkpoint_has_the_published_layout_and_loads_back(
     assert all(n.startswith("thinker.") for n in names)
     assert json.loads((folder / "config.json").read_text())["model_type"] == "qwen2_5_omni"
 
-    config = PipelineConfig(mllm_model=str(folder), device="cpu", offline=True, mllm_max_new_tokens=6)
+    config = PipelineConfig(mllm=MllmConfig(model=str(folder), max_new_tokens=6), device="cpu", offline=True)
     loaded = OmniReasoner.from_config(config)
     loaded.max_frames, loaded.min_pixels, loaded.max_pixels = (
         reasoner.max_frames,
@@ -206,7 +206,7 @@ def test_cuda_loads_in_bfloat16_and_answers(clip: Path, tmp_path: Path) -> None:
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
     folder = OmniReasoner.tiny(seed=0).export_checkpoint(tmp_path / "omni")
-    config = PipelineConfig(mllm_model=str(folder), device="cuda", offline=True, mllm_max_new_tokens=4)
+    config = PipelineConfig(mllm=MllmConfig(model=str(folder), max_new_tokens=4), device="cuda", offline=True)
     reasoner = OmniReasoner.from_config(config)
     reasoner.max_frames, reasoner.min_pixels, reasoner.max_pixels = 8, 4 * 784, 16 * 784
     assert reasoner.dtype == torch.bfloat16 and reasoner.device.type == "cuda"
@@ -220,7 +220,7 @@ def test_cuda_loads_in_bfloat16_and_answers(clip: Path, tmp_path: Path) -> None:
 def test_published_qwen25_omni_hears_the_dialogue(media_dir: Path) -> None:
     """With the published 7B weights in the local cache: a film dialogue is heard as speech, and answered."""
     from deepsound.media import read_audio
-    from deepsound.steps.parsing import parse_voice_over_cot
+    from deepsound.steps.cot import parse_voice_over_cot
 
     try:
         reasoner = OmniReasoner.from_config(PipelineConfig(device="cuda", offline=True))

@@ -11,7 +11,7 @@ import re
 
 from deepsound.interfaces import CANONICAL_STEPS
 from deepsound.steps import prompts
-from deepsound.steps.parsing import parse_plan
+from deepsound.steps.plan import parse_plan
 
 
 def test_step0_question_is_the_papers() -> None:

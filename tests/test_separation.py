@@ -367,7 +367,7 @@ def cli(monkeypatch):
 
     def tiny_from_config(cls, config, **kwargs):
         built["config"] = config
-        return BsRoformerSeparator.tiny(seed=8, run_batch_size=config.extra.get("separator_batch_size"))
+        return BsRoformerSeparator.tiny(seed=8, run_batch_size=config.separator.batch_size)
 
     monkeypatch.setattr(BsRoformerSeparator, "from_config", classmethod(tiny_from_config))
     runner = CliRunner()
@@ -384,8 +384,8 @@ def test_cli_separates_audio_file_atomically_and_refuses_overwrite(cli, tmp_path
     out = tmp_path / "out"
     result = invoke(src, "-o", out, "--batch-size", 2, "--offline", "--only-speech", "--quiet")
     assert result.exit_code == 0, result.output
-    assert built["config"].offline and built["config"].separate_only_speech
-    assert built["config"].extra["separator_batch_size"] == 2
+    assert built["config"].offline and built["config"].separator.only_speech
+    assert built["config"].separator.batch_size == 2
     inst = media.read_audio(out / "song.instrumental.wav")
     vocals = media.read_audio(out / "song.vocals.wav")
     assert inst.sample_rate == 22050
@@ -457,9 +457,10 @@ def test_from_files_loads_checkpoint_and_yaml(tmp_path):
 
 
 def test_from_config_resolves_registry_names(tmp_path, monkeypatch):
-    from deepsound import weights
-    from deepsound.config import PipelineConfig
+    from deepsound.config import PipelineConfig, SeparatorConfig
     from deepsound.models.silero.detector import SileroSpeechDetector
+    from deepsound.registry import Components
+    from deepsound.weights import overrides
 
     ckpt, yaml_path = write_tiny_files(tmp_path)
     asked = []
@@ -468,9 +469,11 @@ def test_from_config_resolves_registry_names(tmp_path, monkeypatch):
         asked.append((name, weights_dir, offline))
         return {"bs_roformer_viperx": ckpt, "bs_roformer_viperx_config": yaml_path}[name]
 
-    monkeypatch.setattr(weights, "resolve", fake_resolve)
-    cfg = PipelineConfig(device="cpu", weights_dir=tmp_path, offline=True, separate_only_speech=True)
-    sep = BsRoformerSeparator.from_config(cfg)
+    monkeypatch.setattr(overrides, "resolve", fake_resolve)
+    cfg = PipelineConfig(
+        device="cpu", weights_dir=tmp_path, offline=True, separator=SeparatorConfig(only_speech=True)
+    )
+    sep = Components(cfg).separator  # the registry hands in its one speech detector
     assert [a[0] for a in asked] == ["bs_roformer_viperx", "bs_roformer_viperx_config"]
     assert all(a[1] == tmp_path and a[2] is True for a in asked)
     assert sep.only_speech and isinstance(sep.speech_detector, SileroSpeechDetector)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from deepsound.audio import Audio
-from deepsound.config import PipelineConfig
+from deepsound.config import PipelineConfig, SilenceConfig
 from deepsound.interfaces import SilenceDetector
 from deepsound.media import read_audio
 from deepsound.steps import silence
@@ -189,7 +189,9 @@ def test_thresholds_come_from_the_config():
     wav = (rng.standard_normal((1, 44100)) * 0.01).astype(np.float32)  # about -40 dB
     audio = Audio(wav, 44100)
     assert not RmsSilenceDetector.from_config(PipelineConfig()).detect(audio).is_silent
-    strict = RmsSilenceDetector.from_config(PipelineConfig(silence_threshold_db=-30.0, silence_ratio=0.5))
+    strict = RmsSilenceDetector.from_config(
+        PipelineConfig(silence=SilenceConfig(threshold_db=-30.0, ratio=0.5))
+    )
     assert (strict.threshold_db, strict.silent_ratio) == (-30.0, 0.5)
     assert strict.detect(audio).is_silent
     _, ref_silent = _librosa_rule(wav, threshold_db=-30.0, ratio=0.5)

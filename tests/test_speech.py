@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from deepsound.audio import Audio
-from deepsound.config import PipelineConfig
+from deepsound.config import PipelineConfig, SpeechConfig
 from deepsound.errors import MediaError
 from deepsound.interfaces import SpeechDetector
 from deepsound.media import read_audio
@@ -69,9 +69,7 @@ def test_is_a_speech_detector_and_validates_options():
         SileroSpeechDetector(threshold=1.5)
     with pytest.raises(ValueError):
         SileroSpeechDetector(min_speech_s=-1)
-    tuned = SileroSpeechDetector.from_config(
-        PipelineConfig(extra={"speech_threshold": 0.7, "speech_pad_s": 0.0})
-    )
+    tuned = SileroSpeechDetector.from_config(PipelineConfig(speech=SpeechConfig(threshold=0.7, pad_s=0.0)))
     assert (tuned.threshold, tuned.pad_s, tuned.min_speech_s) == (0.7, 0.0, 0.25)
 
 

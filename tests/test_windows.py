@@ -41,9 +41,15 @@ class ConstantPerWindow:
 
 def test_windows_are_placed_seeded_and_cross_faded():
     gen = ConstantPerWindow()
-    audio = generate_windowed(
+    made = generate_windowed(
         gen, GenerationRequest(video=None, duration=20.0, seed=1), window=8.0, overlap=1.0
     )
+    audio = made.audio
+    assert [(w["start"], w["duration"], w["seed"]) for w in made.evidence["windows"]] == [
+        (0.0, 8.0, 1),
+        (7.0, 8.0, 2),
+        (12.0, 8.0, 3),
+    ]
     assert audio.num_samples == 20_000
     assert [(r.start, r.duration, r.seed) for r in gen.requests] == [
         (0.0, 8.0, 1),
@@ -74,11 +80,17 @@ def test_tiny_mmaudio_reads_each_window_of_the_video(tmp_path):
     make_video(video, duration=3.0, fps=25, size=(96, 64))
     gen = MMAudioGenerator.tiny(seed=0, mode="16k")
     request = GenerationRequest(video=video, duration=3.0, seed=5, num_steps=2)
-    audio = generate_windowed(gen, request, window=1.5, overlap=0.5)
+    made = generate_windowed(gen, request, window=1.5, overlap=0.5)
+    audio = made.audio
+    # every window's stage timings are kept, and their sum is the step's
+    assert len(made.evidence["windows"]) == 3
+    assert all(w["stage_seconds"]["sampling"] > 0 for w in made.evidence["windows"])
+    total = sum(w["stage_seconds"]["sampling"] for w in made.evidence["windows"])
+    assert made.evidence["stage_seconds"]["sampling"] == pytest.approx(total, abs=1e-3)
     assert audio.sample_rate == 16000 and audio.num_samples == 48000
     assert np.isfinite(audio.waveform).all()
-    first = gen.generate(GenerationRequest(video=video, duration=1.5, seed=5, num_steps=2)).waveform
+    first = gen.generate(GenerationRequest(video=video, duration=1.5, seed=5, num_steps=2)).audio.waveform
     later = gen.generate(
         GenerationRequest(video=video, duration=1.5, seed=5, num_steps=2, start=1.5)
-    ).waveform
+    ).audio.waveform
     assert not np.allclose(first, later)  # the later window sees other frames

@@ -66,6 +66,14 @@ class GenerationRequest:
 
 
 @dataclass
+class Generation:
+    """Step 1's result: the audio and how it was made (stage timings, windows, seeds)."""
+
+    audio: Audio
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class VoiceOverVerdict:
     """Step 2's answer.
 
@@ -128,7 +136,9 @@ class Generator(Protocol):
     name: str
     sample_rate: int
 
-    def generate(self, request: GenerationRequest) -> Audio: ...
+    def generate(self, request: GenerationRequest) -> Generation | Audio:
+        """The audio with its evidence; a bare :class:`Audio` is accepted and given empty evidence."""
+        ...
 
 
 @runtime_checkable

@@ -1,30 +1,37 @@
-"""The step loop of DeepSound-V1, in the order the plan gives.
+"""The step loop of DeepSound-V1: a table of step handlers over one run state.
 
-Read top to bottom, :meth:`Pipeline.run` is the method section of the paper:
-plan (step 0), generate (1), judge voice-over (2), remove it (3), check
-silence (4) and fall back (rm / rep / neg). Everything model-specific lives
-behind the protocols of :mod:`deepsound.interfaces`; this module only decides
-what happens next and writes down why.
+Read top to bottom, :meth:`Pipeline.run` is the method section of the paper: plan
+(step 0), then each planned step's handler in the plan's order — generate (1), judge
+voice-over (2), remove it (3), check silence (4) and fall back (rm / rep / neg). Each
+handler asks its component (built by :mod:`deepsound.registry`), gets a typed result
+from :mod:`deepsound.steps`, records decision and evidence in the trace, and says
+whether the plan goes on. Mode ``s3`` is the plan cut after step 3, decided and
+recorded at step 0. This module decides what happens next and writes down why; the
+method's rules live in :mod:`deepsound.steps`.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from deepsound import media
 from deepsound.audio import Audio
-from deepsound.config import NEGATIVE_PROMPT_FALLBACK, PipelineConfig, RunOptions
+from deepsound.config import PipelineConfig, RunOptions
 from deepsound.errors import DeepSoundError, MediaError
 from deepsound.files import ensure_dir
-from deepsound.interfaces import GenerationRequest, Plan, Step
+from deepsound.interfaces import Generation, Plan, Step
 from deepsound.progress import Listener, listening
 from deepsound.registry import Components
-from deepsound.steps.generate import generate_windowed
+from deepsound.steps.generate import fallback_negative_prompt, generate, request_for
+from deepsound.steps.voice_over import decide_voice_over
 from deepsound.trace import Trace
+from deepsound.weights.overrides import used_overrides
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +72,57 @@ class ClipResult:
     notes: list[str] = field(default_factory=list)
 
 
+class Next(enum.Enum):
+    """What a step handler tells the loop."""
+
+    CONTINUE = "continue"
+    STOP = "stop"  # the method is done with this clip (no voice-over, or the plan's end)
+
+
+@dataclass
+class RunState:
+    """Everything one clip's run carries from step to step."""
+
+    video: Path
+    options: RunOptions
+    paths: OutputPaths
+    trace: Trace
+    written: list[Path]
+    result: ClipResult
+    step1: Generation | None = None
+    audio: Audio | None = None  # the audio as it stands after the last step
+
+    def current_audio(self, step: str) -> Audio:
+        if self.audio is None:  # the plan parser puts generation first; a custom planner might not
+            raise DeepSoundError(f"{self.video}: the plan reaches {step} before any audio was generated")
+        return self.audio
+
+    def save(self, audio: Audio, suffix: str) -> Path | None:
+        """Keep an intermediate file (unless the options say not to); it is removed if the run fails."""
+        if not self.options.keep_intermediates:
+            return None
+        path = self.paths.file(suffix)
+        media.write_audio(path, audio)
+        self.written.append(path)
+        return path
+
+
 class Pipeline:
-    """Models loaded once, many clips run: the object behind the CLI, the API and workers."""
+    """Models loaded once, many clips run: the object behind the CLI, the API, the web page and workers."""
 
     def __init__(self, config: PipelineConfig | None = None, components: Components | None = None) -> None:
         self.config = config or PipelineConfig()
         self.components = components or Components(self.config)
+        self.handlers: dict[Step, Callable[[RunState], Next]] = {
+            Step.GENERATE: self._generate_step,
+            Step.DETECT_VOICE_OVER: self._voice_over_step,
+            Step.REMOVE_VOICE_OVER: self._remove_voice_step,
+            Step.CHECK_SILENCE: self._silence_step,
+        }
 
     @classmethod
     def from_config(cls, config: PipelineConfig | None = None, **overrides: Any) -> Pipeline:
-        """``Pipeline.from_config(variant="small_16k", judge="speech")`` or from a config object."""
+        """``Pipeline.from_config(judge="speech")`` or from a config object."""
         if config is None:
             config = PipelineConfig(**overrides)
         elif overrides:
@@ -91,196 +139,172 @@ class Pipeline:
     ) -> ClipResult:
         """Run the plan on ``video`` and write ``<name>.wav``, ``<name>.mp4`` and ``<name>.trace.json``.
 
-        On failure every file this run wrote is removed again, so a re-run
-        (or a batch that skips finished clips) never mistakes debris for results.
-        ``progress`` hears each step's start and end and the long loops' fractions
-        (:mod:`deepsound.progress`); the CLI, the web page and Ray workers all listen this way.
+        On failure every file this run wrote is removed again, so a re-run (or a batch
+        that skips finished clips) never mistakes debris for results. ``progress`` hears
+        each step's start and end and the long loops' fractions (:mod:`deepsound.progress`);
+        the CLI, the web page and Ray workers all listen this way.
         """
         options = options or RunOptions()
         video = Path(video)
         paths = OutputPaths(ensure_dir(Path(output_dir)), video.stem)
-        trace = Trace(video=str(video), options=vars(options).copy(), config=self.config.to_dict())
-        written: list[Path] = []
+        trace = Trace(video=str(video), options=options.to_dict(), config=self.config.to_dict())
+        state = RunState(
+            video, options, paths, trace, [], ClipResult(video=video, audio=None, outputs={}, trace=trace)
+        )
         start = time.perf_counter()
         try:
             with listening(progress):
-                result = self._run_steps(video, paths, options, trace, written)
+                self._run_steps(state)
         except BaseException as exc:
             # The caller reports the error (one line in the CLI, a row in a batch summary).
             log.debug("%s failed: %s", video, exc)
-            for path in written:
+            for path in state.written:
                 path.unlink(missing_ok=True)
             raise
         trace.seconds = round(time.perf_counter() - start, 3)
         # Model loads happen inside the first clip's steps; they are reported apart so that
         # step timings compare across the clips of a batch.
         trace.final["model_load_seconds"] = dict(self.components.load_seconds)
+        if overrides := used_overrides():
+            trace.final["weights_overrides"] = overrides
         trace.write(paths.trace)
-        result.outputs["trace"] = paths.trace
-        return result
+        state.result.outputs["trace"] = paths.trace
+        return state.result
 
-    def _run_steps(
-        self, video: Path, paths: OutputPaths, options: RunOptions, trace: Trace, written: list[Path]
-    ) -> ClipResult:
-        info = media.probe(video)
+    def _run_steps(self, state: RunState) -> None:
+        # 1. Check the input: a video stream and a length the generator can use.
+        info = media.probe(state.video)
         if not info.has_video:
-            raise MediaError(f"{video}: has no video stream")
-        if options.duration is None:
-            options = options.replace(duration=info.duration)
-            trace.options["duration"] = info.duration
-
-        def save(audio: Audio, suffix: str) -> Path:
-            path = paths.file(suffix)
-            media.write_audio(path, audio)
-            written.append(path)
-            return path
-
-        plan = self._plan(video, trace)
-        step1: Audio | None = None
-        current: Audio | None = None
-        result = ClipResult(video=video, audio=None, outputs={}, trace=trace)
-        finished = False
-
+            raise MediaError(f"{state.video}: has no video stream")
+        if state.options.duration is None:
+            state.options = state.options.replace(duration=info.duration)
+            state.trace.options["duration"] = info.duration
+        # 2. Step 0: the plan, cut after step 3 in mode s3.
+        plan = self._plan(state)
+        # 3. The planned steps, in order, until one says the method is done.
         for step in plan.steps:
-            if step is Step.GENERATE:
-                with trace.step("step1_generate", self.components.generator.name) as rec:
-                    step1 = self._generate(video, options, options.negative_prompt)
-                    current = step1
-                    rec.decision = "generated"
-                    rec.evidence = {
-                        "duration": round(step1.duration, 3),
-                        "sample_rate": step1.sample_rate,
-                        **self._stage_seconds(),
-                    }
-                    if options.keep_intermediates:
-                        rec.outputs["audio"] = str(save(step1, ".step1.wav"))
-
-            elif step is Step.DETECT_VOICE_OVER:
-                assert current is not None, "the plan judges audio before generating it"
-                judge = self.components.judge
-                with trace.step("step2_judge_voice_over", judge.name) as rec:
-                    verdict = judge.judge(video, current)
-                    has_vo = verdict.has_voice_over
-                    if has_vo is None:
-                        has_vo = self.config.undecided_is_voice_over
-                        trace.warnings.append(f"judge undecided; treated as voice-over={has_vo}")
-                    rec.decision = {"has_voice_over": has_vo, "judge_said": verdict.has_voice_over}
-                    rec.evidence = dict(verdict.evidence)
-                    if verdict.cot_text:
-                        rec.evidence["cot_text"] = verdict.cot_text
-                    rec.mllm_calls = list(verdict.mllm_calls)
-                result.has_voice_over = has_vo
-                if not has_vo:
-                    finished = True
-                    break
-
-            elif step is Step.REMOVE_VOICE_OVER:
-                assert current is not None, "the plan removes voice before generating audio"
-                separator = self.components.separator
-                with trace.step("step3_remove_voice_over", separator.name) as rec:
-                    separation = separator.separate(current)
-                    current = separation.instrumental
-                    rec.decision = "separated"
-                    rec.evidence = dict(separation.evidence)
-                    if options.keep_intermediates:
-                        rec.outputs["instrumental"] = str(save(separation.instrumental, ".step3.wav"))
-                        rec.outputs["vocals"] = str(save(separation.vocals, ".step3.vocals.wav"))
-                if options.mode == "s3":
-                    finished = True
-                    break
-
-            elif step is Step.CHECK_SILENCE:
-                assert current is not None, "the plan checks silence before generating audio"
-                detector = self.components.silence
-                with trace.step("step4_check_silence", detector.name) as rec:
-                    report = detector.detect(current, video)
-                    rec.decision = {"is_silent": report.is_silent}
-                    rec.evidence = {"silent_frame_ratio": report.silent_frame_ratio, **report.evidence}
-                    rec.mllm_calls = list(report.mllm_calls)
-                if report.is_silent:
-                    current = self._fallback(video, options, step1, trace, result, save)
-                finished = True
+            if self.handlers[step](state) is Next.STOP:
                 break
-
-        if not finished and current is None:
+        # 4. The final audio and video (no audio only where the rm fallback removed it).
+        if state.audio is None and state.result.fallback != "rm":
             raise DeepSoundError(
-                f"{video}: the plan produced no audio (steps: {[s.name for s in plan.steps]})"
+                f"{state.video}: the plan produced no audio (steps: {[s.name for s in plan.steps]})"
             )
-
-        result.audio = current
-        return self._write_final(video, paths, options, trace, result, written)
+        state.result.audio = state.audio
+        self._write_final(state)
 
     # ------------------------------------------------------------------ the steps
-    def _plan(self, video: Path, trace: Trace) -> Plan:
+    def _plan(self, state: RunState) -> Plan:
         planner = self.components.planner
-        with trace.step("step0_plan", planner.name) as rec:
-            plan = planner.plan(video)
+        with state.trace.step("step0_plan", planner.name) as rec:
+            plan = planner.plan(state.video)
+            if state.options.mode == "s3" and Step.CHECK_SILENCE in plan.steps:
+                plan.steps = [s for s in plan.steps if s is not Step.CHECK_SILENCE]
+                rec.evidence["cut"] = "mode s3: the plan ends after step 3 (no silence check)"
             rec.decision = [s.name.lower() for s in plan.steps]
-            rec.evidence = {"plan_text": plan.text, "source": plan.source}
+            rec.evidence.update({"plan_text": plan.text, "source": plan.source})
             rec.mllm_calls = list(plan.mllm_calls)
-        trace.warnings.extend(plan.warnings)
+        state.trace.warnings.extend(plan.warnings)
         return plan
 
-    def _stage_seconds(self) -> dict[str, Any]:
-        """The generator's own split of its time (decode, CLIP, sampling, …) when it keeps one."""
-        timings = getattr(self.components.generator, "timings", None)
-        if not timings:
-            return {}
-        return {"stage_seconds": {k: round(float(v), 4) for k, v in timings.items()}}
-
-    def _generate(self, video: Path, options: RunOptions, negative_prompt: str) -> Audio:
-        request = GenerationRequest(
-            video=video,
-            prompt=options.prompt,
-            negative_prompt=negative_prompt,
-            duration=options.duration,
-            seed=options.seed,
-            num_steps=options.num_steps,
-            cfg_strength=options.cfg_strength,
+    def _generate(self, state: RunState, negative_prompt: str) -> Generation:
+        request = request_for(state.video, state.options, negative_prompt)
+        return generate(
+            self.components.generator, request, state.options.window, state.options.window_overlap
         )
-        generator = self.components.generator
-        if options.window is not None and request.duration > options.window:
-            return generate_windowed(generator, request, options.window, options.window_overlap)
-        return generator.generate(request)
 
-    def _fallback(self, video, options, step1, trace, result, save) -> Audio | None:  # noqa: ANN001
+    def _generate_step(self, state: RunState) -> Next:
+        with state.trace.step("step1_generate", self.components.generator.name) as rec:
+            made = self._generate(state, state.options.negative_prompt)
+            state.step1, state.audio = made, made.audio
+            rec.decision = "generated"
+            rec.evidence = {"duration": round(made.audio.duration, 3), "sample_rate": made.audio.sample_rate}
+            rec.evidence.update(made.evidence)
+            if saved := state.save(made.audio, ".step1.wav"):
+                rec.outputs["audio"] = str(saved)
+        return Next.CONTINUE
+
+    def _voice_over_step(self, state: RunState) -> Next:
+        judge = self.components.judge
+        audio = state.current_audio("step 2")
+        with state.trace.step("step2_judge_voice_over", judge.name) as rec:
+            decision = decide_voice_over(
+                judge, state.video, audio, undecided_is_voice_over=self.config.undecided_is_voice_over
+            )
+            verdict = decision.verdict
+            if decision.undecided:
+                state.trace.warnings.append(
+                    f"judge undecided; treated as voice-over={decision.has_voice_over}"
+                )
+            rec.decision = {"has_voice_over": decision.has_voice_over, "judge_said": verdict.has_voice_over}
+            rec.evidence = dict(verdict.evidence)
+            if verdict.cot_text:
+                rec.evidence["cot_text"] = verdict.cot_text
+            rec.mllm_calls = list(verdict.mllm_calls)
+        state.result.has_voice_over = decision.has_voice_over
+        return Next.CONTINUE if decision.has_voice_over else Next.STOP
+
+    def _remove_voice_step(self, state: RunState) -> Next:
+        separator = self.components.separator
+        audio = state.current_audio("step 3")
+        with state.trace.step("step3_remove_voice_over", separator.name) as rec:
+            separation = separator.separate(audio)
+            state.audio = separation.instrumental
+            rec.decision = "separated"
+            rec.evidence = dict(separation.evidence)
+            if saved := state.save(separation.instrumental, ".step3.wav"):
+                rec.outputs["instrumental"] = str(saved)
+            if saved := state.save(separation.vocals, ".step3.vocals.wav"):
+                rec.outputs["vocals"] = str(saved)
+        return Next.CONTINUE
+
+    def _silence_step(self, state: RunState) -> Next:
+        detector = self.components.silence
+        audio = state.current_audio("step 4")
+        with state.trace.step("step4_check_silence", detector.name) as rec:
+            report = detector.detect(audio, state.video)
+            rec.decision = {"is_silent": report.is_silent}
+            rec.evidence = {"silent_frame_ratio": report.silent_frame_ratio, **report.evidence}
+            rec.mllm_calls = list(report.mllm_calls)
+        if report.is_silent:
+            self._fallback(state)
+        return Next.STOP
+
+    def _fallback(self, state: RunState) -> None:
         """What the paper does when removing the voice left nothing: rm, rep or neg."""
-        result.fallback = options.postprocess
-        with trace.step(f"postprocess_{options.postprocess}") as rec:
-            if options.postprocess == "rm":
+        choice = state.options.postprocess
+        state.result.fallback = choice
+        with state.trace.step(f"postprocess_{choice}") as rec:
+            if choice == "rm":
                 rec.decision = "audio removed"
-                return None
-            if options.postprocess == "rep":
+                state.audio = None
+            elif choice == "rep":
                 rec.decision = "kept step-1 audio"
-                return step1
-            # neg: regenerate with the same seed, steering away from voice. A user's own
-            # negative prompt is kept beside the paper's "human voice".
-            negative = NEGATIVE_PROMPT_FALLBACK
-            if options.negative_prompt.strip():
-                negative = f"{options.negative_prompt.strip()}, {NEGATIVE_PROMPT_FALLBACK}"
-            audio = self._generate(video, options, negative)
-            rec.decision = "regenerated"
-            rec.evidence = {"negative_prompt": negative, "seed": options.seed}
-            if options.keep_intermediates:
-                rec.outputs["audio"] = str(save(audio, ".neg.wav"))
-            return audio
+                state.audio = state.step1.audio if state.step1 is not None else None
+            else:  # neg: regenerate with the same seed, steering away from voice
+                negative = fallback_negative_prompt(state.options.negative_prompt)
+                made = self._generate(state, negative)
+                state.audio = made.audio
+                rec.decision = "regenerated"
+                rec.evidence = {"negative_prompt": negative, "seed": state.options.seed, **made.evidence}
+                if saved := state.save(made.audio, ".neg.wav"):
+                    rec.outputs["audio"] = str(saved)
 
-    def _write_final(self, video, paths, options, trace, result, written) -> ClipResult:  # noqa: ANN001
-        audio = result.audio
+    def _write_final(self, state: RunState) -> None:
+        audio, paths, result = state.audio, state.paths, state.result
         if audio is not None:
             media.write_audio(paths.audio, audio)
-            written.append(paths.audio)
+            state.written.append(paths.audio)
             result.outputs["audio"] = paths.audio
-        if options.write_video:
-            media.mux_audio(video, audio, paths.video)
-            written.append(paths.video)
+        if state.options.write_video:
+            media.mux_audio(state.video, audio, paths.video)
+            state.written.append(paths.video)
             result.outputs["video"] = paths.video
-        trace.final = {
+        state.trace.final = {
             "audio": str(paths.audio) if audio is not None else None,
-            "video": str(paths.video) if options.write_video else None,
+            "video": str(paths.video) if state.options.write_video else None,
             "has_voice_over": result.has_voice_over,
             "fallback": result.fallback,
             "duration": round(audio.duration, 3) if audio is not None else None,
             "sample_rate": audio.sample_rate if audio is not None else None,
         }
-        return result

@@ -29,6 +29,11 @@ def register(kind: str, name: str, factory: Factory) -> None:
     _FACTORIES[kind][name] = factory
 
 
+def unregister(kind: str, name: str) -> None:
+    """Take ``name`` back (a test or a notebook that registered a component for a while)."""
+    _FACTORIES.get(kind, {}).pop(name, None)
+
+
 def available(kind: str) -> list[str]:
     return sorted(_FACTORIES[kind])
 
@@ -47,26 +52,37 @@ class Components:
         unknown = set(self._built) - set(KINDS)
         if unknown:
             raise ConfigError(f"unknown component kind(s): {', '.join(sorted(unknown))}")
+        # Names are checked now, against what is registered, so a typo fails before any model
+        # loads and a user's registered component is as valid as a built-in one.
+        for kind in KINDS:
+            if kind not in self._built:
+                self._factory(kind)
 
-    def _name_for(self, kind: str) -> str:
+    def name_for(self, kind: str) -> str:
+        """The configured component name of ``kind``."""
+        c = self.config
         names = {
-            "generator": self.config.generator,
-            "judge": self.config.judge,
-            "planner": self.config.planner,
-            "separator": self.config.separator,
-            "silence": self.config.silence,
-            "speech": "silero",
-            "mllm": "omni",
+            "generator": c.generator.name,
+            "judge": c.judge,
+            "planner": c.planner,
+            "separator": c.separator.name,
+            "silence": c.silence.name,
+            "speech": c.speech.name,
+            "mllm": c.mllm.name,
         }
         return names[kind]
 
+    def _factory(self, kind: str) -> Factory:
+        name = self.name_for(kind)
+        factory = _FACTORIES[kind].get(name)
+        if factory is None:
+            choices = ", ".join(available(kind)) or "none registered"
+            raise ConfigError(f"unknown {kind} {name!r}; available: {choices}")
+        return factory
+
     def get(self, kind: str) -> Any:
         if kind not in self._built:
-            name = self._name_for(kind)
-            factory = _FACTORIES[kind].get(name)
-            if factory is None:
-                choices = ", ".join(available(kind)) or "none registered"
-                raise ConfigError(f"unknown {kind} {name!r}; available: {choices}")
+            factory = self._factory(kind)
             start = time.perf_counter()
             self._built[kind] = factory(self.config, self)
             self.load_seconds[kind] = round(time.perf_counter() - start, 3)
@@ -117,7 +133,7 @@ def _bs_roformer(config: PipelineConfig, components: Components) -> Any:
     from deepsound.models.bs_roformer.separator import BsRoformerSeparator
 
     # the speech gate reuses the process's one speech detector instead of loading a second
-    detector = components.speech if config.separate_only_speech else None
+    detector = components.speech if config.separator.only_speech else None
     return BsRoformerSeparator.from_config(config, speech_detector=detector)
 
 
@@ -151,7 +167,7 @@ def _judge_factory(name: str) -> Factory:
     def build(config: PipelineConfig, components: Components) -> Any:
         from deepsound.steps.voice_over import build_judge
 
-        return build_judge(name, config, speech=components.speech, mllm=lambda: components.mllm)
+        return build_judge(name, speech=components.speech, mllm=lambda: components.mllm)
 
     return build
 
@@ -160,7 +176,7 @@ def _planner_factory(name: str) -> Factory:
     def build(config: PipelineConfig, components: Components) -> Any:
         from deepsound.steps.plan import build_planner
 
-        return build_planner(name, config, mllm=lambda: components.mllm)
+        return build_planner(name, mllm=lambda: components.mllm)
 
     return build
 

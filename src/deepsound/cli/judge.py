@@ -23,27 +23,40 @@ from deepsound.errors import DeepSoundError
 def judge_command(
     videos: Annotated[list[Path], typer.Argument(help="Videos whose own audio track is judged.")],
     judge: Annotated[
-        str, typer.Option(help="cascade (speech detector, then MLLM where speech is heard), mllm, speech.")
-    ] = "cascade",
+        str | None,
+        typer.Option(
+            help="cascade (speech detector, then MLLM where speech is heard), mllm, speech. (default: cascade)"
+        ),
+    ] = None,
+    mllm: Annotated[
+        str | None, typer.Option(help="Audio-visual LLM family: omni, videollama2-cot, videollama2-qa.")
+    ] = None,
     mllm_model: Annotated[
-        str, typer.Option(help="Hub id or local folder of the audio-visual LLM.")
-    ] = "Qwen/Qwen2.5-Omni-7B",
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 …")] = "auto",
+        str | None, typer.Option(help="Hub id or local folder of the audio-visual LLM.")
+    ] = None,
+    mllm_adapter: Annotated[
+        Path | None, typer.Option(help="LoRA adapter folder to load onto the MLLM.")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:1 …")] = None,
     offline: Annotated[bool, typer.Option(help="Never download; fail with a clear message instead.")] = False,
-    max_new_tokens: Annotated[int, typer.Option(help="Token budget of each MLLM answer.")] = 512,
+    max_new_tokens: Annotated[
+        int | None, typer.Option(help="Token budget of each MLLM answer. (default: 2048)")
+    ] = None,
+    config_file: Annotated[Path | None, typer.Option("--config", help="TOML file of settings.")] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Also write the JSON lines to this file.")
     ] = None,
 ) -> None:
     """Tell whether each VIDEO's audio holds a voice-over; one JSON line per file."""
-    from deepsound.config import PipelineConfig
+    from deepsound.cli.options import settings_from_values
     from deepsound.files import atomic_output
-    from deepsound.steps.voice_over import build_judge
+    from deepsound.registry import Components
 
-    config = PipelineConfig(
-        judge=judge, device=device, offline=offline, mllm_model=mllm_model, mllm_max_new_tokens=max_new_tokens
-    )
-    judge_obj = build_judge(judge, config)
+    settings = settings_from_values(
+        {"judge": judge, "mllm": mllm, "mllm_model": mllm_model, "mllm_adapter": mllm_adapter, "device": device,
+         "offline": offline, "max_new_tokens": max_new_tokens, "config_file": config_file}
+    )  # fmt: skip
+    judge_obj = Components(settings.pipeline).judge
     lines: list[str] = []
     failed = 0
     for video in videos:

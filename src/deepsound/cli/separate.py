@@ -118,22 +118,17 @@ def separate_command(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from deepsound.cli import err_console, setup_logging
-    from deepsound.config import PipelineConfig
-    from deepsound.models.bs_roformer.separator import BsRoformerSeparator
+    from deepsound.cli.app import err_console, setup_logging
+    from deepsound.config import PipelineConfig, SeparatorConfig
+    from deepsound.registry import Components
 
     setup_logging(quiet)
     check_input(input_path, output_dir, overwrite=overwrite)
-    if dtype not in ("auto", "float32", "bfloat16"):
-        from deepsound.errors import ConfigError
-
-        raise ConfigError(f"unknown dtype {dtype!r}; choose one of: auto, float32, bfloat16")
-    extra = {"separator_batch_size": batch_size} if batch_size else {}
     config = PipelineConfig(
-        device=device, dtype=dtype, weights_dir=weights_dir, offline=offline,  # type: ignore[arg-type]
-        separate_only_speech=only_speech, extra=extra,
+        device=device, dtype=dtype, weights_dir=weights_dir, offline=offline,
+        separator=SeparatorConfig(only_speech=only_speech, batch_size=batch_size),
     )  # fmt: skip
-    separator = BsRoformerSeparator.from_config(config)
+    separator = Components(config).separator
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err_console, disable=quiet) as progress:
         task = progress.add_task(f"separating {input_path.name}", total=None)

@@ -80,9 +80,10 @@ def vo_rate_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Voice-over rate: the share of soundtracks in which speech is heard (Silero VAD)."""
-    from deepsound.models.silero.detector import SileroSpeechDetector
+    from deepsound.config import PipelineConfig
+    from deepsound.registry import Components
 
-    rows = measure(collect_files(paths, pattern), SileroSpeechDetector())
+    rows = measure(collect_files(paths, pattern), Components(PipelineConfig()).speech)
     rate = voice_over_rate(rows)
     if as_json:
         typer.echo(json.dumps({"voice_over_rate": rate, "files": [vars(r) for r in rows]}, indent=2))

@@ -41,17 +41,11 @@ class MllmSilenceDetector:
         self.rule = RmsSilenceDetector(threshold_db=threshold_db, silent_ratio=silent_ratio)
 
     @classmethod
-    def from_config(cls, config: PipelineConfig, mllm: Any = None) -> MllmSilenceDetector:
-        if mllm is None:
-            from deepsound.models.qwen_omni.reasoner import OmniReasoner
-
-            def mllm() -> OmniReasoner:
-                return OmniReasoner.from_config(config)
-
-        return cls(mllm, threshold_db=config.silence_threshold_db, silent_ratio=config.silence_ratio)
+    def from_config(cls, config: PipelineConfig, mllm: Any) -> MllmSilenceDetector:
+        return cls(mllm, threshold_db=config.silence.threshold_db, silent_ratio=config.silence.ratio)
 
     def detect(self, audio: Audio, video: Path | None = None) -> SilenceReport:
-        from deepsound.steps.parsing import parse_yes_no
+        from deepsound.steps.cot import parse_yes_no
 
         rule = self.rule.detect(audio)
         mllm = self.mllm.get()

@@ -101,7 +101,7 @@ class RmsSilenceDetector:
 
     @classmethod
     def from_config(cls, config: PipelineConfig) -> RmsSilenceDetector:
-        return cls(threshold_db=config.silence_threshold_db, silent_ratio=config.silence_ratio)
+        return cls(threshold_db=config.silence.threshold_db, silent_ratio=config.silence.ratio)
 
     def frame_db(self, audio: Audio) -> np.ndarray:
         """Per-frame level in dB of the mono mix, as the rule sees it."""

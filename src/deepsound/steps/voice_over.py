@@ -16,11 +16,16 @@ Three ways to answer, chosen with ``--judge``:
 
 The MLLM may be given as a zero-argument factory: it is then loaded on first
 use, so a batch whose clips hold no speech never loads the 7B model.
+
+What the pipeline does with a verdict is decided here too (:func:`decide_voice_over`):
+a judge that cannot decide is treated as ``undecided_is_voice_over`` says, and that is
+written down. The chain of thought is read by :mod:`deepsound.steps.cot`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +35,6 @@ from deepsound.interfaces import SpeechDetector, SpeechReport, VoiceOverVerdict
 from deepsound.steps.prompts import VOICE_OVER_QUESTION, VOICE_OVER_SYSTEM_PROMPT
 
 if TYPE_CHECKING:
-    from deepsound.config import PipelineConfig
     from deepsound.models.qwen_omni.reasoner import MllmAnswer, OmniReasoner
 
 JUDGE_NAMES = ("cascade", "mllm", "speech")
@@ -70,7 +74,7 @@ def ask_voice_over(
 
     Returns (verdict, evidence, answer); the answer's call record gets the parsed verdict.
     """
-    from deepsound.steps.parsing import parse_voice_over_cot
+    from deepsound.steps.cot import parse_voice_over_cot
 
     answer = mllm.ask(
         VOICE_OVER_QUESTION, video=video, audio=audio, system=VOICE_OVER_SYSTEM_PROMPT, step="step2"
@@ -93,8 +97,8 @@ class SpeechJudge:
 
     name = "speech"
 
-    def __init__(self, detector: SpeechDetector | None = None, *, min_speech_ratio: float = 0.0) -> None:
-        self.detector = detector if detector is not None else _default_speech_detector()
+    def __init__(self, detector: SpeechDetector, *, min_speech_ratio: float = 0.0) -> None:
+        self.detector = detector
         self.min_speech_ratio = float(min_speech_ratio)
 
     def decide(self, report: SpeechReport) -> bool:
@@ -135,8 +139,8 @@ class CascadeJudge:
 
     name = "cascade"
 
-    def __init__(self, mllm: Any, detector: SpeechDetector | None = None) -> None:
-        self.detector = detector if detector is not None else _default_speech_detector()
+    def __init__(self, mllm: Any, detector: SpeechDetector) -> None:
+        self.detector = detector
         self.speech = SpeechJudge(self.detector)
         self.mllm = LazyMllm(mllm)
 
@@ -161,38 +165,35 @@ class CascadeJudge:
         )
 
 
-def _default_speech_detector(config: PipelineConfig | None = None) -> SpeechDetector:
-    from deepsound.models.silero.detector import SileroSpeechDetector
+def build_judge(name: str, *, speech: SpeechDetector, mllm: Any) -> SpeechJudge | MllmJudge | CascadeJudge:
+    """The judge called ``name`` over the process's speech detector and MLLM (a reasoner or a factory).
 
-    return SileroSpeechDetector.from_config(config) if config is not None else SileroSpeechDetector()
-
-
-def build_judge(
-    name: str,
-    config: PipelineConfig | None = None,
-    *,
-    speech: SpeechDetector | None = None,
-    mllm: Any = None,
-) -> SpeechJudge | MllmJudge | CascadeJudge:
-    """The judge called ``name``; ``mllm`` is a reasoner or a factory (default: the configured one, lazily).
-
-    The speech detector defaults to Silero VAD with the configuration's
-    settings.
+    The pipeline builds judges through :mod:`deepsound.registry`, which hands in its one
+    speech detector and its one (lazily loaded) MLLM.
     """
     if name not in JUDGE_NAMES:
         raise ConfigError(f"unknown judge {name!r}; choose one of: {', '.join(JUDGE_NAMES)}")
-    if speech is None:
-        speech = _default_speech_detector(config)
     if name == "speech":
         return SpeechJudge(speech)
-    if mllm is None:
-        if config is None:
-            raise ConfigError(f"the {name} judge needs an MLLM or a configuration to load one from")
-        from deepsound.models.qwen_omni.reasoner import OmniReasoner
-
-        def mllm() -> OmniReasoner:
-            return OmniReasoner.from_config(config)
-
     if name == "mllm":
         return MllmJudge(mllm, speech)
     return CascadeJudge(mllm, speech)
+
+
+@dataclass
+class VoiceOverDecision:
+    """Step 2's outcome: what the pipeline does (``has_voice_over``) and what the judge said."""
+
+    has_voice_over: bool
+    verdict: VoiceOverVerdict
+    undecided: bool
+
+
+def decide_voice_over(
+    judge: Any, video: Path | None, audio: Audio, *, undecided_is_voice_over: bool
+) -> VoiceOverDecision:
+    """Ask ``judge``; an undecided answer becomes ``undecided_is_voice_over``."""
+    verdict = judge.judge(video, audio)
+    undecided = verdict.has_voice_over is None
+    has_vo = undecided_is_voice_over if undecided else bool(verdict.has_voice_over)
+    return VoiceOverDecision(has_vo, verdict, undecided)

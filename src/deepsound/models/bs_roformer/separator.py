@@ -28,11 +28,12 @@ import torch
 
 from deepsound.audio import Audio
 from deepsound.config import PipelineConfig
-from deepsound.errors import WeightsError
+from deepsound.errors import ConfigError, WeightsError
 from deepsound.interfaces import Separation, SpeechDetector
 from deepsound.models.bs_roformer.config import BsRoformerConfig
 from deepsound.models.bs_roformer.demix import demix
 from deepsound.models.bs_roformer.network import BSRoformer, build_model, load_checkpoint
+from deepsound.weights.loading import torch_dtype
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ class BsRoformerSeparator:
     ) -> None:
         self.config: BsRoformerConfig = model.config
         self.device = torch.device(device)
-        self.dtype = torch.bfloat16 if dtype == "bfloat16" else torch.float32
+        self.dtype = torch_dtype(dtype)
         self.model = model.to(device=self.device).to_compute_dtype(self.dtype).eval()
         # CPU: one chunk at a time keeps memory low at no cost in speed; GPUs like the configured batch.
         default_batch = self.config.batch_size if self.device.type == "cuda" else 1
@@ -123,31 +124,26 @@ class BsRoformerSeparator:
     @classmethod
     def from_config(cls, config: PipelineConfig, **kwargs: Any) -> BsRoformerSeparator:
         """The published viperx model, located (and fetched when allowed) through the weights registry."""
-        from deepsound import weights
+        from deepsound.weights.overrides import resolve_for
 
-        checkpoint = weights.resolve(CHECKPOINT_NAME, weights_dir=config.weights_dir, offline=config.offline)
+        checkpoint = resolve_for(config, CHECKPOINT_NAME)
         try:
-            yaml_path: Path | None = weights.resolve(
-                CONFIG_NAME, weights_dir=config.weights_dir, offline=config.offline
-            )
+            yaml_path: Path | None = resolve_for(config, CONFIG_NAME)
         except WeightsError as exc:  # the YAML only repeats numbers we also carry built in
             log.warning("BS-RoFormer config not found (%s); using the built-in viperx settings", exc)
             yaml_path = None
         detector = kwargs.pop("speech_detector", None)
-        if config.separate_only_speech and detector is None:
-            from deepsound.models.silero.detector import SileroSpeechDetector
-
-            detector = SileroSpeechDetector.from_config(config)
-        extra = config.extra
+        if config.separator.only_speech and detector is None:
+            raise ConfigError("speech-gated separation needs the speech detector (built by the registry)")
         return cls.from_files(
             checkpoint,
             yaml_path,
             device=config.resolved_device(),
             dtype=config.resolved_dtype(),
-            run_batch_size=extra.get("separator_batch_size"),
+            run_batch_size=config.separator.batch_size,
             speech_detector=detector,
-            only_speech=config.separate_only_speech,
-            crossfade_s=float(extra.get("separator_crossfade_s", 0.1)),
+            only_speech=config.separator.only_speech,
+            crossfade_s=config.separator.crossfade_s,
             **kwargs,
         )
 

@@ -253,11 +253,12 @@ class ClipConditioner(nn.Module):
     @classmethod
     def from_config(cls, config: PipelineConfig) -> ClipConditioner:
         """Resolve the published DFN5B weights and config, and place the model as the pipeline asks."""
-        from deepsound.weights import resolve
+        from deepsound.weights.loading import torch_dtype
+        from deepsound.weights.overrides import resolve_for
 
-        weights = resolve("clip_dfn5b", weights_dir=config.weights_dir, offline=config.offline)
-        cfg = resolve("clip_dfn5b_config", weights_dir=config.weights_dir, offline=config.offline)
-        dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[config.resolved_dtype()]
+        weights = resolve_for(config, "clip_dfn5b")
+        cfg = resolve_for(config, "clip_dfn5b_config")
+        dtype = torch_dtype(config.resolved_dtype())
         return cls.from_pretrained(weights, cfg, device=config.resolved_device(), dtype=dtype)
 
     @classmethod

@@ -28,7 +28,7 @@ import torch
 
 from deepsound.audio import Audio
 from deepsound.errors import ConfigError, MediaError
-from deepsound.interfaces import GenerationRequest
+from deepsound.interfaces import Generation, GenerationRequest
 from deepsound.models.mmaudio.flow import initial_noise, sample_latents
 from deepsound.models.mmaudio.network import MMAudioNetwork
 from deepsound.models.mmaudio.variants import (
@@ -51,8 +51,6 @@ _TEXT_CACHE_SIZE = 16
 MIN_DURATION = 0.64  # 16 frames at 25 fps
 # frames (CLIP) or 16-frame windows (Synchformer) per forward pass, as the reference batches them
 FRAME_BATCH = 40
-
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 @dataclass
@@ -106,18 +104,17 @@ class MMAudioGenerator:
 
     @classmethod
     def from_config(cls, config: PipelineConfig) -> MMAudioGenerator:
-        """Resolve every weight file of ``config.variant`` and load each model once."""
+        """Resolve every weight file of ``config.generator.variant`` and load each model once."""
         from deepsound.models.mmaudio.clip import ClipConditioner
         from deepsound.models.mmaudio.synchformer import SynchformerEncoder
         from deepsound.models.mmaudio.vae import AudioDecoder
-        from deepsound.weights import resolve
+        from deepsound.weights.loading import torch_dtype
+        from deepsound.weights.overrides import resolve_for
 
-        variant: Variant = get_variant(config.variant)
-        device, dtype = config.resolved_device(), _DTYPES[config.resolved_dtype()]
+        variant: Variant = get_variant(config.generator.variant)
+        device, dtype = config.resolved_device(), torch_dtype(config.resolved_dtype())
         network = MMAudioNetwork(variant.network)
-        network.load_checkpoint(
-            resolve(variant.weights_name, weights_dir=config.weights_dir, offline=config.offline)
-        )
+        network.load_checkpoint(resolve_for(config, variant.weights_name))
         return cls(
             network,
             ClipConditioner.from_config(config),
@@ -127,8 +124,8 @@ class MMAudioGenerator:
             variant=variant.name,
             device=device,
             dtype=dtype,
-            batched_cfg=config.extra.get("mmaudio_batched_cfg"),
-            compile=bool(config.extra.get("mmaudio_compile", False)),
+            batched_cfg=config.generator.batched_cfg,
+            compile=config.generator.compile,
         )
 
     @classmethod
@@ -196,9 +193,12 @@ class MMAudioGenerator:
 
     # ------------------------------------------------------------ generation
 
-    def generate(self, request: GenerationRequest) -> Audio:
+    def generate(self, request: GenerationRequest) -> Generation:
+        """The audio and its evidence: each stage's seconds (decode, CLIP, Synchformer, sampling, …)."""
         wave = self.generate_waveform(request)
-        return Audio(wave.float().cpu().numpy().astype(np.float32), self.sample_rate)
+        audio = Audio(wave.float().cpu().numpy().astype(np.float32), self.sample_rate)
+        stages = {k: round(float(v), 4) for k, v in self.timings.items()}
+        return Generation(audio, {"variant": self.variant, "seed": request.seed, "stage_seconds": stages})
 
     @torch.inference_mode()
     def generate_waveform(self, request: GenerationRequest) -> torch.Tensor:

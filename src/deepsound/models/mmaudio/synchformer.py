@@ -141,10 +141,11 @@ class SynchformerEncoder(nn.Module):
     @classmethod
     def from_config(cls, config: PipelineConfig) -> SynchformerEncoder:
         """Resolve the published weights and place the encoder as the pipeline asks."""
-        from deepsound.weights import resolve
+        from deepsound.weights.loading import torch_dtype
+        from deepsound.weights.overrides import resolve_for
 
-        path = resolve("synchformer", weights_dir=config.weights_dir, offline=config.offline)
-        return cls.load(path, device=config.resolved_device(), dtype=_torch_dtype(config.resolved_dtype()))
+        path = resolve_for(config, "synchformer")
+        return cls.load(path, device=config.resolved_device(), dtype=torch_dtype(config.resolved_dtype()))
 
     @classmethod
     def tiny(cls, seed: int = 0) -> SynchformerEncoder:
@@ -192,7 +193,3 @@ class SynchformerEncoder(nn.Module):
         step = b if batch_size is None or batch_size <= 0 else batch_size
         out = torch.cat([self(windows[i : i + step]) for i in range(0, b * s, step)], dim=0)
         return out.reshape(b, s * self.config.time_steps, self.config.embed_dim)
-
-
-def _torch_dtype(name: str) -> torch.dtype:
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16}[name]

@@ -117,17 +117,16 @@ class AudioDecoder(nn.Module):
 
     @classmethod
     def from_config(cls, config, *, need_encoder: bool = False) -> AudioDecoder:
-        """Resolve the weights of ``config.variant`` (``*_16k`` / ``*_44k``) and build."""
-        from deepsound.weights import resolve
+        """Resolve the weights of ``config.generator.variant`` (``*_16k`` / ``*_44k``) and build."""
+        from deepsound.weights.overrides import resolve_for
 
-        mode: Mode = "16k" if config.variant.endswith("16k") else "44k"
+        mode: Mode = "16k" if config.generator.variant.endswith("16k") else "44k"
         vae_name, vocoder_name, config_name = _WEIGHT_NAMES[mode]
-        kwargs = {"weights_dir": config.weights_dir, "offline": config.offline}
         return cls.build(
             mode,
-            resolve(vae_name, **kwargs),
-            resolve(vocoder_name, **kwargs),
-            resolve(config_name, **kwargs) if config_name else None,
+            resolve_for(config, vae_name),
+            resolve_for(config, vocoder_name),
+            resolve_for(config, config_name) if config_name else None,
             need_encoder=need_encoder,
         )
 

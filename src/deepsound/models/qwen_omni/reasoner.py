@@ -33,6 +33,7 @@ import numpy as np
 
 from deepsound.audio import Audio
 from deepsound.errors import ConfigError, MediaError, WeightsError
+from deepsound.weights.loading import torch_dtype as to_torch_dtype
 
 if TYPE_CHECKING:
     from deepsound.config import PipelineConfig
@@ -213,7 +214,6 @@ class OmniReasoner:
         Missing weights (offline, no network, wrong id) end as one
         :class:`WeightsError` line that says how to get them.
         """
-        import torch
         import transformers
 
         local = Path(model).expanduser()
@@ -233,7 +233,7 @@ class OmniReasoner:
             )
         thinker_cls = getattr(transformers, family[0])
         processor_cls = getattr(transformers, family[1])
-        torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+        torch_dtype = to_torch_dtype(dtype)
         started = time.perf_counter()
         try:
             processor = processor_cls.from_pretrained(source, local_files_only=offline)
@@ -255,22 +255,23 @@ class OmniReasoner:
         A hub id whose last part names a folder inside ``weights_dir`` (e.g.
         ``weights/Qwen2.5-Omni-7B``) loads from that folder.
         """
-        model: str | Path = config.mllm_model
+        mllm = config.mllm
+        model: str | Path = mllm.model or DEFAULT_MODEL
         if config.weights_dir is not None:
-            candidate = Path(config.weights_dir) / str(config.mllm_model).rstrip("/").split("/")[-1]
+            candidate = Path(config.weights_dir) / str(model).rstrip("/").split("/")[-1]
             if candidate.is_dir():
                 model = candidate
         options = {
-            key: config.extra[f"mllm_{key}"]
+            key: getattr(mllm, key)
             for key in ("fps", "max_frames", "min_pixels", "max_pixels")
-            if f"mllm_{key}" in config.extra
+            if getattr(mllm, key) is not None
         }
         return cls.load(
             model,
             device=config.resolved_device(),
             dtype=config.resolved_dtype(),
             offline=config.offline,
-            max_new_tokens=config.mllm_max_new_tokens,
+            max_new_tokens=mllm.max_new_tokens,
             **options,
         )
 

@@ -110,14 +110,10 @@ class SileroSpeechDetector:
 
     @classmethod
     def from_config(cls, config: PipelineConfig) -> SileroSpeechDetector:
-        """Defaults, overridable through ``config.extra`` (``speech_threshold``, ``speech_min_speech_s``,
-        ``speech_min_silence_s``, ``speech_pad_s``)."""
-        extra = config.extra
+        """The ``[pipeline.speech]`` settings."""
+        s = config.speech
         return cls(
-            threshold=float(extra.get("speech_threshold", 0.5)),
-            min_speech_s=float(extra.get("speech_min_speech_s", 0.25)),
-            min_silence_s=float(extra.get("speech_min_silence_s", 0.1)),
-            pad_s=float(extra.get("speech_pad_s", 0.03)),
+            threshold=s.threshold, min_speech_s=s.min_speech_s, min_silence_s=s.min_silence_s, pad_s=s.pad_s
         )
 
     def _ensure_model(self) -> None:
@@ -155,8 +151,8 @@ class SileroSpeechDetector:
         return SpeechReport(segments=segments, speech_ratio=float(ratio), duration=duration)
 
 
-def speech_report_for_file(path: Path | str, detector: SileroSpeechDetector | None = None) -> SpeechReport:
+def speech_report_for_file(path: Path | str, detector: SileroSpeechDetector) -> SpeechReport:
     """Speech in the audio track of a media file (raises :class:`~deepsound.errors.MediaError` on bad input)."""
     from deepsound.media import read_audio
 
-    return (detector or SileroSpeechDetector()).detect(read_audio(Path(path)))
+    return detector.detect(read_audio(Path(path)))
