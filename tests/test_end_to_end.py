@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from deepsound import cli, media
 from deepsound.batch import read_inputs, run_batch
 from deepsound.config import PipelineConfig, RunOptions, SilenceConfig
+from deepsound.interfaces import VoiceOverVerdict
 from deepsound.models.bs_roformer.separator import BsRoformerSeparator
 from deepsound.models.mmaudio.generator import MMAudioGenerator
 from deepsound.models.qwen_omni.reasoner import OmniReasoner
@@ -97,6 +98,8 @@ def test_every_step_with_mllm_plan_and_judge_then_neg_fallback(tiny_models, vide
     calls = [c for s in trace["steps"] for c in s["mllm_calls"]]
     assert "step-by-step" in calls[0]["prompt"] and "voice-over" in calls[1]["prompt"]
     assert result.fallback == "neg"
+    neg = next(s for s in trace["steps"] if s["step"] == "postprocess_neg")
+    assert neg["evidence"]["stage_seconds"]["sampling"] > 0  # the regeneration's own timings
     for suffix in (".step1.wav", ".step3.wav", ".step3.vocals.wav", ".neg.wav", ".wav", ".mp4"):
         assert (tmp_path / f"street{suffix}").exists(), suffix
     step1 = media.read_audio(tmp_path / "street.step1.wav").waveform
@@ -117,19 +120,37 @@ def registered_tiny(tiny_models):
 
 
 def test_cli_runs_registered_components_by_name(registered_tiny, video, tmp_path):
-    """The public extension point: components registered by name run through `deepsound generate`."""
-    settings = tmp_path / "tiny.toml"
-    settings.write_text('[pipeline.speech]\nname = "tiny-speech"\n')
-    out = tmp_path / "cli"
-    argv = ["generate", str(video), "-o", str(out), "--duration", "1", "--steps", "2", "-q",
-            "--config", str(settings), "--generator", "tiny-generator", "--separator", "tiny-separator",
-            "--mllm", "tiny-mllm", "--judge", "mllm", "--device", "cpu"]  # fmt: skip
-    result = CliRunner().invoke(cli.app, argv)
+    """The public extension point: a judge and a generator (and the rest) registered by name run
+    through `deepsound generate`, chosen by options and a --config file."""
+
+    class LoudnessJudge:
+        """A user's own judge: voice-over when the generated track is louder than -60 dBFS."""
+
+        name = "loudness"
+
+        def judge(self, video, audio):
+            level = 20 * np.log10(max(float(np.sqrt(np.mean(audio.waveform**2))), 1e-10))
+            return VoiceOverVerdict(level > -60.0, self.name, evidence={"rms_db": round(level, 2)})
+
+    register("judge", "loudness", lambda config, components: LoudnessJudge())
+    try:
+        settings = tmp_path / "tiny.toml"
+        settings.write_text('[pipeline.speech]\nname = "tiny-speech"\n')
+        out = tmp_path / "cli"
+        argv = ["generate", str(video), "-o", str(out), "--duration", "1", "--steps", "2", "-q",
+                "--config", str(settings), "--generator", "tiny-generator", "--separator", "tiny-separator",
+                "--mllm", "tiny-mllm", "--judge", "loudness", "--mode", "s3", "--device", "cpu"]  # fmt: skip
+        result = CliRunner().invoke(cli.app, argv)
+    finally:
+        unregister("judge", "loudness")
     assert result.exit_code == 0, result.output
     assert (out / "street.wav").exists() and (out / "street.mp4").exists()
     trace = json.loads((out / "street.trace.json").read_text())
-    assert trace["config"]["generator"]["name"] == "tiny-generator"
-    assert trace["mllm_call_count"] == 1  # the registered MLLM judged
+    assert trace["config"]["generator"]["name"] == "tiny-generator" and trace["config"]["judge"] == "loudness"
+    judged = next(s for s in trace["steps"] if s["step"] == "step2_judge_voice_over")
+    assert judged["component"] == "loudness" and "rms_db" in judged["evidence"]
+    # the random tiny generator makes noise, so the judge says voice-over and the separator runs
+    assert [s["step"] for s in trace["steps"]][-1] == "step3_remove_voice_over"
 
 
 def test_unregistered_component_name_fails_before_any_model_loads(tmp_path, video):
@@ -146,3 +167,17 @@ def test_batch_with_tiny_real_models(tiny_models, video, tmp_path):
         RunOptions(duration=1.0, num_steps=2),
     )
     assert summary.count("done") == 1 and summary.count("failed") == 0
+
+
+def test_window_run_traces_every_window(tiny_models, tmp_path):
+    long_video = make_video(tmp_path / "long.mp4", duration=2.6, fps=25, size=(96, 64))
+    pipe = tiny_pipeline(tiny_models, judge="speech")
+    result = pipe.run(
+        long_video, tmp_path / "out", RunOptions(duration=None, window=1.2, window_overlap=0.4, num_steps=2)
+    )
+    step1 = result.trace.to_dict()["steps"][1]
+    windows = step1["evidence"]["windows"]
+    assert [w["seed"] for w in windows] == [42, 43, 44]
+    assert all(w["stage_seconds"]["sampling"] > 0 and w["stage_seconds"]["clip"] > 0 for w in windows)
+    total = sum(w["stage_seconds"]["sampling"] for w in windows)
+    assert step1["evidence"]["stage_seconds"]["sampling"] == pytest.approx(total, abs=1e-3)

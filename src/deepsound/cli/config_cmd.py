@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from deepsound.cli.app import user_errors
 from deepsound.cli.options import pipeline_options
 from deepsound.settings import PRESET_HELP, Settings, dump_toml
 
@@ -14,6 +15,7 @@ config_app = typer.Typer(no_args_is_help=True, help="Show the effective configur
 
 
 @config_app.command("show")
+@user_errors
 @pipeline_options
 def show_command(
     output: Annotated[
@@ -33,6 +35,7 @@ def show_command(
 
 
 @config_app.command("presets")
+@user_errors
 def presets_command() -> None:
     """List the presets and what each sets."""
     from deepsound.settings import load_settings

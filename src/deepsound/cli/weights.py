@@ -16,6 +16,7 @@ from rich.table import Table
 
 from deepsound.errors import DeepSoundError, WeightsError
 from deepsound.weights import REGISTRY, WeightFile, download, get, locate, resolve, verify_file
+from deepsound.weights.overrides import parse_override
 from deepsound.weights.resolve import default_cache_dir, stamp_dir_for
 
 weights_app = typer.Typer(
@@ -131,11 +132,20 @@ def verify_command(
     weights_dir: WeightsDirOpt = None,
     offline: OfflineOpt = False,
     cache_dir: CacheOpt = None,
+    own: Annotated[
+        list[str] | None,
+        typer.Option("--weights", help="NAME=PATH: your own file for a published one; reported, not failed."),
+    ] = None,
 ) -> None:
-    """Recompute the checksums of present files; exit non-zero if any fails (or a named file is missing)."""
+    """Recompute the checksums of present files; exit non-zero if any fails (or a named file is missing).
+
+    Files given with ``--weights NAME=PATH`` are the user's own (fine-tuned, converted): they are
+    listed as differing from the published file or not, and never fail the check.
+    """
     del offline  # verification never downloads
     try:
         entries = _entries(names)
+        overrides = dict(parse_override(v) for v in own or [])
     except DeepSoundError as exc:
         raise _fail(exc) from None
     stamps = stamp_dir_for(Path(cache_dir) if cache_dir is not None else default_cache_dir())
@@ -143,7 +153,19 @@ def verify_command(
     for column in ("name", "path", "result"):
         table.add_column(column, overflow="fold")
     failures = 0
+    differ: list[str] = []
+    for name, path in overrides.items():
+        entry = get(name)
+        try:
+            verify_file(entry, path, verify="checksum", stamp_dir=stamps, recompute=True)
+            table.add_row(name, str(path), "your own file: identical to the published one")
+        except WeightsError as exc:
+            differ.append(name)
+            reason = "missing" if not Path(path).is_file() else str(exc).split(": ", 1)[-1].split(";")[0]
+            table.add_row(name, str(path), f"your own file: differs from the published one ({reason})")
     for entry in entries:
+        if entry.name in overrides:
+            continue
         found = locate(entry, weights_dir=weights_dir, cache_dir=cache_dir, include_packaged=False)
         if found is None:
             failures += bool(names)  # only a file asked for by name must be present
@@ -154,10 +176,13 @@ def verify_command(
             verify_file(entry, path, verify="checksum", stamp_dir=stamps, recompute=True)
         except WeightsError as exc:
             failures += 1
+            differ.append(entry.name)
             table.add_row(entry.name, str(path), f"FAILED: {exc}")
             continue
         result = "ok" if entry.checksum is not None else "ok (size only: no published checksum)"
         table.add_row(entry.name, str(path), result)
     _console().print(table)
+    if differ:
+        _console().print(f"Differ from the published files: {', '.join(differ)}", highlight=False)
     if failures:
         raise typer.Exit(code=WeightsError.exit_code)
