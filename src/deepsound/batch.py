@@ -22,11 +22,10 @@ from typing import Any
 from deepsound.config import RunOptions
 from deepsound.errors import ConfigError, DeepSoundError
 from deepsound.files import ensure_dir, write_json
+from deepsound.media.kinds import VIDEO_SUFFIXES
 from deepsound.pipeline import OutputPaths, Pipeline
 
 log = logging.getLogger(__name__)
-
-VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv"}
 
 
 @dataclass
@@ -73,7 +72,11 @@ def read_inputs(source: Path) -> list[BatchItem]:
     if not source.exists():
         raise ConfigError(f"{source}: batch input does not exist")
     if source.is_dir():
-        items = [BatchItem(p) for p in sorted(source.iterdir()) if p.suffix.lower() in VIDEO_SUFFIXES]
+        items = [
+            BatchItem(p)
+            for p in sorted(source.iterdir())
+            if p.suffix.lower() in VIDEO_SUFFIXES and not _is_our_output(p)
+        ]
         if not items:
             raise ConfigError(f"{source}: folder holds no video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
         return items
@@ -98,6 +101,20 @@ def read_inputs(source: Path) -> list[BatchItem]:
     return items
 
 
+def _is_our_output(path: Path) -> bool:
+    """A video this project wrote (its trace beside it names it): not an input of a rerun."""
+    import json
+
+    trace = path.with_name(f"{path.stem}.trace.json")
+    if not trace.is_file():
+        return False
+    try:
+        final = json.loads(trace.read_text(encoding="utf-8")).get("final") or {}
+    except (OSError, ValueError):
+        return False
+    return final.get("video") is not None and Path(final["video"]).name == path.name
+
+
 def _relative_to(base: Path, value: str) -> Path:
     path = Path(value).expanduser()
     return path if path.is_absolute() else base / path
@@ -116,7 +133,7 @@ def parse_shard(value: str | None) -> tuple[int, int]:
 
 
 def is_finished(output_dir: Path, video: Path) -> bool:
-    return OutputPaths(output_dir, video.stem).trace.exists()
+    return OutputPaths.for_clip(output_dir, video).trace.exists()
 
 
 def run_batch(
@@ -136,21 +153,25 @@ def run_batch(
     _check_unique_names(mine)
     summary = BatchSummary()
     start = time.perf_counter()
+    name = "batch_summary.json" if count == 1 else f"batch_summary.{index}-of-{count}.json"
+    path = output_dir / name
     for item in mine:
         outcome = _run_one(pipeline, item, output_dir, options, overwrite)
         summary.items.append(outcome)
+        summary.seconds = time.perf_counter() - start
+        # rewritten (atomically) after every clip: a killed batch loses at most the clip in flight
+        write_json(path, {**summary.to_dict(), "complete": False, "total": len(mine)})
         if on_item is not None:
             on_item(outcome)
     summary.seconds = time.perf_counter() - start
-    name = "batch_summary.json" if count == 1 else f"batch_summary.{index}-of-{count}.json"
-    write_json(output_dir / name, summary.to_dict())
+    write_json(path, {**summary.to_dict(), "complete": True, "total": len(mine)})
     return summary
 
 
 def _run_one(pipeline: Pipeline, item: BatchItem, output_dir: Path, options: RunOptions, overwrite: bool):
     video = str(item.video)
     if not overwrite and is_finished(output_dir, item.video):
-        return ItemOutcome(video, "skipped", "outputs exist")
+        return _finished_outcome(output_dir, item.video)
     clip_options = options.replace(prompt=item.prompt) if item.prompt is not None else options
     start = time.perf_counter()
     try:
@@ -168,6 +189,23 @@ def _run_one(pipeline: Pipeline, item: BatchItem, output_dir: Path, options: Run
         has_voice_over=result.has_voice_over,
         fallback=result.fallback,
     )
+
+
+def _finished_outcome(output_dir: Path, video: Path) -> ItemOutcome:
+    """A clip done by an earlier run: its results come from its trace, so a rerun's summary keeps them."""
+    import json
+
+    outcome = ItemOutcome(str(video), "skipped", "outputs exist")
+    try:
+        trace = json.loads(OutputPaths.for_clip(output_dir, video).trace.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return outcome  # an unreadable trace: still skipped, without results
+    final = trace.get("final") or {}
+    outcome.has_voice_over = final.get("has_voice_over")
+    outcome.fallback = final.get("fallback")
+    outcome.seconds = float(trace.get("seconds") or 0.0)
+    outcome.mllm_calls = int(trace.get("mllm_call_count") or 0)
+    return outcome
 
 
 def _check_unique_names(items: list[BatchItem]) -> None:

@@ -45,10 +45,91 @@ def atomic_output(path: Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # mkstemp makes 0600 files; a result is the user's file and gets their umask like any other
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def current_umask() -> int:
+    """The process's umask (reading it means setting it, so it is put straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """True when ``a`` and ``b`` are one file (also through links or other spellings of the path)."""
+    try:
+        return Path(a).exists() and Path(b).exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+class OutputLock:
+    """One writer per output name: ``<folder>/.<name>.lock`` held for the whole run.
+
+    Two runs writing the same clip into one folder would overwrite each other, and a failing
+    run's cleanup could delete the other's files. The lock is taken atomically (``O_EXCL``);
+    a second writer fails with one line naming the holder. A lock left by a process that no
+    longer exists on this machine (a killed run) is taken over.
+    """
+
+    def __init__(self, folder: Path, name: str) -> None:
+        self.path = Path(folder) / f".{name}.lock"
+        self.held = False
+
+    def __enter__(self) -> OutputLock:
+        import socket
+
+        me = f"{socket.gethostname()} {os.getpid()}"
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                if not self._stale():
+                    holder = self._holder() or "another process"
+                    raise OutputError(
+                        f"{self.path.parent}: another run ({holder}) is writing {self.path.name[1:-5]!r} "
+                        f"into this folder; wait for it or choose another output folder"
+                    ) from None
+                self.path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(me)
+            self.held = True
+            return self
+        raise OutputError(f"{self.path}: cannot take the output lock")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False
+
+    def _holder(self) -> str | None:
+        try:
+            return self.path.read_text().strip() or None
+        except OSError:
+            return None
+
+    def _stale(self) -> bool:
+        import socket
+
+        holder = self._holder()
+        if holder is None:
+            return False  # being written this instant: not stale
+        host, _, pid = holder.rpartition(" ")
+        if host != socket.gethostname() or not pid.isdigit():
+            return False  # another machine's run on a shared folder: never stolen
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -23,17 +23,21 @@ from typing import Any
 from deepsound import media
 from deepsound.audio import Audio
 from deepsound.config import PipelineConfig, RunOptions
-from deepsound.errors import DeepSoundError, MediaError
-from deepsound.files import ensure_dir
+from deepsound.errors import ConfigError, DeepSoundError, MediaError
+from deepsound.files import OutputLock, ensure_dir, same_file
 from deepsound.interfaces import Generation, Plan, Step
+from deepsound.media.kinds import is_image_file
 from deepsound.progress import Listener, listening
 from deepsound.registry import Components
-from deepsound.steps.generate import fallback_negative_prompt, generate, request_for
+from deepsound.steps.generate import fallback_negative_prompt, generate, minimum_duration, request_for
 from deepsound.steps.voice_over import decide_voice_over
 from deepsound.trace import Trace
 from deepsound.weights.overrides import used_overrides
 
 log = logging.getLogger(__name__)
+
+
+OUTPUT_SUFFIXES = (".wav", ".mp4", ".trace.json", ".step1.wav", ".step3.wav", ".step3.vocals.wav", ".neg.wav")
 
 
 @dataclass
@@ -42,6 +46,19 @@ class OutputPaths:
 
     folder: Path
     name: str
+
+    @classmethod
+    def for_clip(cls, folder: Path, video: Path) -> OutputPaths:
+        """Named after the video — but never onto the input itself: ``-o`` may be the input's own
+        folder, where ``clip.mp4`` would replace the user's video. Then every output is named
+        ``clip.deepsound.*`` beside it."""
+        paths = cls(Path(folder), Path(video).stem)
+        if Path(video).parent.resolve() == Path(folder).resolve() and any(
+            paths.file(suffix).name == Path(video).name or same_file(paths.file(suffix), video)
+            for suffix in OUTPUT_SUFFIXES
+        ):
+            paths = cls(Path(folder), f"{Path(video).stem}.deepsound")
+        return paths
 
     def file(self, suffix: str) -> Path:
         return self.folder / f"{self.name}{suffix}"
@@ -146,39 +163,37 @@ class Pipeline:
         """
         options = options or RunOptions()
         video = Path(video)
-        paths = OutputPaths(ensure_dir(Path(output_dir)), video.stem)
+        paths = OutputPaths.for_clip(ensure_dir(Path(output_dir)), video)
         trace = Trace(video=str(video), options=options.to_dict(), config=self.config.to_dict())
         state = RunState(
             video, options, paths, trace, [], ClipResult(video=video, audio=None, outputs={}, trace=trace)
         )
         start = time.perf_counter()
-        try:
-            with listening(progress):
-                self._run_steps(state)
-        except BaseException as exc:
-            # The caller reports the error (one line in the CLI, a row in a batch summary).
-            log.debug("%s failed: %s", video, exc)
-            for path in state.written:
-                path.unlink(missing_ok=True)
-            raise
-        trace.seconds = round(time.perf_counter() - start, 3)
-        # Model loads happen inside the first clip's steps; they are reported apart so that
-        # step timings compare across the clips of a batch.
-        trace.final["model_load_seconds"] = dict(self.components.load_seconds)
-        if overrides := used_overrides():
-            trace.final["weights_overrides"] = overrides
-        trace.write(paths.trace)
+        # One writer per output name: a second run into the same folder fails with one line,
+        # and this run's cleanup can only ever remove files this run created.
+        with OutputLock(paths.folder, paths.name):
+            try:
+                with listening(progress):
+                    self._run_steps(state)
+            except BaseException as exc:
+                # The caller reports the error (one line in the CLI, a row in a batch summary).
+                log.debug("%s failed: %s", video, exc)
+                for path in state.written:
+                    path.unlink(missing_ok=True)
+                raise
+            trace.seconds = round(time.perf_counter() - start, 3)
+            # Model loads happen inside the first clip's steps; they are reported apart so that
+            # step timings compare across the clips of a batch.
+            trace.final["model_load_seconds"] = dict(self.components.load_seconds)
+            if overrides := used_overrides():
+                trace.final["weights_overrides"] = overrides
+            trace.write(paths.trace)
         state.result.outputs["trace"] = paths.trace
         return state.result
 
     def _run_steps(self, state: RunState) -> None:
-        # 1. Check the input: a video stream and a length the generator can use.
-        info = media.probe(state.video)
-        if not info.has_video:
-            raise MediaError(f"{state.video}: has no video stream")
-        if state.options.duration is None:
-            state.options = state.options.replace(duration=info.duration)
-            state.trace.options["duration"] = info.duration
+        # 1. Check the input before any model loads: a video (or a still image) long enough.
+        self._check_input(state)
         # 2. Step 0: the plan, cut after step 3 in mode s3.
         plan = self._plan(state)
         # 3. The planned steps, in order, until one says the method is done.
@@ -192,6 +207,33 @@ class Pipeline:
             )
         state.result.audio = state.audio
         self._write_final(state)
+
+    def _check_input(self, state: RunState) -> None:
+        info = media.probe(state.video)
+        if not info.has_video:
+            raise MediaError(f"{state.video}: has no video stream")
+        if is_image_file(state.video):
+            # A still picture conditions the generator for the requested duration; there is no
+            # video to put the audio on, so the result is audio only (and the trace says so).
+            if state.options.duration is None:
+                raise ConfigError(f"{state.video}: a still image has no length; give --duration")
+            state.options = state.options.replace(write_video=False)
+            state.trace.warnings.append("still-image input: audio only, no video written")
+        elif state.options.duration is None:
+            state.options = state.options.replace(duration=info.duration)
+            state.trace.options["duration"] = info.duration
+        length = (
+            state.options.duration
+            if is_image_file(state.video)
+            else min(state.options.duration, info.duration)
+        )
+        need = minimum_duration(self.config)
+        if length < need:
+            what = "asked for" if state.options.duration < info.duration else "of video"
+            raise MediaError(
+                f"{state.video}: {length:.2f} s {what}; the {self.config.generator.name} generator needs "
+                f"at least {need:.2f} s"
+            )
 
     # ------------------------------------------------------------------ the steps
     def _plan(self, state: RunState) -> Plan:

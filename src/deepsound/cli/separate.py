@@ -16,8 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from deepsound.errors import MediaError, OutputError
-
-_VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv")
+from deepsound.media.kinds import MUX_SUFFIXES
 
 
 def output_paths(input_path: Path, output_dir: Path, has_video: bool) -> dict[str, Path]:
@@ -29,7 +28,7 @@ def output_paths(input_path: Path, output_dir: Path, has_video: bool) -> dict[st
         "evidence": output_dir / f"{stem}.separation.json",
     }
     if has_video:
-        suffix = input_path.suffix.lower() if input_path.suffix.lower() in _VIDEO_SUFFIXES else ".mp4"
+        suffix = input_path.suffix.lower() if input_path.suffix.lower() in MUX_SUFFIXES else ".mp4"
         paths["video"] = output_dir / f"{stem}.instrumental{suffix}"
     return paths
 

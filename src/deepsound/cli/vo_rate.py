@@ -19,9 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from deepsound.errors import ConfigError, MediaError
-
-AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus", ".aac"}
-VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"}
+from deepsound.media.kinds import AUDIO_SUFFIXES, VIDEO_SUFFIXES
 
 
 @dataclass

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from deepsound.audio import Audio
-from deepsound.config import NEGATIVE_PROMPT_FALLBACK, RunOptions
+from deepsound.config import NEGATIVE_PROMPT_FALLBACK, PipelineConfig, RunOptions
 from deepsound.errors import ConfigError
 from deepsound.interfaces import Generation, GenerationRequest, Generator
 
@@ -33,6 +33,15 @@ def window_starts(duration: float, window: float, overlap: float) -> list[float]
     starts = [i * hop for i in range(count)]
     starts[-1] = max(0.0, duration - window)  # the last window ends exactly at the end
     return starts
+
+
+def minimum_duration(config: PipelineConfig) -> float:
+    """Shortest audio the configured generator can make, known before it loads (0 when unknown)."""
+    if config.generator.name == "mmaudio":
+        from deepsound.models.mmaudio.variants import MIN_DURATION
+
+        return MIN_DURATION
+    return 0.0
 
 
 def as_generation(result: Generation | Audio) -> Generation:

@@ -29,9 +29,11 @@ import torch
 from deepsound.audio import Audio
 from deepsound.errors import ConfigError, MediaError
 from deepsound.interfaces import Generation, GenerationRequest
+from deepsound.media.kinds import IMAGE_SUFFIXES
 from deepsound.models.mmaudio.flow import initial_noise, sample_latents
 from deepsound.models.mmaudio.network import MMAudioNetwork
 from deepsound.models.mmaudio.variants import (
+    MIN_DURATION,
     Mode,
     Variant,
     get_variant,
@@ -45,10 +47,9 @@ if TYPE_CHECKING:
     from deepsound.models.mmaudio.synchformer import SynchformerEncoder
     from deepsound.models.mmaudio.vae import AudioDecoder
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 STAGES = ("video decode", "clip", "synchformer", "text", "sampling", "vae", "vocoder")
 _TEXT_CACHE_SIZE = 16
-MIN_DURATION = 0.64  # 16 frames at 25 fps
+
 # frames (CLIP) or 16-frame windows (Synchformer) per forward pass, as the reference batches them
 FRAME_BATCH = 40
 

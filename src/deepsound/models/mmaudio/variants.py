@@ -24,6 +24,9 @@ SYNC_STEP = 8
 SYNC_TOKENS_PER_SEGMENT = 8
 
 
+MIN_DURATION = 0.64  # seconds: one 16-frame Synchformer window at 25 fps
+
+
 @dataclass(frozen=True)
 class SequenceConfig:
     """Token counts of each stream for a clip of ``duration`` seconds (same formulas as MMAudio)."""
