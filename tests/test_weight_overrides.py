@@ -111,3 +111,53 @@ def test_weights_verify_lists_own_files_as_differing(own_checkpoint, tmp_path):
     assert result.exit_code == 0, result.output
     assert "differs from the published one" in result.output
     assert f"Differ from the published files: {NAME}" in result.output
+
+
+def test_offline_run_names_every_missing_file_at_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPSOUND_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    video = make_video(tmp_path / "clip.mp4", duration=1.0, fps=25, size=(64, 48))
+    result = CliRunner().invoke(
+        cli.app,
+        [
+            "generate",
+            str(video),
+            "-o",
+            str(tmp_path / "o"),
+            "--offline",
+            "--variant",
+            "small_16k",
+            "--weights-dir",
+            str(tmp_path / "wd"),
+        ],  # fmt: skip
+        env={"COLUMNS": "400"},
+    )
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    text = " ".join(result.output.split())
+    for name in (
+        "mmaudio_small_16k.pth",
+        "v1-16.pth",
+        "synchformer_state_dict.pth",
+        "--weights-dir",
+        "--offline",
+    ):
+        assert name in text, name
+    assert "7 weight file(s) missing" in text  # network, VAE, vocoder, CLIP + config, Synchformer, separator…
+    assert "deepsound weights download mmaudio_small_16k vae_16k" in text
+
+
+def test_online_download_failure_lists_the_rest(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPSOUND_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    resolve_module = __import__("importlib").import_module("deepsound.weights.resolve")
+
+    def unreachable(entry, dest, **_):
+        raise WeightsError(f"{entry.name}: cannot reach {entry.url} (no network)")
+
+    monkeypatch.setattr(resolve_module, "download_url", unreachable)
+    config = PipelineConfig(generator=GeneratorConfig(variant="small_16k"), weights_dir=tmp_path / "wd")
+    with pytest.raises(WeightsError) as caught:
+        overrides.resolve_for(config, "mmaudio_small_16k")
+    text = str(caught.value)
+    assert "cannot reach" in text and "weight file(s) missing" in text and "bs_roformer_viperx" in text
+    assert "--weights-dir" in text

@@ -322,7 +322,23 @@ def test_packaged_config_used_when_nothing_local(tmp_path: Path) -> None:
     mine = tmp_path / "wd" / "ext_weights" / "model_bs_roformer_ep_317_sdr_12.9755.yaml"
     mine.parent.mkdir(parents=True)
     mine.write_bytes(b"x" * 1881)
-    assert resolve("bs_roformer_viperx_config", weights_dir=tmp_path / "wd", offline=True) == mine
+    found = resolve("bs_roformer_viperx_config", weights_dir=tmp_path / "wd", offline=True, verify="size")
+    assert found == mine
+    # by default a file is checked by checksum before use: right size, wrong bytes is refused,
+    # and a file in the user's own folder is left where it is
+    with pytest.raises(WeightsError, match="checksum mismatch"):
+        resolve("bs_roformer_viperx_config", weights_dir=tmp_path / "wd", offline=True)
+    assert mine.exists()
+
+
+def test_bad_cached_copy_is_removed_not_used(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    bad = cache / "ext_weights" / "model_bs_roformer_ep_317_sdr_12.9755.yaml"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"y" * 1881)
+    with pytest.raises(WeightsError, match="removed the bad copy"):
+        resolve("bs_roformer_viperx_config", cache_dir=cache, offline=True)
+    assert not bad.exists()
 
 
 # --------------------------------------------------------------------------- verification
@@ -622,3 +638,35 @@ def test_cli_verify_named_missing_fails_but_default_skips(tmp_path: Path) -> Non
     result = runner.invoke(weights_app, ["verify", "--weights-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "not present" in result.output
+
+
+def test_hub_download_with_wrong_checksum_is_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    resolve_module = importlib.import_module("deepsound.weights.resolve")
+
+    entry = WeightFile(
+        name="tiny_hub_file", filename="f.bin", subdir="ext_weights", hub_repo="someone/tiny",
+        hub_filename="f.bin", checksum="sha256:" + "0" * 64, size=16,
+    )  # fmt: skip
+    fetched: list[Path] = []
+
+    def fake_download_hub(e, *, local_dir=None):  # a download that arrived with other bytes
+        blob = tmp_path / "blobs" / "deadbeef"
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        blob.write_bytes(b"z" * (e.size or 10))
+        link = tmp_path / "snap" / e.hub_filename
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(blob)
+        fetched.append(link)
+        return link
+
+    monkeypatch.setattr(resolve_module, "download_hub", fake_download_hub)
+    monkeypatch.setattr(resolve_module, "hub_cached", lambda e: None)
+    for call in (
+        lambda: resolve_module.download(entry, cache_dir=tmp_path / "c"),
+        lambda: resolve_module.resolve(entry, cache_dir=tmp_path / "c2"),
+    ):
+        with pytest.raises(WeightsError, match="checksum mismatch.*removed the bad copy"):
+            call()
+        assert not fetched[-1].exists() and not (tmp_path / "blobs" / "deadbeef").exists()

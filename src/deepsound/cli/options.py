@@ -123,10 +123,23 @@ def settings_from_values(values: dict[str, Any]) -> Settings:
 
 
 def build_pipeline(settings: Settings) -> Any:
-    """The pipeline a command runs (one seam, so orchestration tests can hand in stand-ins)."""
-    from deepsound.pipeline import Pipeline
+    """The pipeline a command runs (one seam, so orchestration tests can hand in stand-ins).
 
-    return Pipeline(settings.pipeline)
+    Offline, every weight file the run needs must be here: all that are missing are named
+    in one line before anything loads.
+    """
+    from deepsound.errors import WeightsError
+    from deepsound.pipeline import Pipeline
+    from deepsound.weights import offline_from_env
+    from deepsound.weights.requirements import missing_for, missing_message
+
+    config = settings.pipeline
+    pipeline = Pipeline(config)  # checks the component names first
+    if config.offline or offline_from_env():
+        missing = missing_for(config)
+        if missing:
+            raise WeightsError(missing_message(missing, config.weights_dir, offline=True))
+    return pipeline
 
 
 def pipeline_options(func: Callable[..., Any]) -> Callable[..., Any]:

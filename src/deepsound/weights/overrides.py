@@ -47,7 +47,10 @@ def resolve_for(config: PipelineConfig, name: str) -> Path:
     """The file to load for ``name`` under ``config``: the user's override, else the published one."""
     override = config.weights.get(name)
     if override is None:
-        return resolve(name, weights_dir=config.weights_dir, offline=config.offline)
+        try:
+            return resolve(name, weights_dir=config.weights_dir, offline=config.offline)
+        except WeightsError as exc:
+            raise _with_all_missing(exc, config, name) from None
     check_name(name)
     path = Path(override).expanduser()
     if not path.is_file():
@@ -67,3 +70,18 @@ def used_overrides() -> dict[str, dict[str, Any]]:
     """Every override loaded in this process: name → path and sha256 (for the trace)."""
     with _lock:
         return {k: dict(v) for k, v in _used.items()}
+
+
+def _with_all_missing(exc: WeightsError, config: PipelineConfig, name: str) -> WeightsError:
+    """A failed download names every file of the run still missing, not just the first."""
+    from deepsound.weights.requirements import missing_for, missing_message
+
+    missing = missing_for(config)
+    if (
+        not missing
+        or name not in {e.name for e in missing}
+        or "checksum" in str(exc)
+        or "wrong size" in str(exc)
+    ):
+        return exc
+    return WeightsError(f"{exc}; {missing_message(missing, config.weights_dir, offline=config.offline)}")

@@ -96,7 +96,7 @@ def _missing_message(entry: WeightFile, weights_dir: Path | None, cache: Path) -
     target = f"{weights_dir}/{entry.relpath}" if weights_dir is not None else f"<weights-dir>/{entry.relpath}"
     return (
         f"{entry.name}: {entry.filename} is not available locally and downloads are off (offline); "
-        f"it comes from {entry.source}; put it at {target} or {cache / entry.relpath}, "
+        f"it comes from {entry.source}; put it at {target} (pass --weights-dir) or {cache / entry.relpath}, "
         f"or run `deepsound weights download {entry.name}` while online"
     )
 
@@ -108,14 +108,15 @@ def resolve(
     weights_dir: Path | None = None,
     offline: bool = False,
     cache_dir: Path | None = None,
-    verify: Verify = "size",
+    verify: Verify = "checksum",
 ) -> Path:
     """Path of a usable local copy of ``name``, downloading it when needed and allowed.
 
     ``verify`` decides how hard a found file is checked (see
     :func:`deepsound.weights.verify_file`); checksum results are cached, so
-    ``"checksum"`` costs one full read per file, not one per run. Fresh
-    plain-URL downloads are always checksum-checked.
+    ``"checksum"`` (the default: a file is checked before it is first used) costs one
+    full read per file, not one per run. Fresh downloads are always checksum-checked,
+    and a download or cached copy that fails is removed, never used.
     """
     entry = _entry(name)
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
@@ -136,13 +137,30 @@ def resolve(
         where, path = located
         if where == "packaged":
             return path  # our own copy of the numbers; not the published bytes, nothing to compare
-        return verify_file(entry, path, verify=verify, stamp_dir=stamps)
+        if where == "weights_dir":  # the user's folder: say what is wrong, never delete their file
+            return verify_file(entry, path, verify=verify, stamp_dir=stamps)
+        return verified_or_removed(entry, path, verify=verify, stamp_dir=stamps)
 
     if offline or offline_from_env():
         raise WeightsError(_missing_message(entry, weights_dir, cache))
     if entry.is_hub:
-        return verify_file(entry, download_hub(entry), verify=verify, stamp_dir=stamps)
+        return verified_or_removed(entry, download_hub(entry), verify="checksum", stamp_dir=stamps)
     return download_url(entry, cache / entry.relpath, stamp_dir=stamps)
+
+
+def verified_or_removed(entry: WeightFile, path: Path, *, verify: Verify, stamp_dir: Path | None) -> Path:
+    """Check a downloaded or cached copy; one that fails is deleted (with its hub blob) so that
+    no later run can pick it up, and the error says so."""
+    try:
+        return verify_file(entry, path, verify=verify, stamp_dir=stamp_dir)
+    except WeightsError as exc:
+        target = Path(path).resolve()
+        Path(path).unlink(missing_ok=True)
+        if target != Path(path):
+            target.unlink(missing_ok=True)
+        raise WeightsError(
+            f"{exc}; removed the bad copy, run `deepsound weights download {entry.name}`"
+        ) from None
 
 
 def download(
@@ -172,7 +190,7 @@ def download(
             except WeightsError:
                 pass  # re-fetch below
         local_dir = root / entry.subdir if root is not None else None
-        return verify_file(
+        return verified_or_removed(
             entry, download_hub(entry, local_dir=local_dir), verify="checksum", stamp_dir=stamps
         )
     dest = (root if root is not None else cache) / entry.relpath
