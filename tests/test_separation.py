@@ -109,7 +109,7 @@ def test_checkpoint_loads_strictly_and_rejects_mismatches(tmp_path):
     cases = {
         "missing": {k: v for k, v in state.items() if k != "final_norm.gamma"},
         "unexpected": {**state, "extra.weight": torch.zeros(1)},
-        "other shapes": {**state, "final_norm.gamma": torch.zeros(7)},
+        "wrong shape": {**state, "final_norm.gamma": torch.zeros(7)},
     }
     for word, bad in cases.items():
         torch.save(bad, path)

@@ -137,16 +137,24 @@ def describe_mismatch(
     return "; ".join(parts)
 
 
-def load_state_into(module: nn.Module, state: StateDict, source: Path | str, what: str) -> nn.Module:
-    """Load ``state`` strictly: every tensor of the module present, none left over, shapes equal."""
+def load_state_into(
+    module: nn.Module, state: StateDict, source: Path | str, what: str, *, assign: bool = False
+) -> nn.Module:
+    """Load ``state`` strictly: every tensor of the module present, none left over, shapes equal.
+
+    ``assign`` takes the file's tensors as the parameters (for a module built on the meta
+    device: no memory and no random initialisation spent on weights about to be replaced).
+    """
     problem = describe_mismatch(module.state_dict(), state)
     if problem:
         raise WeightsError(f"{source}: does not fit {what} ({problem})")
-    module.load_state_dict(state, strict=True)
+    module.load_state_dict(state, strict=True, assign=assign)
     return module
 
 
-def load_into(module: nn.Module, path: Path | str, what: str, rules: LoadRules = LoadRules()) -> nn.Module:
+def load_into(
+    module: nn.Module, path: Path | str, what: str, rules: LoadRules = LoadRules(), *, assign: bool = False
+) -> nn.Module:
     """File → state dict → ``rules`` → strict load into ``module``; returns the module."""
     state = apply_rules(read_state_dict(path, what, rules.unwrap), rules)
-    return load_state_into(module, state, path, what)
+    return load_state_into(module, state, path, what, assign=assign)

@@ -29,10 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from deepsound.errors import WeightsError
 from deepsound.models.bs_roformer.config import BsRoformerConfig
 from deepsound.models.ops import fast_linear
 from deepsound.models.ops import set_onednn as set_onednn  # re-exported: switch for comparisons
+from deepsound.weights.loading import LoadRules, load_into
 
 
 class RMSNorm(nn.Module):
@@ -335,29 +335,5 @@ def build_model(config: BsRoformerConfig) -> BSRoformer:
 
 def load_checkpoint(model: BSRoformer, path: Path) -> BSRoformer:
     """Load a published checkpoint strictly: every tensor used, none missing, shapes equal."""
-    path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise WeightsError(f"{path}: checkpoint not found") from None
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__})") from None
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise WeightsError(f"{path}: checkpoint holds no state dict")
-    own = model.state_dict()
-    missing = sorted(own.keys() - state.keys())
-    unexpected = sorted(state.keys() - own.keys())
-    wrong = sorted(k for k in own.keys() & state.keys() if tuple(own[k].shape) != tuple(state[k].shape))
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-        if wrong:
-            parts.append(f"{len(wrong)} with other shapes (e.g. {wrong[0]})")
-        raise WeightsError(f"{path}: checkpoint does not fit this BS-RoFormer config: {'; '.join(parts)}")
-    model.load_state_dict(state, strict=True)
+    load_into(model, path, "this BS-RoFormer config", LoadRules(unwrap=("state_dict",)))
     return model

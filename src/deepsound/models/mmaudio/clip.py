@@ -48,8 +48,8 @@ from open_clip.transformer import LayerNorm, QuickGELU, ResidualAttentionBlock
 from torch import nn
 
 from deepsound.errors import WeightsError
-from deepsound.models.mmaudio.clip_synchformer_weights import check_fits, read_state_dict
 from deepsound.models.ops import fast_linear
+from deepsound.weights.loading import LoadRules, load_into
 
 if TYPE_CHECKING:
     from deepsound.config import PipelineConfig
@@ -239,11 +239,8 @@ class ClipConditioner(nn.Module):
             raise WeightsError(f"{config}: open_clip cannot build this model config ({exc})") from exc
         if weights is None:
             return cls(model_config).to(device=device, dtype=dtype)
-        path = Path(weights)
-        state = read_state_dict(path, "CLIP")
-        state = {k.removeprefix("module."): v for k, v in state.items()}
-        check_fits(path, state, conditioner.model, f"CLIP {_describe(model_config)}")
-        conditioner.model.load_state_dict(state, strict=True, assign=True)
+        rules = LoadRules(rename=((r"^module\.", ""),))
+        load_into(conditioner.model, weights, f"CLIP {_describe(model_config)}", rules, assign=True)
         # non-persistent buffers are not in the file: rebuild them off the meta device
         conditioner.pixel_mean = torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1)
         conditioner.pixel_std = torch.tensor(PIXEL_STD).view(1, 3, 1, 1)

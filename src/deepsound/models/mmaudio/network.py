@@ -8,6 +8,7 @@ are cached per length, so one loaded network serves any duration.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepsound.errors import WeightsError
 from deepsound.models.mmaudio.layers import (
     FinalBlock,
     GatedConvMLP,
@@ -28,9 +28,12 @@ from deepsound.models.mmaudio.layers import (
     rope_angles,
 )
 from deepsound.models.mmaudio.variants import SYNC_TOKENS_PER_SEGMENT, NetworkSpec
+from deepsound.weights.loading import LoadRules, apply_rules, load_into, load_state_into
 
 # Entries some published checkpoints carry that are derived, not learned.
 _DERIVED_KEYS = ("t_embed.freqs", "latent_rot", "clip_rot")
+# released files are {"weights": …} or bare; the rotary tables are recomputed here, not loaded
+_LOAD_RULES = LoadRules(unwrap=("weights",), drop=tuple(f"^{re.escape(k)}$" for k in _DERIVED_KEYS))
 
 
 @dataclass
@@ -123,36 +126,10 @@ class MMAudioNetwork(nn.Module):
 
     def load_checkpoint(self, path: Path | str) -> None:
         """Load a released ``mmaudio_*.pth`` strictly; a mismatch names the file and the keys."""
-        path = Path(path)
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise WeightsError(f"{path}: MMAudio network weights not found") from None
-        except Exception as exc:  # a corrupt or foreign file
-            raise WeightsError(f"{path}: cannot read MMAudio network weights ({exc})") from None
-        if isinstance(state, dict) and "weights" in state and isinstance(state["weights"], dict):
-            state = state["weights"]
-        self.load_state(state, source=str(path))
+        load_into(self, path, f"MMAudio network {self.describe()}", _LOAD_RULES)
 
     def load_state(self, state: dict[str, torch.Tensor], source: str = "state dict") -> None:
-        state = {k: v for k, v in state.items() if k not in _DERIVED_KEYS}
-        own = self.state_dict()
-        missing = sorted(own.keys() - state.keys())
-        unexpected = sorted(state.keys() - own.keys())
-        wrong = [
-            f"{k} {tuple(state[k].shape)} != {tuple(own[k].shape)}"
-            for k in sorted(own.keys() & state.keys())
-            if tuple(state[k].shape) != tuple(own[k].shape)
-        ]
-        if missing or unexpected or wrong:
-            parts = []
-            for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
-                if items:
-                    parts.append(f"{len(items)} {label} (e.g. {', '.join(items[:3])})")
-            raise WeightsError(
-                f"{source}: does not fit MMAudio network {self.describe()}: " + "; ".join(parts)
-            )
-        self.load_state_dict(state, strict=True)
+        load_state_into(self, apply_rules(state, _LOAD_RULES), source, f"MMAudio network {self.describe()}")
 
     def describe(self) -> str:
         s = self.spec

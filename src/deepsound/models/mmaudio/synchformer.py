@@ -19,6 +19,7 @@ back in that dtype.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,13 +28,13 @@ import torch
 from torch import nn
 
 from deepsound.errors import MediaError
-from deepsound.models.mmaudio.clip_synchformer_weights import check_fits, read_state_dict
 from deepsound.models.mmaudio.synchformer_layers import (
     DividedSpaceTimeBlock,
     PatchEmbed2D,
     PatchEmbed3D,
     SpatialAggregator,
 )
+from deepsound.weights.loading import LoadRules, load_into
 
 if TYPE_CHECKING:
     from deepsound.config import PipelineConfig
@@ -129,13 +130,10 @@ class SynchformerEncoder(nn.Module):
         ignored; every visual-branch tensor must be present with its shape.
         ``config`` defaults to the published architecture.
         """
-        path = Path(path)
-        state = read_state_dict(path, "Synchformer")
-        state = {k: v for k, v in state.items() if k.startswith(CHECKPOINT_PREFIX)}
         with torch.device("meta"):
             model = cls(config)
-        check_fits(path, state, model, "the Synchformer visual encoder")
-        model.load_state_dict(state, strict=True, assign=True)
+        rules = LoadRules(keep=(f"^{re.escape(CHECKPOINT_PREFIX)}",))
+        load_into(model, path, "the Synchformer visual encoder", rules, assign=True)
         return model.to(device=device, dtype=dtype).eval()
 
     @classmethod

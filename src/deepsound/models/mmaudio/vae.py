@@ -29,10 +29,9 @@ from deepsound.models.mmaudio.vocoder import (
     BIGVGAN_V2_44K,
     BigVGAN,
     BigVGANConfig,
-    describe_mismatch,
     load_bigvgan,
-    read_checkpoint,
 )
+from deepsound.weights.loading import load_state_into, read_state_dict
 
 Mode = Literal["16k", "44k"]
 _VAE_CONFIGS: dict[str, VAEConfig] = {"16k": VAE_16K, "44k": VAE_44K}
@@ -67,17 +66,14 @@ def vae_from_state(
     model = MelVAE(cfg, with_encoder=need_encoder)
     if not need_encoder:
         state = {k: v for k, v in state.items() if not k.startswith("encoder.")}
-    problem = describe_mismatch(model.state_dict(), state)
-    if problem:
-        raise WeightsError(f"{source}: does not fit the {cfg.data_dim}-mel MMAudio VAE ({problem})")
-    model.load_state_dict(state, strict=True)
+    load_state_into(model, state, source, f"the {cfg.data_dim}-mel MMAudio VAE")
     model.fold()
     return model.eval().requires_grad_(False)
 
 
 def load_vae(path: Path, cfg: VAEConfig, *, need_encoder: bool = False) -> MelVAE:
     """Load ``v1-16.pth`` / ``v1-44.pth`` (a bare state dict)."""
-    return vae_from_state(read_checkpoint(path, "VAE"), cfg, str(path), need_encoder=need_encoder)
+    return vae_from_state(read_state_dict(path, "VAE"), cfg, str(path), need_encoder=need_encoder)
 
 
 class AudioDecoder(nn.Module):

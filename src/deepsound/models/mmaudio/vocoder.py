@@ -27,6 +27,7 @@ from torch import nn
 
 from deepsound.errors import WeightsError
 from deepsound.models.mmaudio.bigvgan_layers import AMPBlock1, AMPBlock2, make_activation
+from deepsound.weights.loading import load_state_into, read_state_dict
 
 
 @dataclass(frozen=True)
@@ -170,40 +171,6 @@ def fold_weight_norm(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Ten
     return out
 
 
-def describe_mismatch(
-    expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor], limit: int = 3
-) -> str:
-    """One short line listing missing / unexpected / wrongly shaped tensors (empty when they fit)."""
-    missing = sorted(expected.keys() - given.keys())
-    unexpected = sorted(given.keys() - expected.keys())
-    shapes = [
-        f"{k} {tuple(given[k].shape)} != {tuple(expected[k].shape)}"
-        for k in sorted(expected.keys() & given.keys())
-        if tuple(given[k].shape) != tuple(expected[k].shape)
-    ]
-    parts = []
-    for label, items in (("missing", missing), ("unexpected", unexpected), ("shape", shapes)):
-        if items:
-            more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
-            parts.append(f"{label}: {', '.join(items[:limit])}{more}")
-    return "; ".join(parts)
-
-
-def read_checkpoint(path: Path, what: str) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: {what} checkpoint not found")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt / foreign files
-        raise WeightsError(
-            f"{path}: cannot read the {what} checkpoint ({type(exc).__name__}: {exc})"
-        ) from exc
-    if not isinstance(data, dict):
-        raise WeightsError(f"{path}: the {what} checkpoint is not a state dict")
-    return data
-
-
 def bigvgan_from_state(state: dict[str, torch.Tensor], cfg: BigVGANConfig, source: str) -> BigVGAN:
     """Build the vocoder for ``cfg`` from a generator state dict, strictly (weight norm folded)."""
     try:
@@ -211,17 +178,11 @@ def bigvgan_from_state(state: dict[str, torch.Tensor], cfg: BigVGANConfig, sourc
     except KeyError as exc:
         raise WeightsError(f"{source}: broken weight-norm pair: {exc.args[0]}") from exc
     model = BigVGAN(cfg)
-    problem = describe_mismatch(model.state_dict(), state)
-    if problem:
-        raise WeightsError(f"{source}: does not fit the {cfg.sampling_rate} Hz BigVGAN vocoder ({problem})")
-    model.load_state_dict(state, strict=True)
+    load_state_into(model, state, source, f"the {cfg.sampling_rate} Hz BigVGAN vocoder")
     return model.eval().requires_grad_(False)
 
 
 def load_bigvgan(path: Path, cfg: BigVGANConfig) -> BigVGAN:
     """Load ``best_netG.pt`` / ``bigvgan_generator.pt`` (``{"generator": state_dict}``) for ``cfg``."""
-    data = read_checkpoint(path, "BigVGAN vocoder")
-    state = data.get("generator", data)
-    if not isinstance(state, dict):
-        raise WeightsError(f"{path}: 'generator' entry is not a state dict")
+    state = read_state_dict(path, "BigVGAN vocoder", unwrap=("generator",))
     return bigvgan_from_state(state, cfg, str(path))
