@@ -143,9 +143,7 @@ def test_synchformer_load_names_the_file_on_problems(tmp_path):
     state = torch.load(tiny)
     del state["vfeat_extractor.norm.weight"]
     torch.save(state, truncated)
-    with pytest.raises(
-        WeightsError, match=r"partial\.pth.*1 missing: vfeat_extractor\.norm\.weight"
-    ):
+    with pytest.raises(WeightsError, match=r"partial\.pth.*1 missing: vfeat_extractor\.norm\.weight"):
         SynchformerEncoder.load(truncated, config=TINY_SYNC)
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint")

@@ -219,3 +219,12 @@ def test_progress_listener_hears_every_step_start_and_end(video, tmp_path):
     assert all(e.clip == video.name for e in events)
     judged = next(e for e in events if e.status == "end" and e.step == "step2_judge_voice_over")
     assert judged.record["decision"]["has_voice_over"] is True
+
+
+def test_one_speech_detector_per_process_across_pipelines():
+    first, second = Components(PipelineConfig()), Components(PipelineConfig())
+    assert first.speech is second.speech  # built once, shared by every pipeline of the process
+    from deepsound.config import SpeechConfig
+
+    other = Components(PipelineConfig(speech=SpeechConfig(threshold=0.7)))
+    assert other.speech is not first.speech and other.speech.threshold == 0.7

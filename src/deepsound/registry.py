@@ -9,6 +9,7 @@ separator. Users add their own component with :func:`register`.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,11 @@ Factory = Callable[[PipelineConfig, "Components"], Any]
 
 KINDS = ("generator", "judge", "planner", "separator", "silence", "speech", "mllm")
 _FACTORIES: dict[str, dict[str, Factory]] = {kind: {} for kind in KINDS}
+# Built once per process, whatever the number of pipelines (the batch, the web page and the
+# judge command in one process share them): the speech detector and the multi-GB MLLM.
+SHARED_KINDS = ("speech", "mllm")
+_SHARED: dict[tuple[Any, ...], Any] = {}
+_SHARED_LOCK = threading.Lock()
 
 
 def register(kind: str, name: str, factory: Factory) -> None:
@@ -83,10 +89,33 @@ class Components:
     def get(self, kind: str) -> Any:
         if kind not in self._built:
             factory = self._factory(kind)
-            start = time.perf_counter()
-            self._built[kind] = factory(self.config, self)
-            self.load_seconds[kind] = round(time.perf_counter() - start, 3)
+            if kind in SHARED_KINDS:
+                key = self._shared_key(kind)
+                with _SHARED_LOCK:
+                    if key not in _SHARED:
+                        start = time.perf_counter()
+                        _SHARED[key] = factory(self.config, self)
+                        self.load_seconds[kind] = round(time.perf_counter() - start, 3)
+                    self._built[kind] = _SHARED[key]
+            else:
+                start = time.perf_counter()
+                self._built[kind] = factory(self.config, self)
+                self.load_seconds[kind] = round(time.perf_counter() - start, 3)
         return self._built[kind]
+
+    def _shared_key(self, kind: str) -> tuple[Any, ...]:
+        """Same name, settings and placement → the same object for the whole process."""
+        c = self.config
+        section = c.speech if kind == "speech" else c.mllm
+        return (
+            kind,
+            self.name_for(kind),
+            repr(section),
+            c.resolved_device(),
+            c.dtype,
+            str(c.weights_dir),
+            c.offline,
+        )
 
     def is_built(self, kind: str) -> bool:
         return kind in self._built
