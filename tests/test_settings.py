@@ -103,3 +103,12 @@ def test_bad_option_values_are_one_line():
     assert result.exit_code != 0 and "NAME=PATH" in result.output and "Traceback" not in result.output
     result = runner.invoke(cli.app, ["config", "show", "--variant", "huge"])
     assert result.exit_code != 0 and "unknown variant 'huge'" in result.output
+
+
+def test_pipeline_from_a_preset_and_nested_settings():
+    from deepsound.pipeline import Pipeline
+
+    pipe = Pipeline.from_config(generator={"variant": "small_16k"}, judge="speech")
+    assert pipe.config.generator.variant == "small_16k" and pipe.config.judge == "speech"
+    with pytest.raises(ConfigError, match="unknown setting 'variant' in \\[pipeline\\]"):
+        Pipeline.from_config(variant="small_16k")

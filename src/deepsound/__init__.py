@@ -1,7 +1,7 @@
 """DeepSound: step-by-step video-to-audio generation (DeepSound-V1).
 
     from deepsound import Pipeline, RunOptions
-    pipe = Pipeline.from_config(variant="small_16k")
+    pipe = Pipeline.from_config(generator={"variant": "small_16k"})
     result = pipe.run("clip.mp4", "outputs", RunOptions(prompt="rain"))
 
 Names are imported on first use so that ``deepsound --help`` and light
@@ -22,6 +22,7 @@ _EXPORTS = {
     "RunOptions": "deepsound.config",
     "Components": "deepsound.registry",
     "register": "deepsound.registry",
+    "load_settings": "deepsound.settings",
     "generate_audio": "deepsound.api",
 }
 __all__ = sorted(_EXPORTS)

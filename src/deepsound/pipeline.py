@@ -138,12 +138,17 @@ class Pipeline:
         }
 
     @classmethod
-    def from_config(cls, config: PipelineConfig | None = None, **overrides: Any) -> Pipeline:
-        """``Pipeline.from_config(judge="speech")`` or from a config object."""
+    def from_config(
+        cls, config: PipelineConfig | None = None, *, preset: str = "default", **settings: Any
+    ) -> Pipeline:
+        """From a config object, or from a preset and settings shaped like the TOML file:
+        ``Pipeline.from_config(preset="paper", generator={"variant": "small_16k"}, judge="speech")``."""
         if config is None:
-            config = PipelineConfig(**overrides)
-        elif overrides:
-            raise TypeError("pass either a PipelineConfig or keyword settings, not both")
+            from deepsound.settings import load_settings
+
+            config = load_settings(preset, overrides={"pipeline": settings}).pipeline
+        elif settings or preset != "default":
+            raise TypeError("pass either a PipelineConfig or a preset and settings, not both")
         return cls(config)
 
     # ------------------------------------------------------------------ the method
