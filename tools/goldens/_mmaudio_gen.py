@@ -1,0 +1,5 @@
+"""placeholder"""
+
+
+def goldens(out):
+    return []
