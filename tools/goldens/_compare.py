@@ -3,8 +3,10 @@
 Files are nested dicts/lists of tensors, arrays and plain values (``.pt``), ``.npz`` archives or
 JSON. Plain values, shapes and dtypes must be equal; for floating leaves the largest absolute and
 relative-L2 differences are reported. A file "reproduces" when everything is equal except
-floating-point noise below ``RTOL`` (relative L2): rerunning the official code on another CPU may
-round differently, which is not a different golden.
+floating-point noise: relative L2 at most ``RTOL`` for float32/float64 leaves (rerunning the official
+code with other kernels or thread counts rounds differently; a sampler or a saturating vocoder
+amplifies that to ~1e-5), at most ``RTOL_HALF`` for bfloat16/float16 results, whose rounding depends
+on the CPU's kernels (see ``BF16_ACROSS_CPUS`` in ``tests/test_mmaudio_network.py``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-RTOL = 1e-5
+RTOL = 1e-4
+RTOL_HALF = 0.05
 
 
 def _load(path: Path) -> object:
@@ -51,6 +54,7 @@ def _walk(a: object, b: object, where: str, stats: dict) -> None:
             norm = y.norm().item()
             rel = (x - y).norm().item() / (norm if norm > 0 else 1.0)
             stats["leaves"] += 1
+            stats["by_leaf"].append((rel, where, str(a.dtype).removeprefix("torch.")))
             if diff > stats["abs"]:
                 stats["abs"], stats["abs_at"] = diff, where
             if rel > stats["rel"]:
@@ -62,7 +66,7 @@ def _walk(a: object, b: object, where: str, stats: dict) -> None:
 
 
 def compare(new: Path, old: Path) -> dict:
-    stats = {"problems": [], "leaves": 0, "abs": 0.0, "rel": 0.0, "abs_at": "", "rel_at": ""}
+    stats = {"problems": [], "by_leaf": [], "leaves": 0, "abs": 0.0, "rel": 0.0, "abs_at": "", "rel_at": ""}
     if not old.exists():
         stats["problems"].append("no committed file")
         return stats
@@ -75,13 +79,18 @@ def report(written: list[Path], out: Path, committed: Path) -> int:
     failed = 0
     for rel in written:
         s = compare(out / rel, committed / rel)
-        ok = not s["problems"] and s["rel"] <= RTOL
+        ok = not s["problems"] and all(
+            r <= (RTOL_HALF if d in ("bfloat16", "float16") else RTOL) for r, _, d in s["by_leaf"]
+        )
         failed += not ok
         verdict = "reproduces" if ok else "DIFFERS"
         print(
             f"{verdict:10s} {rel}: max |diff| {s['abs']:.3g} ({s['abs_at'] or '-'}), "
             f"max rel-L2 {s['rel']:.3g} over {s['leaves']} float leaves"
         )
+        worst = sorted(s["by_leaf"], reverse=True)[:3]
+        if worst and worst[0][0] > 0:
+            print("           worst leaves: " + ", ".join(f"{w} {d} {r:.2g}" for r, w, d in worst))
         for problem in s["problems"][:8]:
             print(f"           {problem}")
     return failed
