@@ -1,6 +1,9 @@
 """The MMAudio flow network, its sequence lengths and the guided Euler sampler against the official code.
 
 How the reference data in tests/data/mmaudio/ was made (the official code is not part of the project):
+``tools/make_goldens.py mmaudio --official <MMAudio checkout>`` (``--full`` adds large_44k_v2), from
+hkchengrex/MMAudio at commit 974010a026c731054592d8f777218bd9d85a6c24; ``--compare`` reruns it and reports the difference from each
+committed file.
 
 * ``network_manifests.json``: the official ``mmaudio.model.networks.get_my_mmaudio(name)`` was built on
   the meta device for each of the five variants and ``deepsound.testing.equivalence.parameter_manifest`` of its

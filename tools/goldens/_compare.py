@@ -31,7 +31,12 @@ def _load(path: Path) -> object:
 
 
 def _walk(a: object, b: object, where: str, stats: dict) -> None:
-    if isinstance(a, np.ndarray) and a.dtype.kind not in "fiub" or isinstance(b, np.ndarray) and b.dtype.kind not in "fiub":
+    if (
+        isinstance(a, np.ndarray)
+        and a.dtype.kind not in "fiub"
+        or isinstance(b, np.ndarray)
+        and b.dtype.kind not in "fiub"
+    ):
         if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and np.array_equal(a, b)):
             stats["problems"].append(f"{where}: values differ")
         return
@@ -47,7 +52,7 @@ def _walk(a: object, b: object, where: str, stats: dict) -> None:
     elif isinstance(a, list | tuple) and isinstance(b, list | tuple):
         if len(a) != len(b):
             stats["problems"].append(f"{where}: length {len(a)} != {len(b)}")
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=False)):
             _walk(x, y, f"{where}[{i}]", stats)
     elif isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
         if a.shape != b.shape or a.dtype != b.dtype:

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from goldens._common import save
-from goldens._mmaudio_cond import TINY_CLIP, CLIP_ARCH, CLIP_MEAN, CLIP_STD, _synchformer
-from goldens._mmaudio_dec import _vae, _vocoder, V2_CONFIG
+from goldens._mmaudio_cond import CLIP_ARCH, CLIP_MEAN, CLIP_STD, TINY_CLIP, _synchformer
+from goldens._mmaudio_dec import V2_CONFIG, _vae, _vocoder
 
 SEED, FRAME_SEED, UPSAMPLE = 5, 31, 8
 CASES = {
@@ -119,10 +119,12 @@ def goldens(out: Path, data: Path | None = None) -> list[Path]:
                 return x.float().repeat_interleave(UPSAMPLE, -1).repeat_interleave(UPSAMPLE, -2)[None]
 
             captured: dict[str, torch.Tensor] = {}
-            hook = conv_owner.conv_post.register_forward_hook(lambda m, i, o: captured.setdefault("pre", o))
+            hook = conv_owner.conv_post.register_forward_hook(
+                lambda m, i, o, captured=captured: captured.setdefault("pre", o)
+            )
             decode = utils.decode
 
-            def recording_decode(z: torch.Tensor, decode=decode) -> torch.Tensor:
+            def recording_decode(z: torch.Tensor, decode=decode, captured=captured) -> torch.Tensor:
                 captured["latents"] = z.clone()
                 captured["mel"] = decode(z)
                 return captured["mel"]

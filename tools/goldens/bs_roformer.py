@@ -140,7 +140,9 @@ def main(args: argparse.Namespace) -> list[Path]:
 
         for name, (seed, chunk, overlap, batch, length) in DEMIX.items():
             mix = signal((2, length), seed)
-            vocals = demix(_demix_config(chunk, overlap, batch), model, mix.float().numpy(), "cpu", "bs_roformer")
+            vocals = demix(
+                _demix_config(chunk, overlap, batch), model, mix.float().numpy(), "cpu", "bs_roformer"
+            )
             golden = {
                 "input": mix,
                 "vocals": torch.from_numpy(np.asarray(vocals["vocals"])),
@@ -157,7 +159,9 @@ def main(args: argparse.Namespace) -> list[Path]:
             x = signal((1, 2, 13230), 2)
             with torch.inference_mode():
                 output = model(x.float())
-            written.append(save({"input": x, "output": output, "seed": SEED}, out, "bs_roformer/model_viperx.pt"))
+            written.append(
+                save({"input": x, "output": output, "seed": SEED}, out, "bs_roformer/model_viperx.pt")
+            )
             del model
 
     with imported_from(upstream, "models", "utils"):

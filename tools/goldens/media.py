@@ -45,7 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def golden(video, requested: float, stride: int) -> dict[str, np.ndarray]:
     clip, sync = video.clip_frames, video.sync_frames
-    digest = lambda frames: np.array([hashlib.sha256(f.contiguous().numpy().tobytes()).hexdigest() for f in frames])  # noqa: E731
+
+    def digest(frames):
+        return np.array([hashlib.sha256(f.contiguous().numpy().tobytes()).hexdigest() for f in frames])
+
     return {
         "requested": np.array(requested),
         "duration": np.array(video.duration_sec),
@@ -73,6 +76,8 @@ def main(args: argparse.Namespace) -> list[Path]:
         for path, name, requested, stride in jobs:
             rel = Path("media") / f"{name}.golden.npz"
             (args.out / rel).parent.mkdir(parents=True, exist_ok=True)
-            np.savez_compressed(args.out / rel, **golden(load_video(path, requested, False), requested, stride))
+            np.savez_compressed(
+                args.out / rel, **golden(load_video(path, requested, False), requested, stride)
+            )
             written.append(rel)
     return written

@@ -53,9 +53,9 @@ def main(args: argparse.Namespace) -> list[Path]:
 
 # ------------------------------------------------------------------------------------------ network
 def _seq(mode: str, duration: float):
-    from mmaudio.model.sequence_config import CONFIG_16K, CONFIG_44K
-
     import dataclasses
+
+    from mmaudio.model.sequence_config import CONFIG_16K, CONFIG_44K
 
     return dataclasses.replace(CONFIG_16K if mode == "16k" else CONFIG_44K, duration=duration)
 
@@ -119,11 +119,11 @@ def _sample(net, *, seed: int, steps: int, cfg: float, negative: bool, dtype: to
 
 
 def network_goldens(out: Path, *, full: bool) -> list[Path]:
+    import json
+
     from mmaudio.model.networks import get_my_mmaudio
 
     from deepsound.testing.equivalence import fill_seeded, parameter_manifest
-
-    import json
 
     manifests = {}
     for name in VARIANTS:
