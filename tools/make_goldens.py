@@ -61,6 +61,7 @@ def _prefixed(parser: argparse.ArgumentParser, name: str, module: ModuleType) ->
             kwargs["action"] = "store_true"
         else:
             kwargs.update(type=action.type, nargs=action.nargs, choices=action.choices)
+            kwargs["metavar"] = action.metavar or (None if action.choices else action.dest.upper())
             kwargs["required"] = action.required
         group.add_argument(*flags, **kwargs)
         dests.append(action.dest)
