@@ -20,7 +20,7 @@ committed file.
   ``sample_neg``/``sample_bf16``, the learned empty string otherwise), the official ``FlowMatching``
   Euler sampler through ``net.ode_wrapper`` (cfg 4.5, or 0.5 for ``sample_nocfg``), then
   ``net.unnormalize``. ``sample_bf16`` ran with the network cast to bfloat16 (rotations recomputed after
-  the cast, as the official demo does).
+  the cast, as the official demo does); its latents depend on the CPU's kernels (``BF16_ACROSS_CPUS``).
 * ``network_small_16k.pt`` / ``network_large_44k_v2.pt``: the official full-size ``small_16k()`` /
   ``large_44k_v2()`` networks, sequence lengths updated for 1 s, ``fill_seeded(net, seed=11)``, the
   velocity of one random input (``manual_seed(2)``).
