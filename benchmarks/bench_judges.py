@@ -27,6 +27,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from machine import describe
 
 from deepsound.audio import Audio
 from deepsound.media import probe, read_audio
@@ -116,6 +117,7 @@ def main() -> int:
         started = time.perf_counter()
         reports[clip] = (speech.detect(audios[clip]), time.perf_counter() - started)
 
+    print(describe())
     print(f"{len(clips)} clips; speech heard (Silero VAD):")
     for clip in clips:
         report, seconds = reports[clip]

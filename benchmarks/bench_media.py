@@ -33,6 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from machine import describe  # noqa: E402
 from media_factory import make_video, tone  # noqa: E402
 
 from deepsound.media import decode_video, mux_audio, write_audio  # noqa: E402
@@ -133,6 +134,7 @@ def main() -> None:
             pass
         rows.append(("mux new audio", ours_mux, "moviepy write_videofile", movie_mux))
 
+    print(describe())
     print(
         f"\nclip: {DURATION:.0f} s {SIZE[0]}x{SIZE[1]} {FPS} fps H.264; best of {args.repeats}; "
         f"torch threads {args.threads}"

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 
 import torch
+from machine import describe
 
 from deepsound.models.mmaudio.clip import ClipConditioner
 from deepsound.models.mmaudio.synchformer import SynchformerEncoder
@@ -95,6 +96,7 @@ def main() -> None:
     if not args.skip_clip:
         bench_clip(args, official, rows, notes)
 
+    print(describe())
     print(
         f"\n{'encoder':28s} {'time':>16s} {'GFLOP/s':>9s}   ({args.threads} threads, best of {args.repeats})"
     )

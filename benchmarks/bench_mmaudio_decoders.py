@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 
 import torch
+from machine import describe
 
 from deepsound.models.mmaudio.vae import AudioDecoder, vae_from_state
 from deepsound.models.mmaudio.vae_network import VAE_16K, VAE_44K, MelVAE
@@ -109,6 +110,7 @@ def main() -> None:
         audio = fast[1].shape[-1] / voc_cfg.sampling_rate
         rows.append((mode, audio, ref, parts, fast))
 
+    print(describe())
     print(f"threads={torch.get_num_threads()}  (median of {args.repeats}; seconds)")
     header = (
         f"{'mode':5} {'audio s':>7} {'official':>9} {'ours':>8} {'speed-up':>9} {'rel L2':>9}"

@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from machine import describe
 
 VIPERX_YAML = "configs/viperx/model_bs_roformer_ep_317_sdr_12.9755.yaml"
 
@@ -165,6 +166,7 @@ def main() -> None:
             results[side] = json.loads(proc.stdout.strip().splitlines()[-1])
             results[side]["vocals"] = np.load(out)
 
+    print(describe(threads=args.threads or None))
     print(
         f"\nBS-RoFormer viperx size, {args.seconds:g} s stereo 44.1 kHz, device {args.device}, {args.dtype}"
     )

@@ -2,6 +2,8 @@
 
 How the goldens in ``tests/data/media/`` were made
 -------------------------------------------------
+``tools/make_goldens.py media --official <MMAudio checkout> --clips <real clips>``, from
+hkchengrex/MMAudio at commit 974010a026c731054592d8f777218bd9d85a6c24.
 Five small clips were synthesized once with :func:`media_factory.make_video`
 and committed next to their goldens, so that an encoder update cannot change
 the inputs: 25 fps 320x240 (2 s, 1.5 s requested), 29.97 fps 176x144 (1.2 s,

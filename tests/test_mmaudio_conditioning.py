@@ -2,6 +2,8 @@
 
 How the reference data in ``tests/data/mmaudio_cond/`` was made (with the official MMAudio code, run
 locally with random weights; the weights are not stored, they are regenerated here):
+``tools/make_goldens.py mmaudio --official <MMAudio checkout> --only cond`` (``--full`` adds the
+published-size files), from hkchengrex/MMAudio at commit 974010a026c731054592d8f777218bd9d85a6c24.
 
 * Weights: ``deepsound.testing.equivalence.fill_seeded`` on the official modules, seed 0 for Synchformer and
   seed 1 for CLIP. It fills each parameter from the seed and the CRC32 of its name, so our modules,

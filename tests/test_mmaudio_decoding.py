@@ -1,7 +1,8 @@
 """MMAudio latent -> mel -> waveform decoders, checked against the official implementation.
 
-How the reference data in ``tests/data/mmaudio_dec/`` was made (the script lives outside the
-repository): the official MMAudio code (``mmaudio.ext.autoencoder.vae`` ``VAE``/``get_my_vae``,
+How the reference data in ``tests/data/mmaudio_dec/`` was made: ``tools/make_goldens.py mmaudio
+--official <MMAudio checkout> --only dec`` (``--full`` adds the published widths), from
+hkchengrex/MMAudio at commit 974010a026c731054592d8f777218bd9d85a6c24. The official MMAudio code (``mmaudio.ext.autoencoder.vae`` ``VAE``/``get_my_vae``,
 ``mmaudio.ext.bigvgan.models.BigVGANVocoder`` with its ``bigvgan_vocoder.yml``,
 ``mmaudio.ext.bigvgan_v2.bigvgan.BigVGAN`` with the ``bigvgan_v2_44khz_128band_512x`` config.json
 numbers, ``use_cuda_kernel=False``, and ``mmaudio.ext.mel_converter.get_mel_converter``) was run

@@ -1,7 +1,9 @@
 """MMAudio generation end to end (step 1) against the official ``generate``, and the generator's behaviour.
 
 How ``tests/data/mmaudio/generation_tiny_{16k,44k}.pt`` were made (official code, not in the project):
-every part of the official pipeline was built small and filled with
+``tools/make_goldens.py mmaudio --official <MMAudio checkout> --only generation``, from
+hkchengrex/MMAudio at commit 974010a026c731054592d8f777218bd9d85a6c24. Every part of the official
+pipeline was built small and filled with
 ``deepsound.testing.equivalence.fill_seeded(module, seed=5)``:
 
 * CLIP: an ``open_clip.model.CLIP`` with the tiny config of ``ClipConditioner.tiny`` (embed 32, vision

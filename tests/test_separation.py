@@ -1,7 +1,12 @@
 """Step 3: BS-RoFormer voice removal.
 
-How the goldens in ``tests/data/bs_roformer`` were made (the script lives
-outside the repository): the official code -- ``BSRoformer`` and ``demix()`` of
+How the goldens in ``tests/data/bs_roformer`` were made: ``tools/make_goldens.py
+bs_roformer --official <DeepSound-V1 checkout> --upstream <MSST checkout>``
+(``--full`` adds the viperx-size file), from lym0302/DeepSound-V1 at commit
+a775b9e6aac51dc755c5e9c5849d9d870a716dee and, for the zero-DC file,
+ZFTurbo/Music-Source-Separation-Training at commit
+ccc011abf7f89dd7922bb2888d48493b575c0289 (the viperx YAML is identical at the
+registry's pinned d9672dac1160ebe9c39aec3d3f3320190e49a5c0). The official code -- ``BSRoformer`` and ``demix()`` of
 the Music-Source-Separation-Training copy bundled with DeepSound-V1 (the code the
 paper ran, with rotary-embedding-torch 0.3.5) -- was built and every floating
 parameter, the rotary ``freqs`` included, was overwritten with
