@@ -56,7 +56,7 @@ class Components:
             "separator": self.config.separator,
             "silence": self.config.silence,
             "speech": "silero",
-            "mllm": "omni",
+            "mllm": getattr(self.config, "mllm", None) or self.config.extra.get("mllm", "omni"),
         }
         return names[kind]
 
@@ -171,7 +171,18 @@ def _mllm_silence(config: PipelineConfig, components: Components) -> Any:
     return MllmSilenceDetector.from_config(config, mllm=lambda: components.mllm)
 
 
+def _videollama2_factory(mode: str) -> Factory:
+    def build(config: PipelineConfig, _: Components) -> Any:
+        from deepsound.models.videollama2.reasoner import VideoLlamaReasoner
+
+        return VideoLlamaReasoner.from_config(config, mode)
+
+    return build
+
+
 register("mllm", "omni", _omni)
+register("mllm", "videollama2-cot", _videollama2_factory("cot"))
+register("mllm", "videollama2-qa", _videollama2_factory("qa"))
 register("silence", "mllm", _mllm_silence)
 for _name in ("cascade", "mllm", "speech"):
     register("judge", _name, _judge_factory(_name))

@@ -238,6 +238,7 @@ def batch(
 
 def _register_subcommands() -> None:
     """Commands that live with their component (separation, reasoning, weights)."""
+    from deepsound.cli.ask import ask_command
     from deepsound.cli.judge import judge_command
     from deepsound.cli.separate import separate_command
     from deepsound.cli.vo_rate import vo_rate_command
@@ -245,6 +246,7 @@ def _register_subcommands() -> None:
 
     app.command("separate")(user_errors(separate_command))
     app.command("judge")(user_errors(judge_command))
+    app.command("ask")(user_errors(ask_command))
     app.command("vo-rate")(user_errors(vo_rate_command))
     app.add_typer(weights_app, name="weights", help="List, download and verify published weights.")
 

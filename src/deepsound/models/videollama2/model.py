@@ -154,11 +154,12 @@ class VideoLlama2(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return self.llm.lm_head.weight.device
+        """Where the input embeddings live (the first device when layers are spread out)."""
+        return self.llm.get_input_embeddings().weight.device
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.llm.lm_head.weight.dtype
+        return self.llm.get_input_embeddings().weight.dtype
 
     # ------------------------------------------------------------------ features
 
@@ -168,7 +169,8 @@ class VideoLlama2(nn.Module):
         out = tower(pixels.to(device=tower.device, dtype=tower.dtype), output_hidden_states=True)
         features = out.hidden_states[self.layout.select_layer]
         connector = self.llm.model.mm_projector
-        features = features.to(device=self.device, dtype=self.dtype)
+        weight = connector.readout[0].weight
+        features = features.to(device=weight.device, dtype=weight.dtype)
         return connector(features.unsqueeze(0))[0]
 
     def encode_audio(self, fbank: torch.Tensor) -> torch.Tensor:
@@ -179,7 +181,8 @@ class VideoLlama2(nn.Module):
         tower = inner.audio_tower
         weight = tower.patch_embedding.weight
         features = tower(fbank.to(device=weight.device, dtype=weight.dtype))
-        projected = inner.mm_projector_a(features.to(device=self.device, dtype=self.dtype))
+        head = next(inner.mm_projector_a.parameters())
+        projected = inner.mm_projector_a(features.to(device=head.device, dtype=head.dtype))
         return projected.reshape(-1, projected.shape[-1])
 
     def media_tokens(self, pixels: torch.Tensor, fbank: torch.Tensor | None = None) -> torch.Tensor:
@@ -227,15 +230,17 @@ def safetensors_files(folder: Path) -> list[Path]:
     return files
 
 
-def read_folder_state(folder: Path, what: str) -> dict[str, torch.Tensor]:
-    """Every tensor of a folder's ``*.safetensors`` files (the published format), on the CPU."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+def read_folder_state(folder: Path, what: str, prefix: str = "") -> dict[str, torch.Tensor]:
+    """The tensors (named ``prefix…``) of a folder's ``*.safetensors`` files (the published format), on the CPU."""
+    from safetensors import SafetensorError, safe_open
 
     state: dict[str, torch.Tensor] = {}
     for path in safetensors_files(folder):
         try:
-            state.update(load_file(str(path), device="cpu"))
+            with safe_open(str(path), framework="pt", device="cpu") as handle:
+                for key in handle.keys():  # noqa: SIM118 - safe_open is not a mapping
+                    if key.startswith(prefix):
+                        state[key] = handle.get_tensor(key)
         except (SafetensorError, OSError) as exc:
             raise WeightsError(f"{path}: not a readable safetensors file for {what} ({exc})") from None
     return state
