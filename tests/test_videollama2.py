@@ -133,7 +133,9 @@ def test_frame_indices_and_audio_clips_follow_the_reference():
 def test_in_memory_audio_goes_through_the_same_conversion():
     rate = 44_100
     t = np.arange(rate) / rate
-    stereo = np.stack([0.3 * np.sin(2 * np.pi * 440 * t), 0.1 * np.sin(2 * np.pi * 220 * t)]).astype(np.float32)
+    stereo = np.stack([0.3 * np.sin(2 * np.pi * 440 * t), 0.1 * np.sin(2 * np.pi * 220 * t)]).astype(
+        np.float32
+    )
     mono = inputs.resample_waveform(stereo, rate)
     assert abs(mono.size - 16_000) <= 32
     # s16 samples, and the two channels averaged: the 440 Hz tone at 0.15 dominates
