@@ -150,7 +150,7 @@ def test_component_is_registered_and_fails_offline_in_one_line(folders, tmp_path
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
     config = PipelineConfig(offline=True, device="cpu", extra={"mllm": "videollama2-cot"})
     with pytest.raises(WeightsError, match="offline"):
-        Components(config).mllm
+        Components(config).get("mllm")
     config = PipelineConfig(
         device="cpu", extra={"mllm": "videollama2-cot", "videollama2_cot_model": str(folders["cot"])}
     )
