@@ -128,8 +128,12 @@ def checkpoint_folder(name: str | Path, *, weights_dir: Path | None, offline: bo
         return path
     if path.exists() or str(name).startswith((".", "/", "~")):
         raise WeightsError(f"{name}: {what} must be a checkpoint folder (config.json + weights)")
-    if weights_dir is not None and (Path(weights_dir) / str(name).rstrip("/").split("/")[-1]).is_dir():
-        return Path(weights_dir) / str(name).rstrip("/").split("/")[-1]
+    last = str(name).rstrip("/").split("/")[-1]
+    for candidate in (
+        () if weights_dir is None else (Path(weights_dir) / last, Path(weights_dir) / "ext_weights" / last)
+    ):
+        if (candidate / "config.json").is_file():
+            return candidate
     from huggingface_hub import snapshot_download
 
     try:
