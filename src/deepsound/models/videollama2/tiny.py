@@ -44,15 +44,16 @@ def tiny_tokenizer() -> Any:
     return tokenizer
 
 
-def tiny_config(tokenizer: Any, tower: Path, *, num_frames: int = 4) -> dict[str, Any]:
-    hidden = 32
+def tiny_config(
+    tokenizer: Any, tower: Path, *, num_frames: int = 4, hidden: int = 32, layers: int = 2
+) -> dict[str, Any]:
     return {
         "architectures": ["Videollama2Qwen2ForCausalLM"],
         "model_type": "videollama2_qwen2",
         "vocab_size": len(tokenizer),
         "hidden_size": hidden,
-        "intermediate_size": 64,
-        "num_hidden_layers": 2,
+        "intermediate_size": 2 * hidden,
+        "num_hidden_layers": layers,
         "num_attention_heads": 4,
         "num_key_value_heads": 2,
         "max_position_embeddings": 4096,
@@ -92,8 +93,10 @@ TINY_BEATS = {
 }
 
 
-def write_tiny_checkpoint(folder: Path, *, seed: int = 0, num_frames: int = 4) -> Path:
-    """Write the folder (and ``<folder>/siglip-tiny``); returns ``folder``."""
+def write_tiny_checkpoint(
+    folder: Path, *, seed: int = 0, num_frames: int = 4, hidden: int = 32, layers: int = 2
+) -> Path:
+    """Write the folder (and ``<folder>/siglip-tiny``); returns ``folder``. ``hidden``/``layers`` size the LLM."""
     import torch
     import transformers
     from safetensors.torch import save_file
@@ -105,7 +108,7 @@ def write_tiny_checkpoint(folder: Path, *, seed: int = 0, num_frames: int = 4) -
     tower = folder / "siglip-tiny"
     tower.mkdir(parents=True, exist_ok=True)
     tokenizer = tiny_tokenizer()
-    config = tiny_config(tokenizer, tower.resolve(), num_frames=num_frames)
+    config = tiny_config(tokenizer, tower.resolve(), num_frames=num_frames, hidden=hidden, layers=layers)
     vision_config = transformers.SiglipVisionConfig(
         hidden_size=16,
         intermediate_size=32,
