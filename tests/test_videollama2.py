@@ -105,6 +105,20 @@ def test_tiny_checkpoint_splice_logits_and_greedy_ids_equal_official(chat, golde
     assert reply.text == g["text"]
 
 
+def test_generation_config_end_tokens_stop_greedy_decoding(chat, goldens):
+    import copy
+
+    g, media = goldens["seeded"], goldens["seeded_media"]
+    saved = chat.generation
+    chat.generation = copy.deepcopy(saved)
+    chat.generation.eos_token_id = [*saved.eos_token_id, int(g["ids"][2])]  # as if the third id ended answers
+    try:
+        reply = chat.answer(STEP2, media["video"].half(), media["audio"].half(), max_new_tokens=20)
+    finally:
+        chat.generation = saved
+    assert reply.token_ids == g["ids"][:3].tolist()  # transformers keeps the end token, then stops
+
+
 @pytest.mark.media
 @pytest.mark.skipif(not CLIP.is_file(), reason="real clips not present")
 def test_real_clip_inputs_and_answers_equal_official(chat, goldens):

@@ -217,3 +217,22 @@ def test_ask_works_for_qwen_omni(folders, tmp_path):
     row = json.loads(result.stdout.strip().splitlines()[-1])
     assert row["mllm"] == "omni" and 1 <= len(row["token_ids"]) <= 3
     assert torch.tensor(row["token_ids"]).dtype == torch.int64
+
+
+def test_a_hub_tower_id_is_found_through_the_weights_folder(folders, tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("DEEPSOUND_CACHE", str(tmp_path / "cache"))
+    checkpoint = tmp_path / "VideoLLaMA2.1-7B-AV-CoT"
+    shutil.copytree(folders["cot"], checkpoint, ignore=shutil.ignore_patterns("siglip-tiny"))
+    config = json.loads((checkpoint / "config.json").read_text())
+    (checkpoint / "config.json").write_text(
+        json.dumps({**config, "mm_vision_tower": "google/siglip-so400m-patch14-384"})
+    )
+    weights = tmp_path / "weights"
+    shutil.copytree(folders["cot"] / "siglip-tiny", weights / "ext_weights" / "siglip-so400m-patch14-384")
+    with pytest.raises(WeightsError, match="SigLIP tower is not available locally"):
+        load_chat(checkpoint, VideoLlamaSettings(device="cpu", offline=True))
+    chat = load_chat(checkpoint, VideoLlamaSettings(device="cpu", offline=True, weights_dir=weights))
+    assert chat.model.vision.config.image_size == 28

@@ -122,12 +122,20 @@ def reference_voice_over(text: str, mode: str) -> dict[str, Any]:
 
 
 def checkpoint_folder(name: str | Path, *, weights_dir: Path | None, offline: bool, what: str) -> Path:
-    """A local folder for ``name``: itself, ``weights_dir/<last part>``, the hub cache, or a download."""
+    """A local folder for ``name``: itself, where the weights resolver finds a registered repository
+    (``--weights-dir``, the cache, the hub cache), ``weights_dir/<last part>``, or a snapshot download."""
     path = Path(name).expanduser()
     if path.is_dir():
         return path
     if path.exists() or str(name).startswith((".", "/", "~")):
         raise WeightsError(f"{name}: {what} must be a checkpoint folder (config.json + weights)")
+    from deepsound.weights import REGISTRY, locate
+
+    entry = next(
+        (e for e in REGISTRY.values() if e.hub_repo == str(name) and e.filename == "config.json"), None
+    )
+    if entry is not None and (found := locate(entry, weights_dir=weights_dir)) is not None:
+        return found[1].parent  # the registered repository's folder, found the way every weight file is
     last = str(name).rstrip("/").split("/")[-1]
     for candidate in (
         () if weights_dir is None else (Path(weights_dir) / last, Path(weights_dir) / "ext_weights" / last)
