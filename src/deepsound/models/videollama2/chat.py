@@ -134,14 +134,15 @@ class VideoLlamaChat:
         embeds = self.model.embed(ids, [media])
         mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
         eos = self.tokenizer.eos_token_id
+        settings = copy.deepcopy(self.generation)  # the checkpoint's (end tokens, repetition penalty) ...
+        settings.do_sample = False  # ... made greedy with the reference's budget and padding
+        settings.max_new_tokens = max_new_tokens
+        settings.pad_token_id = eos
+        settings.use_cache = True
         output = self.model.llm.generate(
             inputs_embeds=embeds,
             attention_mask=mask,
-            generation_config=copy.deepcopy(self.generation),
-            do_sample=False,
-            max_new_tokens=max_new_tokens,
-            pad_token_id=eos,
-            use_cache=True,
+            generation_config=settings,
             stopping_criteria=[_StopOnToken(eos)],
         )
         new = output[0].tolist()

@@ -120,18 +120,27 @@ class Layout:
 
 
 @contextlib.contextmanager
-def _empty_parameters(enabled: bool):
-    """Create parameters on the meta device (buffers stay real) so a 7B model costs nothing until loaded."""
-    if not enabled:
-        yield
-        return
+def _parameters_on_meta():
+    """Create parameters on the meta device while buffers stay real, so a 7B model costs nothing until loaded.
+
+    (What ``accelerate.init_empty_weights(include_buffers=False)`` does; kept
+    here so that building needs no optional package.) Buffers such as the
+    rotary frequencies are not in checkpoints and must be computed for real.
+    """
+    original = nn.Module.register_parameter
+
+    def register(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
+        original(module, name, param)
+        if param is not None:
+            kind = type(module._parameters[name])
+            extra = module._parameters[name].__dict__
+            module._parameters[name] = kind(module._parameters[name].to("meta"), **extra)
+
+    nn.Module.register_parameter = register  # type: ignore[method-assign]
     try:
-        from accelerate import init_empty_weights
-    except ImportError:  # without accelerate the model is built in host memory first (slower, same result)
         yield
-        return
-    with init_empty_weights(include_buffers=False):
-        yield
+    finally:
+        nn.Module.register_parameter = original  # type: ignore[method-assign]
 
 
 class VideoLlama2(nn.Module):
@@ -219,7 +228,7 @@ class VideoLlama2(nn.Module):
     def empty(
         cls, config: dict[str, Any], vision_config: Any, beats: BeatsConfig | None = None
     ) -> VideoLlama2:
-        with _empty_parameters(True):
+        with _parameters_on_meta():
             return cls(config, vision_config, beats)
 
 
