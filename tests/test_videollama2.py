@@ -163,3 +163,30 @@ def test_another_model_type_is_one_clear_line(tmp_path):
         read_config(tmp_path)
     with pytest.raises(WeightsError, match="no config.json"):
         read_config(tmp_path / "nothing")
+
+
+def test_a_pickled_checkpoint_with_the_shared_bias_under_another_layer_loads_the_same(
+    chat, goldens, tmp_path
+):
+    import shutil
+
+    from deepsound.models.videollama2.model import load_model, read_folder_state
+
+    source = Path(chat.name)
+    folder = tmp_path / "bin"
+    shutil.copytree(source, folder, ignore=shutil.ignore_patterns("*.safetensors", "siglip-tiny"))
+    state = read_folder_state(source, "test")
+    key = "model.audio_tower.encoder.layers.{}.self_attn.relative_attention_bias.weight"
+    state[key.format(1)] = state.pop(
+        key.format(0)
+    )  # a save that kept another layer's copy of the shared table
+    torch.save(state, folder / "pytorch_model.bin")
+    model = load_model(folder, source / "siglip-tiny")
+    media = goldens["seeded_media"]
+    tokens = model.media_tokens(media["video"].half().float(), media["audio"].half().float())
+    assert (
+        relative_l2(
+            model.embed(goldens["seeded"]["input_ids"].tolist(), [tokens])[0], goldens["seeded"]["embeds"]
+        )
+        <= 1e-4
+    )

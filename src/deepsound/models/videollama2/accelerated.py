@@ -30,8 +30,6 @@ _EXTRAS = ("mm_projector", "audio_tower", "mm_projector_a")
 EXTRA_RULES = LoadRules(
     unwrap=(),
     keep=(r"^model\.(mm_projector|audio_tower|mm_projector_a)\.",),
-    rename=((r"^model\.", ""),),
-    drop=(r"^audio_tower\.encoder\.layers\.[1-9]\d*\.self_attn\.relative_attention_bias\.",),
 )
 
 
@@ -62,6 +60,7 @@ def load_accelerated(
     from deepsound.models.videollama2.beats import beats_config_from_state
     from deepsound.models.videollama2.chat import VideoLlamaChat, load_generation, load_processor
     from deepsound.models.videollama2.model import (
+        CHECKPOINT_RULES,
         TOWER_RULES,
         VideoLlama2,
         assign_strict,
@@ -74,6 +73,7 @@ def load_accelerated(
         raise ConfigError("offloaded or quantised loading needs accelerate: pip install accelerate")
     config = read_config(folder)
     extras = apply_rules(read_folder_state(folder, "VideoLLaMA2", prefix="model."), EXTRA_RULES)
+    extras = {k[len("model.") :]: v for k, v in CHECKPOINT_RULES.transform(extras).items()}
     beats = beats_config_from_state(extras, "audio_tower.") if "mm_audio_tower" in config else None
     vision_config = transformers.SiglipVisionConfig.from_pretrained(str(tower))
     model = VideoLlama2.empty(config, vision_config, beats)

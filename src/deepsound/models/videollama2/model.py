@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,15 +44,29 @@ PLACEHOLDER_ID = -201  # the reference's index for "<video>" in token ids
 VIDEO_TOKEN = "<video>"
 _SUPPORTED = "videollama2_qwen2 (VideoLLaMA2.1-AV, --mllm videollama2-cot/-qa), qwen2_5_omni and qwen3_omni_moe (--mllm omni)"
 
-# checkpoint → module: the reference ignores a stored vision tower (it reloads SigLIP from mm_vision_tower),
-# and BEATs' relative-position table is one module shared by all layers (held by layer 0 here)
-CHECKPOINT_RULES = LoadRules(
-    unwrap=(),
-    drop=(
-        r"^model\.vision_tower\.",
-        r"^model\.audio_tower\.encoder\.layers\.[1-9]\d*\.self_attn\.relative_attention_bias\.",
-    ),
+_SHARED_BIAS = re.compile(
+    r"^model\.audio_tower\.encoder\.layers\.(\d+)\.self_attn\.relative_attention_bias\.weight$"
 )
+
+
+def _one_bias_table(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """BEATs' relative-position table is one module shared by all layers; keep one copy, as layer 0's.
+
+    A checkpoint may hold it under every layer (a gathered state dict) or under
+    one of them only (a save that dropped the duplicates); all copies are equal.
+    """
+    found = sorted((int(m.group(1)), k) for k in state if (m := _SHARED_BIAS.match(k)))
+    if not found:
+        return state
+    table = state[found[0][1]]
+    for _, key in found:
+        del state[key]
+    state["model.audio_tower.encoder.layers.0.self_attn.relative_attention_bias.weight"] = table
+    return state
+
+
+# checkpoint → module: the reference ignores a stored vision tower (it reloads SigLIP from mm_vision_tower)
+CHECKPOINT_RULES = LoadRules(unwrap=(), drop=(r"^model\.vision_tower\.",), transform=_one_bias_table)
 # a SigLIP folder holds the whole image-text model (``vision_model.*``, ``text_model.*``); the tower is
 # its vision half, which transformers' SiglipVisionModel names without the ``vision_model.`` prefix
 TOWER_RULES = LoadRules(
@@ -232,19 +247,27 @@ class VideoLlama2(nn.Module):
             return cls(config, vision_config, beats)
 
 
-def safetensors_files(folder: Path) -> list[Path]:
-    files = sorted(Path(folder).glob("*.safetensors"))
+def weight_files(folder: Path) -> list[Path]:
+    """The folder's ``*.safetensors`` shards, else its ``*.bin`` shards (older or unsafe saves)."""
+    files = sorted(Path(folder).glob("*.safetensors")) or sorted(Path(folder).glob("*.bin"))
     if not files:
-        raise WeightsError(f"{folder}: no *.safetensors weight files")
+        raise WeightsError(f"{folder}: no *.safetensors (or *.bin) weight files")
     return files
 
 
 def read_folder_state(folder: Path, what: str, prefix: str = "") -> dict[str, torch.Tensor]:
-    """The tensors (named ``prefix…``) of a folder's ``*.safetensors`` files (the published format), on the CPU."""
+    """The tensors (named ``prefix…``) of a folder's weight shards, on the CPU."""
     from safetensors import SafetensorError, safe_open
 
+    from deepsound.weights.loading import read_state_dict
+
     state: dict[str, torch.Tensor] = {}
-    for path in safetensors_files(folder):
+    for path in weight_files(folder):
+        if path.suffix == ".bin":  # a pickled state dict, read without running code
+            state.update(
+                {k: v for k, v in read_state_dict(path, what, unwrap=()).items() if k.startswith(prefix)}
+            )
+            continue
         try:
             with safe_open(str(path), framework="pt", device="cpu") as handle:
                 for key in handle.keys():  # noqa: SIM118 - safe_open is not a mapping
