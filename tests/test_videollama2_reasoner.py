@@ -236,3 +236,19 @@ def test_a_hub_tower_id_is_found_through_the_weights_folder(folders, tmp_path, m
         load_chat(checkpoint, VideoLlamaSettings(device="cpu", offline=True))
     chat = load_chat(checkpoint, VideoLlamaSettings(device="cpu", offline=True, weights_dir=weights))
     assert chat.model.vision.config.image_size == 28
+
+
+def test_the_planner_and_the_judge_drive_the_reasoner(reasoner, folders):
+    from deepsound.steps.plan import MllmPlanner
+    from deepsound.steps.voice_over import MllmJudge
+
+    plan = MllmPlanner(reasoner).plan(folders["clip"])
+    assert plan.mllm_calls[0]["step"] == "step0" and plan.mllm_calls[0]["model_kind"] == "cot"
+    tone = Audio(np.zeros((1, 32_000), dtype=np.float32), 16_000)
+    verdict = MllmJudge(reasoner).judge(folders["clip"], tone)
+    call = verdict.mllm_calls[0]
+    assert call["step"] == "step2" and call["model_kind"] == "qa"
+    assert (
+        call["verdict"] == verdict.evidence["mllm_verdict"]
+    )  # the judge's own parse, beside the reference's
+    assert "reference_verdict" in call and "parsers_disagree" in call
