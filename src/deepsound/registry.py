@@ -56,7 +56,7 @@ class Components:
             "separator": self.config.separator,
             "silence": self.config.silence,
             "speech": "silero",
-            "mllm": getattr(self.config, "mllm", None) or self.config.extra.get("mllm", "omni"),
+            "mllm": _mllm_name(self.config),
         }
         return names[kind]
 
@@ -169,6 +169,13 @@ def _mllm_silence(config: PipelineConfig, components: Components) -> Any:
     from deepsound.steps.mllm_silence import MllmSilenceDetector
 
     return MllmSilenceDetector.from_config(config, mllm=lambda: components.mllm)
+
+
+def _mllm_name(config: PipelineConfig) -> str:
+    """The configured MLLM: ``config.mllm`` (a name, or a section with ``name``), else ``extra["mllm"]``."""
+    value = getattr(config, "mllm", None)
+    value = value if isinstance(value, str) else getattr(value, "name", None)
+    return value or config.extra.get("mllm", "omni")
 
 
 def _videollama2_factory(mode: str) -> Factory:
