@@ -91,7 +91,8 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--tokens", type=int, default=32)
-    parser.add_argument("--clip", type=Path, default=ROOT.parent.parent / "shared" / "media" / "aa.mp4")
+    clips = [root / "shared" / "media" / "aa.mp4" for root in (ROOT.parent, ROOT.parent.parent)]
+    parser.add_argument("--clip", type=Path, default=next((c for c in clips if c.is_file()), clips[0]))
     parser.add_argument("--role", choices=("main", "official"), default="main")
     parser.add_argument("--folder", type=Path)
     args = parser.parse_args()

@@ -30,7 +30,12 @@ from deepsound.models.videollama2.tiny import TINY_BEATS, write_tiny_checkpoint
 from deepsound.testing.equivalence import fill_seeded, manifest_diff, relative_l2
 
 DATA = Path(__file__).parent / "data" / "videollama2"
-MEDIA = Path(__file__).resolve().parents[1].parent.parent / "shared" / "media"
+_REPO = Path(__file__).resolve().parents[1]
+# the real clips sit in ../shared/media beside the checkout (one level further up from a worktree)
+MEDIA = next(
+    (p for p in (_REPO.parent / "shared" / "media", _REPO.parent.parent / "shared" / "media") if p.is_dir()),
+    _REPO.parent / "shared" / "media",
+)
 CLIP = MEDIA / "aa.mp4"
 STEP0 = "Generate high-quality audio from video step-by-step."
 STEP2 = (

@@ -250,7 +250,10 @@ def main() -> None:
         write_tiny_checkpoint(Path(sys.argv[2]), seed=0)
         return
     package = Path(sys.argv[1]).resolve()
-    media = Path(sys.argv[2]) if len(sys.argv) > 2 else ROOT.parent.parent / "shared" / "media"
+    candidates = [root / "shared" / "media" for root in (ROOT.parent, ROOT.parent.parent)]
+    media = (
+        Path(sys.argv[2]) if len(sys.argv) > 2 else next((c for c in candidates if c.is_dir()), candidates[0])
+    )
     torch.set_num_threads(1)
     off = import_official(package)
     OUT.mkdir(parents=True, exist_ok=True)
