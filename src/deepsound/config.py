@@ -49,6 +49,8 @@ class MllmConfig:
 
     name: str = "omni"  # a registered MLLM family: omni, videollama2-cot, videollama2-qa, …
     model: str | None = None  # hub id or local folder; None = the family's published model
+    # the second model of a two-model family (VideoLLaMA2 "qa": the QA checkpoint answering step 2)
+    judge_model: str | None = None
     # the paper's budget: a chain of thought cut before <CONCLUSION> decides nothing
     max_new_tokens: int = 2048
     adapter: Path | None = None  # a LoRA adapter folder to load onto the model
@@ -58,6 +60,7 @@ class MllmConfig:
     max_pixels: int | None = None
     quantization: str | None = None  # "8bit" / "4bit" on CUDA (bitsandbytes)
     offload: bool = False  # spill layers to the CPU on small GPUs (device_map="auto")
+    max_gpu_memory: str | None = None  # with offload, e.g. "10GiB"
 
 
 @dataclass

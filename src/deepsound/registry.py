@@ -216,7 +216,18 @@ def _mllm_silence(config: PipelineConfig, components: Components) -> Any:
     return MllmSilenceDetector.from_config(config, mllm=lambda: components.mllm)
 
 
+def _videollama2_factory(mode: str) -> Factory:
+    def build(config: PipelineConfig, _: Components) -> Any:
+        from deepsound.models.videollama2.reasoner import VideoLlamaReasoner
+
+        return VideoLlamaReasoner.from_config(config, mode)
+
+    return build
+
+
 register("mllm", "omni", _omni)
+register("mllm", "videollama2-cot", _videollama2_factory("cot"))
+register("mllm", "videollama2-qa", _videollama2_factory("qa"))
 register("silence", "mllm", _mllm_silence)
 for _name in ("cascade", "mllm", "speech"):
     register("judge", _name, _judge_factory(_name))

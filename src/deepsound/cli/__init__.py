@@ -10,6 +10,7 @@ __all__ = ["app", "err_console", "main", "setup_logging", "user_errors"]
 
 
 def _register_commands() -> None:
+    from deepsound.cli.ask import ask_command
     from deepsound.cli.batch import batch_command
     from deepsound.cli.config_cmd import config_app
     from deepsound.cli.generate import generate_command
@@ -22,6 +23,7 @@ def _register_commands() -> None:
     app.command("batch")(user_errors(batch_command))
     app.command("separate")(user_errors(separate_command))
     app.command("judge")(user_errors(judge_command))
+    app.command("ask")(user_errors(ask_command))
     app.command("vo-rate")(user_errors(vo_rate_command))
     app.add_typer(weights_app, name="weights", help="List, download and verify published weights.")
     app.add_typer(config_app, name="config", help="Show the effective configuration and the presets.")
