@@ -89,6 +89,10 @@ def ask_voice_over(
         "parsed_from": parsed.parsed_from,
         "parse_reason": parsed.reason,
     }
+    # what the reference pipeline's own (strict) parser would have decided, where the model reports it
+    evidence.update(
+        {k: answer.record[k] for k in ("reference_verdict", "parsers_disagree") if k in answer.record}
+    )
     return parsed.has_voice_over, evidence, answer
 
 

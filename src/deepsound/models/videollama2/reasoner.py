@@ -266,7 +266,7 @@ class VideoLlamaReasoner:
             "seconds": reply.seconds,
         }
         if step == "step2":
-            from deepsound.steps.parsing import parse_voice_over_cot
+            from deepsound.steps.cot import parse_voice_over_cot
 
             record.update(reference_voice_over(reply.text, kind))
             tolerant = parse_voice_over_cot(reply.text).has_voice_over
