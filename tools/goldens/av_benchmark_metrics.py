@@ -76,6 +76,16 @@ def stems() -> tuple[list[str], list[str]]:
     return sorted(gt), sorted(pred)
 
 
+def _sync(key: str, tokens: int) -> torch.Tensor:
+    """Synchformer features that move the seeded offset head: every token of a segment near one
+    clip direction (drifting from the first to the last segment), plus small per-token noise.
+    Independent noise on every token averages out in the head's attention and leaves its answer
+    the same for every clip."""
+    start, end = _randn(key + "/sync_a", (1, 1, 768)), _randn(key + "/sync_b", (1, 1, 768))
+    mix = torch.linspace(0, 1, 16).view(16, 1, 1)
+    return (1 - mix) * start + mix * end + 0.1 * _randn(key + "/sync_noise", (16, tokens, 768))
+
+
 def _entry(side: str, stem: str, n_vgg: int, dims: dict[str, int]) -> dict[str, Any]:
     key = f"{side}/{stem}"
     logits = _randn(key + "/panns_logits", (527,), 2.5)
@@ -89,7 +99,7 @@ def _entry(side: str, stem: str, n_vgg: int, dims: dict[str, int]) -> dict[str, 
         "passt_embed": _randn(key + "/passt_embed", (dims["passt"],)),
         "passt_logits": _randn(key + "/passt_logits", (527,), 3.0),
         "ib": _randn(key + "/ib", (dims["ib"],)),
-        "sync": _randn(key + "/sync", (16, 8 if side == "gt" else 6, 768)),
+        "sync": _sync(key, 8 if side == "gt" else 6),
     }
 
 

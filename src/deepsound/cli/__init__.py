@@ -239,6 +239,7 @@ def batch(
 def _register_subcommands() -> None:
     """Commands that live with their component (separation, reasoning, weights)."""
     from deepsound.cli.evaluate import evaluate_command
+    from deepsound.cli.experiment import experiment_command
     from deepsound.cli.judge import judge_command
     from deepsound.cli.separate import separate_command
     from deepsound.cli.vo_rate import vo_rate_command
@@ -248,6 +249,7 @@ def _register_subcommands() -> None:
     app.command("judge")(user_errors(judge_command))
     app.command("vo-rate")(user_errors(vo_rate_command))
     app.command("evaluate")(user_errors(evaluate_command))
+    app.command("experiment")(user_errors(experiment_command))
     app.add_typer(weights_app, name="weights", help="List, download and verify published weights.")
 
 
