@@ -10,6 +10,7 @@ each output goes to.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -46,7 +47,102 @@ class SileroExtractor:
         return {self.files[0]: torch.tensor([report.speech_ratio, float(len(report.segments))])}
 
 
+def weight_file(name: str, settings: Settings) -> tuple[Path, str]:
+    """Local path of registry entry ``name`` (explicit → --weights-dir → cache → download unless
+    offline) and its sha256, taken from the verification stamp when the file was checked before."""
+    from deepsound.weights.checksum import cached_digest
+    from deepsound.weights.resolve import default_cache_dir, resolve, stamp_dir_for
+
+    path = resolve(name, weights_dir=settings.weights_dir, offline=settings.offline)
+    return path, cached_digest(path, "sha256", stamp_dir_for(default_cache_dir()))
+
+
+class _AudioModel:
+    """Common part of the audio extractors: weights, fingerprint, av-benchmark's audio preparation."""
+
+    name = ""
+    modality = "audio"
+    files: tuple[str, ...] = ()
+    weights = ""  # registry entry
+    sample_rate = 16000
+    version = 1  # bump when the preprocessing changes, so caches are renewed
+
+    def __init__(self, settings: Settings, model: Any = None, checksum: str | None = None) -> None:
+        self.settings = settings
+        if model is None:
+            path, checksum = weight_file(self.weights, settings)
+            model = self.load(path, settings.device)
+        self.model, self.checksum = model, checksum
+
+    def load(self, path: Path, device: str) -> Any:
+        raise NotImplementedError
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {
+            "model": self.name, "weights": self.weights, "sha256": self.checksum, "version": self.version,
+            "duration": self.settings.duration, "sample_rate": self.sample_rate,
+        }  # fmt: skip
+
+    def wave(self, source: Source) -> torch.Tensor:
+        """av-benchmark's ``AudioDataset``: channel mean, DC removal, float64-kernel resampler, crop."""
+        from deepsound.evaluation.audio import prepare_for_features
+
+        wav, rate = source.raw
+        return prepare_for_features(wav, rate, self.sample_rate, self.settings.duration)[None]
+
+
+class PannsExtractor(_AudioModel):
+    name, files, weights = "panns", ("pann_features.pth",), "panns_cnn14_16k"
+
+    def load(self, path: Path, device: str) -> Any:
+        from deepsound.models.eval import load_panns
+
+        return load_panns(path, device)
+
+    def extract(self, source: Source) -> dict[str, Any]:
+        from deepsound.models.eval import panns_features
+
+        out = panns_features(self.model, self.wave(source))
+        return {self.files[0]: {k: v[0].clone() for k, v in out.items()}}
+
+
+class VggishExtractor(_AudioModel):
+    name, files, weights = "vggish", ("vggish_features.pth",), "vggish"
+
+    def load(self, path: Path, device: str) -> Any:
+        from deepsound.models.eval import load_vggish
+
+        return load_vggish(path, device)
+
+    def extract(self, source: Source) -> dict[str, Any]:
+        from deepsound.models.eval import vggish_features
+
+        wave = self.wave(source)
+        if wave.shape[-1] < int(0.96 * self.sample_rate):
+            raise ValueError("shorter than VGGish's 0.96 s example")
+        return {self.files[0]: vggish_features(self.model, wave)[0].clone()}
+
+
+class PasstExtractor(_AudioModel):
+    name, files, weights = "passt", ("passt_features_embed.pth", "passt_logits.pth"), "passt_s_swa"
+    sample_rate = 32000
+
+    def load(self, path: Path, device: str) -> Any:
+        from deepsound.models.eval import load_passt
+
+        return load_passt(path, device)
+
+    def extract(self, source: Source) -> dict[str, Any]:
+        from deepsound.models.eval import passt_features
+
+        out = passt_features(self.model, self.wave(source))
+        return {self.files[0]: out["features_embed"][0].clone(), self.files[1]: out["logits"][0].clone()}
+
+
 FACTORIES: dict[tuple[str, str], Callable[[Settings], Any]] = {
     ("silero", "audio"): SileroExtractor,
+    ("panns", "audio"): PannsExtractor,
+    ("vggish", "audio"): VggishExtractor,
+    ("passt", "audio"): PasstExtractor,
 }
 HEADS: dict[str, Callable[[Settings], Any]] = {}
