@@ -43,8 +43,8 @@ def _write(folder: Path, seed: int, rate: int, channels: int) -> None:
 @pytest.mark.slow
 def test_real_audio_networks_fill_the_caches(tmp_path, networks):
     from deepsound.evaluation.audio import prepare_for_features
-    from deepsound.models.eval import panns_features, passt_features, vggish_features
     from deepsound.media import read_audio
+    from deepsound.models.eval import panns_features, passt_features, vggish_features
 
     gen, ref = tmp_path / "gen", tmp_path / "ref"
     gen.mkdir()
