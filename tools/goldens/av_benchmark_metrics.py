@@ -129,6 +129,25 @@ def synthetic_caches(size: str = "small") -> tuple[dict[str, dict], dict[str, di
     return out["pred"], out["gt"]
 
 
+REAL_CACHE = Path(__file__).resolve().parents[2] / "tests" / "data" / "eval_audio" / "official_cache"
+
+
+def real_caches() -> tuple[dict[str, dict], dict[str, dict]]:
+    """Generated side: features av-benchmark's own extraction wrote for real and synthetic clips
+    (``tests/data/eval_audio/official_cache``, seeded networks); reference side: seeded features of
+    the real sizes for the same stems."""
+    pred = {p.name: torch.load(p, weights_only=True) for p in sorted(REAL_CACHE.glob("*.pth"))}
+    stems_ = sorted(pred["pann_features.pth"])
+    gt: dict[str, dict] = {name: {} for name in pred}
+    for i, stem in enumerate(stems_):
+        e = _entry("real-gt", stem, 10 if i % 2 else 4, DIMS["full"])
+        gt["pann_features.pth"][stem] = e["pann"]
+        gt["vggish_features.pth"][stem] = e["vggish"]
+        gt["passt_features_embed.pth"][stem] = e["passt_embed"]
+        gt["passt_logits.pth"][stem] = e["passt_logits"]
+    return pred, gt
+
+
 def fd_sets() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Small FD cases: well-conditioned, rank-deficient (fewer samples than dimensions), float64."""
     return {
@@ -162,8 +181,8 @@ def _official(checkout: Path) -> dict[str, Any]:
         torch.save(state, ckpt)
         official.device = "cpu"
         official._syncformer_ckpt_path = ckpt
-        for size in DIMS:
-            pred, gt = synthetic_caches(size)
+        for size in (*DIMS, "real"):
+            pred, gt = real_caches() if size == "real" else synthetic_caches(size)
             pred_dir, gt_dir = Path(tmp, size, "pred"), Path(tmp, size, "gt")
             for folder, caches in ((pred_dir, pred), (gt_dir, gt)):
                 folder.mkdir(parents=True)
@@ -175,6 +194,7 @@ def _official(checkout: Path) -> dict[str, Any]:
     # The offset head's logits for each pair and half, as the official model gives them.
     from av_bench.utils import unroll_paired_dict
 
+    pred, gt = synthetic_caches("small")
     video, audio, _ = unroll_paired_dict(gt["synchformer_video.pth"], pred["synchformer_audio.pth"])
     keys = [k for k in pred["synchformer_audio.pth"] if not k.startswith("orphan")]
     with torch.inference_mode():

@@ -115,7 +115,12 @@ def _tensor(value: Any) -> torch.Tensor:
 
 
 def _sqrtm(matrix: np.ndarray) -> np.ndarray:
-    from scipy import linalg
+    try:
+        from scipy import linalg
+    except ImportError:
+        from deepsound.errors import ConfigError
+
+        raise ConfigError("FD needs scipy: pip install 'deepsound[eval]'") from None
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # singular products: handled by the caller

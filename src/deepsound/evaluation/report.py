@@ -15,6 +15,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from deepsound.errors import ConfigError
 from deepsound.evaluation.metrics import METRIC_KEYS
 from deepsound.files import atomic_output, ensure_dir, write_json
 
@@ -150,7 +151,10 @@ def write_report(evaluation: Evaluation, out_dir: Path, name: str = "generated")
 
 def figure(data: dict[str, Any], path: Path) -> None:
     """Per-clip DeSync and speech probability, each with its distribution beside the reference's."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise ConfigError("the figure needs matplotlib: pip install 'deepsound[eval]'") from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
