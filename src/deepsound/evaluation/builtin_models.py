@@ -139,10 +139,74 @@ class PasstExtractor(_AudioModel):
         return {self.files[0]: out["features_embed"][0].clone(), self.files[1]: out["logits"][0].clone()}
 
 
+_SHARED: dict[tuple[str, str, str], tuple[Any, str]] = {}
+
+
+def shared_network(weights: str, settings: Settings, load: Callable[[Path, str], Any]) -> tuple[Any, str]:
+    """One network per weight file and device, shared by the audio branch, the video branch and
+    the offset head of the same model (Synchformer, ImageBind)."""
+    key = (weights, str(settings.weights_dir), settings.device)
+    if key not in _SHARED:
+        path, checksum = weight_file(weights, settings)
+        _SHARED[key] = (load(path, settings.device), checksum)
+    return _SHARED[key]
+
+
+def _load_synchformer(path: Path, device: str) -> Any:
+    from deepsound.models.eval.synchformer_audio import load_synchformer_av
+
+    return load_synchformer_av(path, device)
+
+
+class SynchformerAudioExtractor(_AudioModel):
+    """av-benchmark's ``SynchformerAudioDataset`` + ``encode_audio_with_sync``: exactly ``duration``
+    seconds at 16 kHz (channel mean, no DC removal); a shorter file is an error, not the next file."""
+
+    name, files, weights = "synchformer", ("synchformer_audio.pth",), "synchformer"
+
+    def __init__(self, settings: Settings, model: Any = None, checksum: str | None = None) -> None:
+        if model is None:
+            model, checksum = shared_network(self.weights, settings, _load_synchformer)
+        super().__init__(settings, model, checksum)
+
+    def wave(self, source: Source) -> torch.Tensor:
+        from deepsound.errors import MediaError
+        from deepsound.evaluation.audio import sinc_resample
+
+        wav, rate = source.raw
+        mono = wav.mean(dim=0)
+        if rate != self.sample_rate:
+            mono = sinc_resample(mono, rate, self.sample_rate, "float64")
+        expected = int(self.sample_rate * self.settings.duration)
+        if mono.shape[0] < expected:
+            raise MediaError(
+                f"audio is {mono.shape[0] / self.sample_rate:.2f} s, shorter than the "
+                f"{self.settings.duration:g} s DeSync evaluates"
+            )
+        return mono[:expected]
+
+    def extract(self, source: Source) -> dict[str, Any]:
+        from deepsound.models.eval.synchformer_audio import synchformer_audio_features
+
+        return {self.files[0]: synchformer_audio_features(self.model, self.wave(source)).clone()}
+
+
+def synchformer_head(settings: Settings) -> Any:
+    model, _ = shared_network("synchformer", settings, _load_synchformer)
+
+    @torch.inference_mode()
+    def compare(video: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        device = next(model.parameters()).device
+        return model.compare_v_a(video.to(device), audio.to(device)).float().cpu()
+
+    return compare
+
+
 FACTORIES: dict[tuple[str, str], Callable[[Settings], Any]] = {
     ("silero", "audio"): SileroExtractor,
     ("panns", "audio"): PannsExtractor,
     ("vggish", "audio"): VggishExtractor,
     ("passt", "audio"): PasstExtractor,
+    ("synchformer", "audio"): SynchformerAudioExtractor,
 }
-HEADS: dict[str, Callable[[Settings], Any]] = {}
+HEADS: dict[str, Callable[[Settings], Any]] = {"synchformer": synchformer_head}
