@@ -1,0 +1,134 @@
+"""Synchformer (DeSync) and ImageBind (IB-score) equal av-benchmark's, at seeded weights.
+
+Goldens in ``tests/data/eval_av/`` were made by ``tools/goldens/av_benchmark_av.py``
+running the official code on CPU: hkchengrex/av-benchmark at
+050a5cdb9bbd1a6f8cbb9fdde076992a695e2501 (Synchformer, its audio/video datasets,
+``encode_audio_with_sync``, ``encode_video_with_imagebind``) and hkchengrex/ImageBind at
+9989650c87d393d7e8c144194182cbf124cd03a0 (``ImageBindModel``), with torchaudio 2.11 for
+the official mel, fbank and resampling. Weights are ``fill_seeded(model, 1234)`` on the
+official modules (same names give the same weights here). Inputs are formulas
+(``synthetic_*`` in the golden script, rebuilt below) and, when ``../shared/media`` is
+present, a real VGGSound clip. The manifests list every tensor of the official
+full-size modules.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import SHARED_MEDIA
+
+from deepsound.errors import MediaError
+from deepsound.models.eval import synchformer_audio as sfa
+from deepsound.testing.equivalence import (
+    fill_seeded,
+    load_manifest,
+    manifest_diff,
+    parameter_manifest,
+    relative_l2,
+)
+
+DATA = Path(__file__).parent / "data" / "eval_av"
+MEDIA = Path(os.environ.get("DEEPSOUND_TEST_MEDIA", str(SHARED_MEDIA)))  # override for other layouts
+REAL = MEDIA / "1QBsc_IXg8U_000750.mp4"
+SEED = 1234
+TOL = 1e-5
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools" / "goldens"))
+from av_benchmark_av import synthetic_features, synthetic_wave  # noqa: E402
+
+
+def _have_eval_audio() -> bool:
+    return importlib.util.find_spec("deepsound.evaluation.audio") is not None
+
+
+# ------------------------------------------------------------------------------ Synchformer
+def test_synchformer_manifest_matches_official() -> None:
+    with torch.device("meta"):
+        model = sfa.SynchformerAV()
+    official = load_manifest(DATA / "synchformer_manifest.json")
+    assert manifest_diff(parameter_manifest(model.state_dict()), official) == []
+    assert len(official) == 513
+
+
+@pytest.fixture(scope="module")
+def synchformer() -> sfa.SynchformerAV:
+    """Full-size audio branch and head; a small visual branch (its names carry no weights used here)."""
+    torch.manual_seed(0)
+    cfg = sfa.SynchformerAVConfig(visual=sfa.SynchformerConfig(embed_dim=768, depth=1, num_heads=12))
+    return fill_seeded(sfa.SynchformerAV(cfg), SEED).eval()
+
+
+@pytest.fixture(scope="module")
+def sync_golden() -> dict:
+    return torch.load(DATA / "synchformer_golden.pt", weights_only=True)
+
+
+def _check_sync_case(model: sfa.SynchformerAV, case: dict, wav: torch.Tensor) -> None:
+    afeats = sfa.synchformer_audio_features(model, wav)
+    s = case["segments"]
+    assert afeats.shape == (s, 6, 768)
+    assert relative_l2(afeats[[0, s // 2, s - 1]], case["afeats_rows"]) <= TOL
+    assert math.isclose(afeats.double().norm().item(), case["afeats_norm"], rel_tol=TOL)
+    vfeats = synthetic_features((s, 8, 768), case["vphase"])
+    with torch.inference_mode():
+        logits = torch.cat(
+            [
+                model.compare_v_a(vfeats[None, :14], afeats[None, :14]),
+                model.compare_v_a(vfeats[None, -14:], afeats[None, -14:]),
+            ]
+        )
+    assert relative_l2(logits, case["logits"]) <= TOL
+    assert torch.equal(sfa.desync_offsets(model, vfeats, afeats), case["offsets"])
+
+
+@pytest.mark.parametrize("name,seconds", [("synthetic_10s", 10.0), ("synthetic_6s", 6.0)])
+def test_synchformer_audio_and_head_equal_official(synchformer, sync_golden, name, seconds) -> None:
+    _check_sync_case(synchformer, sync_golden["cases"][name], synthetic_wave(seconds)[0])
+
+
+@pytest.mark.skipif(not _have_eval_audio(), reason="needs deepsound.evaluation.audio (the resampler)")
+def test_synchformer_stereo_44k_equal_official(synchformer, sync_golden) -> None:
+    from deepsound.evaluation.audio import sinc_resample
+
+    stereo = synthetic_wave(10.0, channels=2, rate=44100)
+    wav = sinc_resample(stereo.mean(0), 44100, 16000, "float64")[:160000]
+    _check_sync_case(synchformer, sync_golden["cases"]["synthetic_stereo44k"], wav)
+
+
+@pytest.mark.skipif(
+    not REAL.is_file() or not _have_eval_audio(), reason="needs shared media and evaluation.audio"
+)
+def test_synchformer_real_clip_equal_official(synchformer, sync_golden) -> None:
+    from deepsound.evaluation.audio import load_for_synchformer
+
+    _check_sync_case(synchformer, sync_golden["cases"]["real_1QBsc"], load_for_synchformer(REAL, 10.0))
+
+
+def test_synchformer_mel_matches_torchaudio_formula_shapes() -> None:
+    spec = sfa.window_spectrograms(synthetic_wave(1.0)[0])
+    # (16000 - 10240) // 5120 + 1 windows, 128 mel bins, 65 frames + 1 zero-padded (normalised) column
+    assert spec.shape == (2, 128, 66)
+    assert torch.allclose(spec[..., -1], torch.full_like(spec[..., -1], -sfa.SPEC_MEAN / (2 * sfa.SPEC_STD)))
+
+
+def test_synchformer_short_audio_is_an_error(synchformer) -> None:
+    with pytest.raises(MediaError, match="too short"):
+        sfa.synchformer_audio_features(synchformer, torch.zeros(16000 * 4))
+
+
+def test_desync_offsets_come_from_the_grid(synchformer) -> None:
+    grid = sfa.offset_grid()
+    assert grid.shape == (21,) and grid[0] == -2.0 and grid[-1] == 2.0 and grid[10] == 0.0
+    v = synthetic_features((14, 8, 768), 0.0)
+    a = synthetic_features((14, 6, 768), 2.0)
+    offsets = sfa.desync_offsets(synchformer, v, a)
+    assert offsets.shape == (2,) and all(o in grid for o in offsets)
+    with pytest.raises(MediaError, match="14 windows"):
+        sfa.desync_offsets(synchformer, v[:13], a)

@@ -1,0 +1,243 @@
+"""Goldens for the audio-visual evaluation models (Synchformer DeSync, ImageBind) from the official code.
+
+Usage (the official checkouts at the pinned commits; the official code needs torchaudio)::
+
+    PYTHONPATH=src python tools/goldens/av_benchmark_av.py AV_BENCHMARK_DIR IMAGEBIND_DIR \
+        [--media /path/to/media] [--out tests/data/eval_av] [--only synchformer|imagebind]
+
+Writes into ``--out``:
+
+* ``synchformer_manifest.json``: name -> shape of every tensor of the official
+  ``Synchformer()`` (the layout of ``synchformer_state_dict.pth``).
+* ``imagebind_manifest.json``: the vision and audio entries of the official
+  ``imagebind_huge()`` state dict (preprocessors, trunks, heads, postprocessors).
+* ``synchformer_golden.pt`` / ``imagebind_golden.pt``: inputs described by formulas
+  (rebuilt identically by the tests), official outputs, at seeded weights
+  (``deepsound.testing.equivalence.fill_seeded``: same names -> same weights).
+
+Only the official modules and their preprocessing run here; nothing of the
+project's implementation is used to make the expected values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import torch
+
+AV_BENCHMARK_COMMIT = (
+    "050a5cdb9bbd1a6f8cbb9fdde076992a695e2501"  # hkchengrex/av-benchmark, "Update README.md"
+)
+IMAGEBIND_COMMIT = "9989650c87d393d7e8c144194182cbf124cd03a0"  # hkchengrex/ImageBind, "Update pyproject.toml"
+SEED = 1234
+SR = 16000
+
+
+# ----------------------------------------------------------------------------- shared inputs
+def synthetic_wave(seconds: float, channels: int = 1, rate: int = SR) -> torch.Tensor:
+    """(channels, T) float32: tones, a chirp and bursts; no RNG so the tests rebuild it exactly."""
+    t = np.arange(int(round(seconds * rate)), dtype=np.float64) / rate
+    rows = []
+    for c in range(channels):
+        x = 0.3 * np.sin(2 * np.pi * (440 + 110 * c) * t)
+        x += 0.2 * np.sin(2 * np.pi * (200 * t + 300 * t * t)) * ((t % 1.0) < 0.45)
+        x += 0.1 * np.sign(np.sin(2 * np.pi * 3.0 * t)) * np.sin(2 * np.pi * 2500 * t)
+        x += 0.05 + 0.01 * c  # a DC offset: the front ends remove it (or not) as the official do
+        rows.append(x)
+    return torch.from_numpy(np.stack(rows)).float()
+
+
+def synthetic_features(shape: tuple[int, ...], phase: float) -> torch.Tensor:
+    """Deterministic feature-like tensor for the offset head."""
+    n = int(np.prod(shape))
+    i = np.arange(n, dtype=np.float64)
+    x = np.sin(i * 0.0137 + phase) + 0.5 * np.cos(i * 0.00071 * (1 + phase))
+    return torch.from_numpy(x.reshape(shape)).float()
+
+
+def synthetic_frames(count: int, height: int, width: int, phase: float = 0.0) -> torch.Tensor:
+    """(count, 3, H, W) uint8 moving gradients and a bright square."""
+    y = np.arange(height)[:, None]
+    x = np.arange(width)[None, :]
+    out = np.zeros((count, 3, height, width), dtype=np.uint8)
+    for k in range(count):
+        base = (x * 1.3 + y * 0.7 + 9 * k + 40 * phase) % 256
+        out[k, 0] = base
+        out[k, 1] = (255 - base) * ((x // 16 + y // 16 + k) % 2)
+        out[k, 2] = (x * y // 64 + 5 * k) % 256
+        cx = int((k * 13 + 30 * phase) % max(width - 40, 1))
+        out[k, :, 20:60, cx : cx + 40] = 250
+    return torch.from_numpy(out)
+
+
+def decode_audio(path: Path) -> tuple[torch.Tensor, int]:
+    """(C, T) float32 at the file's rate (PyAV decodes with the same FFmpeg decoders as torchaudio.load)."""
+    from deepsound.media import read_audio
+
+    audio = read_audio(path)
+    return torch.from_numpy(audio.waveform.copy()), audio.sample_rate
+
+
+# ----------------------------------------------------------------------------- official imports
+def import_official(av_dir: Path, ib_dir: Path) -> None:
+    """Put the checkouts on the path; stub the transformers helpers the old AST copy imports."""
+    sys.path[:0] = [str(av_dir), str(ib_dir)]
+    import transformers.pytorch_utils as pu
+    import transformers.utils as tu
+
+    for name in ("find_pruneable_heads_and_indices", "prune_linear_layer"):
+        if not hasattr(pu, name):
+            setattr(pu, name, lambda *a, **k: None)  # only used for head pruning
+    for name in (
+        "add_code_sample_docstrings",
+        "add_start_docstrings",
+        "add_start_docstrings_to_model_forward",
+    ):
+        if not hasattr(tu, name):
+            setattr(tu, name, lambda *a, **k: lambda f: f)
+    # imagebind/__init__ imports its data helpers (pkg_resources, pytorchvideo): load the models only
+    pkg = types.ModuleType("imagebind")
+    pkg.__path__ = [str(ib_dir / "imagebind")]
+    sys.modules["imagebind"] = pkg
+    # av_bench.extract imports every extraction model (CLAP, PaSST ...); only its functions are used here
+    stub = types.ModuleType("av_bench.extraction_models")
+    stub.ExtractionModels = None
+    sys.modules["av_bench.extraction_models"] = stub
+    try:
+        import pytorchvideo.data.clip_sampling  # noqa: F401
+    except ImportError:  # only ConstantClipsPerVideoSampler is used; see below
+        _install_clip_sampler_stub()
+    # transformers 5 dropped PreTrainedModel.get_head_mask, which the old AST copy calls (no head mask)
+    from av_bench.synchformer.hf_src import modeling_ast
+
+    if not hasattr(modeling_ast.ASTPreTrainedModel, "get_head_mask"):
+        modeling_ast.ASTPreTrainedModel.get_head_mask = lambda self, mask, n: [None] * n
+
+
+def _install_clip_sampler_stub() -> None:
+    """pytorchvideo is not installable beside this torch; its clip sampler is 20 lines of Fractions.
+
+    This transcribes ``ConstantClipsPerVideoSampler.__call__`` of pytorchvideo 0.1.5 so the
+    official ``ImageBindAudioDataset`` runs unchanged.
+    """
+    from fractions import Fraction
+
+    class ConstantClipsPerVideoSampler:
+        def __init__(self, clip_duration, clips_per_video, augs_per_clip=1):
+            self._clip_duration = Fraction(clip_duration)
+            self._clips_per_video = clips_per_video
+            self._augs_per_clip = augs_per_clip
+            self._current_clip_index = 0
+            self._current_aug_index = 0
+
+        def __call__(self, last_clip_time, video_duration, annotation):
+            max_possible_clip_start = Fraction(max(video_duration - self._clip_duration, 0))
+            uniform_clip = Fraction(max_possible_clip_start, max(self._clips_per_video - 1, 1))
+            clip_start_sec = uniform_clip * self._current_clip_index
+            clip_index, aug_index = self._current_clip_index, self._current_aug_index
+            self._current_aug_index += 1
+            if self._current_aug_index >= self._augs_per_clip:
+                self._current_clip_index += 1
+                self._current_aug_index = 0
+            is_last_clip = False
+            if (
+                self._current_clip_index >= self._clips_per_video
+                or uniform_clip * self._current_clip_index > max_possible_clip_start
+            ):
+                self._current_clip_index = 0
+                is_last_clip = True
+            if is_last_clip:
+                self._current_clip_index = 0
+                self._current_aug_index = 0
+            return (clip_start_sec, clip_start_sec + self._clip_duration, clip_index, aug_index, is_last_clip)
+
+    pkg = types.ModuleType("pytorchvideo")
+    data = types.ModuleType("pytorchvideo.data")
+    sampling = types.ModuleType("pytorchvideo.data.clip_sampling")
+    sampling.ConstantClipsPerVideoSampler = ConstantClipsPerVideoSampler
+    pkg.data, data.clip_sampling = data, sampling
+    sys.modules.update(
+        {"pytorchvideo": pkg, "pytorchvideo.data": data, "pytorchvideo.data.clip_sampling": sampling}
+    )
+
+
+# ----------------------------------------------------------------------------- Synchformer
+def synchformer_goldens(out: Path, media: Path | None) -> None:
+    import torchaudio
+    from av_bench.data.audio_dataset import pad_or_truncate  # noqa: F401  (imported by extract)
+    from av_bench.extract import encode_audio_with_sync
+    from av_bench.synchformer.synchformer import Synchformer, make_class_grid
+
+    from deepsound.testing.equivalence import fill_seeded, parameter_manifest
+
+    torch.manual_seed(0)
+    model = Synchformer().eval()
+    (out / "synchformer_manifest.json").write_text(
+        json.dumps(parameter_manifest(model.state_dict()), indent=0)
+    )
+    fill_seeded(model, SEED)
+    mel = torchaudio.transforms.MelSpectrogram(
+        sample_rate=16000, win_length=400, hop_length=160, n_fft=1024, n_mels=128
+    )
+    grid = make_class_grid(-2, 2, 21)
+    golden: dict[str, object] = {"seed": SEED, "commit": AV_BENCHMARK_COMMIT, "cases": {}}
+
+    def run(name: str, wav16: torch.Tensor, vphase: float) -> None:
+        with torch.inference_mode():
+            afeats = encode_audio_with_sync(model, wav16[None], mel)[0]  # (S, 6, 768)
+            s = afeats.shape[0]
+            vfeats = synthetic_features((s, 8, 768), vphase)
+            first = model.compare_v_a(vfeats[None, :14], afeats[None, :14])
+            last = model.compare_v_a(vfeats[None, -14:], afeats[None, -14:])
+        logits = torch.cat([first, last])
+        golden["cases"][name] = {
+            "segments": s,
+            "vphase": vphase,
+            "afeats_rows": afeats[[0, s // 2, s - 1]].clone(),
+            "afeats_norm": afeats.double().norm().item(),
+            "afeats_sum": afeats.double().sum().item(),
+            "logits": logits.clone(),
+            "offsets": grid[logits.argmax(-1)].clone(),
+        }
+        print(name, s, golden["cases"][name]["offsets"].tolist())
+
+    # synthetic: 10 s mono (30 windows) and 6 s (16 windows: first and last 4.8 s differ)
+    run("synthetic_10s", synthetic_wave(10.0)[0], 0.3)
+    run("synthetic_6s", synthetic_wave(6.0)[0], 1.1)
+    # a 44.1 kHz stereo source: channel mean then the transform resampler, as SynchformerAudioDataset
+    stereo = synthetic_wave(10.0, channels=2, rate=44100)
+    wav = torchaudio.transforms.Resample(44100, 16000)(stereo.mean(0))[:160000]
+    run("synthetic_stereo44k", wav, 0.7)
+    if media is not None and (media / "1QBsc_IXg8U_000750.mp4").is_file():
+        raw, rate = decode_audio(media / "1QBsc_IXg8U_000750.mp4")
+        wav = torchaudio.transforms.Resample(rate, 16000)(raw.mean(0))[:160000]
+        run("real_1QBsc", wav, 0.5)
+    torch.save(golden, out / "synchformer_golden.pt")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("av_benchmark", type=Path)
+    parser.add_argument("imagebind", type=Path)
+    parser.add_argument("--media", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=Path("tests/data/eval_av"))
+    parser.add_argument("--only", choices=("synchformer", "imagebind"), default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    import_official(args.av_benchmark, args.imagebind)
+    if args.only in (None, "synchformer"):
+        synchformer_goldens(args.out, args.media)
+    if args.only in (None, "imagebind"):
+        from imagebind_goldens import imagebind_goldens  # noqa: PLC0415 - sibling script
+
+        imagebind_goldens(args.out, args.media)
+
+
+if __name__ == "__main__":
+    main()
