@@ -156,3 +156,31 @@ def test_desync_takes_first_and_last_windows_and_grid_offsets():
     assert mean == pytest.approx(1.5)
     with pytest.raises(ValueError, match="14 segments"):
         desync(video[:, :10], audio[:, :10], head)
+
+
+def test_desync_with_our_offset_head_equals_official():
+    """Our Synchformer offset head (projections + transformer, under the checkpoint's names),
+    filled with the golden's seeded weights, gives the official logits and the official DeSync.
+    The feature trunks are left out: DeSync starts from cached features."""
+    sfa = pytest.importorskip("deepsound.models.eval.synchformer_audio")
+    from torch import nn
+
+    from deepsound.testing.equivalence import fill_seeded, relative_l2
+
+    class Head(nn.Module):
+        compare_v_a = sfa.SynchformerAV.compare_v_a
+
+        def __init__(self, cfg):  # noqa: ANN001
+            super().__init__()
+            self.vproj, self.aproj = nn.Linear(cfg.dim, cfg.dim), nn.Linear(cfg.dim, cfg.dim)
+            self.transformer = sfa.OffsetTransformer(cfg)
+
+    model = fill_seeded(Head(sfa.SynchformerAVConfig()), GOLDEN["sync_seed"]).eval()
+    pred, gt = goldens.synthetic_caches("small")
+    with torch.inference_mode():
+        result = compute_metrics(pred, gt, model.compare_v_a)
+        pairing = pair_cleaned(pred["synchformer_audio.pth"], gt["synchformer_video.pth"])
+        audio, video = pairing.stack(pred["synchformer_audio.pth"], gt["synchformer_video.pth"])
+        first = model.compare_v_a(video[:, :14], audio[:, :14])
+    assert relative_l2(first, torch.tensor(GOLDEN["sync_logits_first"])) <= 1e-5
+    assert result.scores["desync"] == GOLDEN["metrics"]["small"]["DeSync"]
