@@ -13,7 +13,8 @@ feature computed here must see the very samples av-benchmark's data sets produce
   file instead; here it is a :class:`~deepsound.errors.MediaError` naming the file.
 * :func:`load_for_imagebind` is ImageBind's loader as av-benchmark calls it: all
   channels kept, ``torchaudio.functional.resample`` (its kernel built in the
-  waveform's float32), no crop (ImageBind samples its own 2 s clips).
+  waveform's float32), no crop (ImageBind samples its own 2 s clips; note that
+  Kaldi's ``fbank`` then reads channel 0 only, no mean, of a stereo file).
 
 :func:`sinc_resample` is a port of torchaudio's band-limited sinc resampler
 (Hann-windowed, 6 zero crossings, roll-off 0.99) with both kernel precisions it
@@ -168,6 +169,14 @@ def load_for_features(
     return prepare_for_features(waveform, rate, sample_rate, duration)
 
 
+def load_feature_inputs(
+    path: Path | str, duration: float | None = DEFAULT_DURATION, rates: tuple[int, ...] = (16000, 32000)
+) -> dict[int, torch.Tensor]:
+    """One decode, every rate the audio models need: ``{16000: PANNs/VGGish input, 32000: PaSST input}``."""
+    waveform, rate = decode(path)
+    return {r: prepare_for_features(waveform, rate, r, duration) for r in rates}
+
+
 def load_for_synchformer(
     path: Path | str, duration: float = DEFAULT_DURATION, sample_rate: int = 16000
 ) -> torch.Tensor:
@@ -202,6 +211,7 @@ __all__ = [
     "DEFAULT_DURATION",
     "KernelPrecision",
     "decode",
+    "load_feature_inputs",
     "load_for_features",
     "load_for_imagebind",
     "load_for_synchformer",
