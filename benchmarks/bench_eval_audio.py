@@ -14,6 +14,7 @@ the same stand-ins as ``tools/goldens/av_benchmark_audio.py``.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -64,6 +65,11 @@ def official(clip: Path, device: str, repeat: int, avb: Path, hear: Path) -> dic
     from av_benchmark_audio import NoLoad, stub_modules
 
     stub_modules()
+    # Cnn14's constructor fetches its files unless they exist; give it an empty stand-in home.
+    home = Path(tempfile.mkdtemp(prefix="bench-home-"))
+    (home / ".cache" / "audioldm_eval" / "ckpt").mkdir(parents=True)
+    (home / ".cache" / "audioldm_eval" / "ckpt" / "Cnn14_mAP=0.431.pth").write_bytes(b"")
+    os.environ["HOME"] = str(home)
     from av_bench.data.audio_dataset import AudioDataset
     from av_bench.panns import Cnn14 as OfficialCnn14
     from av_bench.vggish.vggish import VGGish as OfficialVGGish

@@ -24,7 +24,12 @@ import torch
 from eval_audio_support import DATA, SEED, seeded_state, synthetic_clips
 
 from deepsound.errors import MediaError, WeightsError
-from deepsound.evaluation.audio import load_for_features, load_for_synchformer, sinc_resample
+from deepsound.evaluation.audio import (
+    load_feature_inputs,
+    load_for_features,
+    load_for_synchformer,
+    sinc_resample,
+)
 from deepsound.models.eval import (
     Cnn14,
     PaSST,
@@ -120,9 +125,11 @@ def test_resampler_equals_torchaudios_in_both_kernel_precisions() -> None:
 def _check_prepared(clips: dict[str, Path]) -> None:
     golden = torch.load(DATA / "prepared.pt", weights_only=True)
     for stem, path in clips.items():
+        once = load_feature_inputs(path, 10.0)
         for rate in (16000, 32000):
             expected = golden[f"{stem}@{rate}"]
             ours = load_for_features(path, rate, 10.0)
+            assert torch.equal(once[rate], ours), (stem, rate)
             assert ours.shape[-1] == expected["length"], (stem, rate)
             assert (ours[: expected["head"].shape[-1]] - expected["head"]).abs().max().item() <= 1e-6
             assert abs(ours.double().sum().item() - expected["sum"]) <= 1e-3, (stem, rate)

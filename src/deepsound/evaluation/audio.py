@@ -13,7 +13,8 @@ feature computed here must see the very samples av-benchmark's data sets produce
   file instead; here it is a :class:`~deepsound.errors.MediaError` naming the file.
 * :func:`load_for_imagebind` is ImageBind's loader as av-benchmark calls it: all
   channels kept, ``torchaudio.functional.resample`` (its kernel built in the
-  waveform's float32), no crop (ImageBind samples its own 2 s clips).
+  waveform's float32), no crop (ImageBind samples its own 2 s clips; note that
+  Kaldi's ``fbank`` then reads channel 0 only, no mean, of a stereo file).
 
 :func:`sinc_resample` is a port of torchaudio's band-limited sinc resampler
 (Hann-windowed, 6 zero crossings, roll-off 0.99) with both kernel precisions it
@@ -23,8 +24,10 @@ differ by ~1e-7, which is why both exist. torchaudio is not a dependency of the
 project (its wheels pin one torch build each), so the arithmetic is reproduced
 operation by operation, including the float32 rounding of the output length.
 
-Decoding goes through :func:`deepsound.media.read_audio` (PyAV): 16-bit PCM
-becomes ``x / 32768`` exactly as torchaudio's loaders give it.
+Decoding (:func:`decode`) reads WAV/FLAC with libsndfile and everything else (the
+soundtrack of a video, for one) with :func:`deepsound.media.read_audio` (PyAV); either
+way 16-bit PCM becomes ``x / 32768`` exactly as torchaudio's loaders give it. To feed
+several models from one file, decode once and call :func:`prepare_for_features` per rate.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+import soundfile as sf
 import torch
 
 from deepsound.errors import MediaError
@@ -113,8 +118,26 @@ def sinc_resample(
     return out[..., :target].reshape(*shape[:-1], -1)
 
 
+_SOUNDFILE_SUFFIXES = (".wav", ".flac")
+
+
 def decode(path: Path | str) -> tuple[torch.Tensor, int]:
-    """All channels of the first audio stream, float32 ``(channels, samples)``, and its rate."""
+    """All channels of the first audio stream, float32 ``(channels, samples)``, and its rate.
+
+    WAV and FLAC (what av-benchmark reads) go through libsndfile, several times faster
+    than a PyAV decode and giving the same floats (integer PCM divided by its full
+    scale); anything else, and any file libsndfile refuses, through
+    :func:`deepsound.media.read_audio`, which also names the problem when there is one.
+    """
+    path = Path(path)
+    if path.suffix.lower() in _SOUNDFILE_SUFFIXES:
+        try:
+            data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        except (RuntimeError, sf.LibsndfileError):
+            pass
+        else:
+            if data.shape[0] > 0:
+                return torch.from_numpy(np.ascontiguousarray(data.T)), int(rate)
     audio = read_audio(path)
     return torch.from_numpy(audio.waveform), audio.sample_rate
 
@@ -144,6 +167,14 @@ def load_for_features(
     """Decode ``path`` and prepare it as av-benchmark does for PANNs (16 kHz), VGGish (16 kHz), PaSST (32 kHz)."""
     waveform, rate = decode(path)
     return prepare_for_features(waveform, rate, sample_rate, duration)
+
+
+def load_feature_inputs(
+    path: Path | str, duration: float | None = DEFAULT_DURATION, rates: tuple[int, ...] = (16000, 32000)
+) -> dict[int, torch.Tensor]:
+    """One decode, every rate the audio models need: ``{16000: PANNs/VGGish input, 32000: PaSST input}``."""
+    waveform, rate = decode(path)
+    return {r: prepare_for_features(waveform, rate, r, duration) for r in rates}
 
 
 def load_for_synchformer(
@@ -180,6 +211,7 @@ __all__ = [
     "DEFAULT_DURATION",
     "KernelPrecision",
     "decode",
+    "load_feature_inputs",
     "load_for_features",
     "load_for_imagebind",
     "load_for_synchformer",

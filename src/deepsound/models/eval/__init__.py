@@ -11,6 +11,7 @@ caches per file, batched)::
 
     wav16 = load_for_features(path, 16000)[None]      # (1, T) float32
     wav32 = load_for_features(path, 32000)[None]
+    # or decode once: load_feature_inputs(path) -> {16000: (T,), 32000: (T,)}
 
     panns_features(load_panns(ckpt, "cuda"), wav16)
         -> {"logits": [B,527], "2048": [B,2048], "clipwise_output": [B,527]}
