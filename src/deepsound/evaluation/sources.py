@@ -33,10 +33,9 @@ TRACE_SUFFIX = ".trace.json"
 def load_raw(path: Path) -> tuple[torch.Tensor, int]:
     """All channels at the file's own rate, float32 in [-1, 1] as ``torchaudio.load`` returns them
     (integer PCM divided by its full scale), for audio files and the audio track of videos."""
-    from deepsound.media import read_audio
+    from deepsound.evaluation.audio import decode
 
-    audio = read_audio(path)
-    return torch.from_numpy(audio.waveform), audio.sample_rate
+    return decode(path)
 
 
 @dataclass
