@@ -161,10 +161,13 @@ def test_a_released_cache_is_used_as_reference_as_it_is(folders, tmp_path):
     released = tmp_path / "released"
     shutil.copytree(folders["out"] / "cache" / "reference", released)
     (released / MANIFEST).unlink()
+    (released / "imagebind_video.pth").unlink()  # a released audio cache without ImageBind's videos
     before = {p.name: p.stat().st_mtime_ns for p in released.iterdir()}
     calls = CALLS.copy()
     data, _ = _run(folders, reference=released)  # same OUT: the generated side is cached too
-    assert CALLS == calls
+    # only ImageBind's video branch ran, into a cache of its own beside the released one
+    assert {(m, side) for (m, side, _) in CALLS - calls} == {("imagebind", "video")}
+    assert (folders["out"] / "cache" / "videos" / "imagebind_video.pth").exists()
     assert {p.name: p.stat().st_mtime_ns for p in released.iterdir()} == before
     assert data["settings"]["reference_cache_released"] is True
     for key in KEYS:

@@ -180,14 +180,21 @@ def evaluate(
         video_sources = discover(videos, prefer="video").sources
     elif ref.sources and any(s.path.suffix.lower() in {".mp4", ".mov", ".mkv", ".webm"} for s in ref.sources):
         video_sources = discover(reference, prefer="video").sources
-    video_side = Side("videos", ref.cache, video_sources)
+    # Video features live in the reference cache (as av-benchmark's extract_video.py writes them);
+    # beside a released cache, which is never written to, in a cache of their own.
+    video_cache = (
+        FeatureCache(out_dir / "cache" / "videos") if ref.cache.foreign and video_sources else ref.cache
+    )
+    video_side = Side("videos", video_cache, video_sources)
 
     for name, modality in needed:
         if modality == "video":
             if not video_side.sources:
-                if not ref.cache.get(pool_files(name)):
+                if not video_cache.get(pool_files(name)):
                     log.info("%s: no videos given; %s skipped", name, _video_metric(name))
                 continue
+            if ref.cache.foreign and ref.cache.get(pool_files(name)):
+                continue  # the released cache has this model's video features: used as they are
             ext = pool.get(name, "video")
             extracted[f"videos/{name}"] = extract_side(video_side, ext, progress, failures)
             continue
@@ -198,14 +205,15 @@ def evaluate(
         if ref.sources and (name not in ("imagebind", "synchformer") or video_side.sources):
             extracted[f"reference/{name}"] = extract_side(ref, ext, progress, failures)
 
-    head = pool.head() if "desync" in metrics and ref.cache.get("synchformer_video.pth") else None
-    result = compute_metrics(gen.cache.all(), ref.cache.all(), head)
+    reference_all = {**video_cache.all(), **ref.cache.all()}
+    head = pool.head() if "desync" in metrics and reference_all.get("synchformer_video.pth") else None
+    result = compute_metrics(gen.cache.all(), reference_all, head)
     for metric in [m for m in result.scores if m in METRICS and m not in metrics]:
         result.scores[metric] = None
     from deepsound.evaluation.voice_over import voice_over_summary
 
-    vo = voice_over_summary(gen.cache.all(), ref.cache.all()) if "voice_over_rate" in metrics else {}
-    reference_extra = _reference_scores(ref.cache.all(), head)
+    vo = voice_over_summary(gen.cache.all(), reference_all) if "voice_over_rate" in metrics else {}
+    reference_extra = _reference_scores(reference_all, head)
     return Evaluation(
         metrics=result,
         voice_over=vo,
