@@ -224,6 +224,17 @@ _ENTRIES: tuple[WeightFile, ...] = (
         checksum_origin=f"SHA-256 of the file at commit {_MSST_COMMIT[:12]} (pinned in the URL)",
         packaged="bs_roformer_viperx.yaml",
     ),
+    WeightFile(
+        name="imagebind_huge",
+        filename="imagebind_huge.pth",
+        subdir="ext_weights",
+        url="https://dl.fbaipublicfiles.com/imagebind/imagebind_huge.pth",
+        checksum=None,
+        size=None,
+        licence="CC-BY-NC 4.0 (ImageBind model weights)",
+        notes="ImageBind huge, as av-benchmark downloads it; IB-score loads its vision and audio towers",
+        checksum_origin="no checksum or size published by Meta for this file",
+    ),
 )
 
 REGISTRY: dict[str, WeightFile] = {entry.name: entry for entry in _ENTRIES}
