@@ -132,3 +132,98 @@ def test_desync_offsets_come_from_the_grid(synchformer) -> None:
     assert offsets.shape == (2,) and all(o in grid for o in offsets)
     with pytest.raises(MediaError, match="14 windows"):
         sfa.desync_offsets(synchformer, v[:13], a)
+
+
+# ------------------------------------------------------------------------------ ImageBind
+def test_imagebind_manifest_matches_official() -> None:
+    from deepsound.models.eval.imagebind import ImageBindAV
+
+    with torch.device("meta"):
+        model = ImageBindAV()
+    official = load_manifest(DATA / "imagebind_manifest.json")
+    assert manifest_diff(parameter_manifest(model.state_dict()), official) == []
+
+
+@pytest.fixture(scope="module")
+def ib_golden() -> dict:
+    return torch.load(DATA / "imagebind_golden.pt", weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def imagebind(ib_golden):
+    """The official full-size audio tower and a narrow vision tower (the golden's configuration)."""
+    from deepsound.models.eval.imagebind import ImageBindAV, ImageBindConfig, TowerConfig
+
+    c = ib_golden["config"]
+    vision = TowerConfig(c["vision_embed_dim"], c["vision_num_blocks"], c["vision_num_heads"])
+    model = ImageBindAV(ImageBindConfig(vision=vision, out_dim=c["out_embed_dim"]))
+    return fill_seeded(model, SEED).eval()
+
+
+def _check_ib_audio(model, case: dict, wav: torch.Tensor) -> None:
+    from deepsound.models.eval.imagebind import imagebind_features
+    from deepsound.models.eval.imagebind_preprocess import audio_clips
+
+    clips = audio_clips(wav)
+    assert clips.shape == (3, 1, 128, 204)
+    assert relative_l2(clips[:, :, ::8, ::4], case["clips_sub"]) <= TOL
+    assert math.isclose(clips.double().norm().item(), case["clips_norm"], rel_tol=TOL)
+    emb = imagebind_features(model, None, wav)["audio"]
+    assert relative_l2(emb, case["embedding"]) <= TOL
+
+
+@pytest.mark.parametrize(
+    "name,seconds,channels", [("stereo16k_10s", 10.0, 2), ("mono16k_4s", 4.0, 1), ("mono16k_1.5s", 1.5, 1)]
+)
+def test_imagebind_audio_equal_official(imagebind, ib_golden, name, seconds, channels) -> None:
+    _check_ib_audio(imagebind, ib_golden["audio"][name], synthetic_wave(seconds, channels=channels))
+
+
+@pytest.mark.skipif(not _have_eval_audio(), reason="needs deepsound.evaluation.audio (the resampler)")
+def test_imagebind_audio_44k_equal_official(imagebind, ib_golden) -> None:
+    from deepsound.evaluation.audio import sinc_resample
+
+    wav = sinc_resample(synthetic_wave(8.0, channels=2, rate=44100), 44100, 16000, "float32")
+    _check_ib_audio(imagebind, ib_golden["audio"]["stereo44k_8s"], wav)
+
+
+@pytest.mark.parametrize(
+    "name,shape,phase", [("landscape", (5, 180, 320), 0.0), ("portrait", (3, 300, 200), 0.5)]
+)
+def test_imagebind_video_equal_official(imagebind, ib_golden, name, shape, phase) -> None:
+    from av_benchmark_av import synthetic_frames
+
+    from deepsound.evaluation.video import imagebind_clips, imagebind_transform
+    from deepsound.models.eval.imagebind import imagebind_features
+
+    clips = imagebind_clips(imagebind_transform(synthetic_frames(*shape, phase=phase)))
+    assert clips.shape == (3 * (shape[0] - 1), 3, 2, 224, 224)
+    emb = imagebind_features(imagebind, clips, None)["video"]
+    assert relative_l2(emb, ib_golden["video"][name]["embedding"]) <= TOL
+
+
+@pytest.mark.skipif(
+    not REAL.is_file() or not _have_eval_audio(), reason="needs shared media and evaluation.audio"
+)
+def test_imagebind_real_clip_equal_official(imagebind, ib_golden) -> None:
+    from deepsound.evaluation.audio import load_for_imagebind
+    from deepsound.models.eval.imagebind import imagebind_features
+
+    out = imagebind_features(imagebind, REAL, load_for_imagebind(REAL), duration=10.0)
+    case = ib_golden["video"]["real_1QBsc"]
+    assert relative_l2(out["video"], case["embedding"]) <= TOL
+    assert relative_l2(out["audio"], ib_golden["audio"]["real_1QBsc"]["embedding"]) <= TOL
+
+
+def test_imagebind_short_audio_is_an_error(imagebind) -> None:
+    from deepsound.models.eval.imagebind_preprocess import audio_clips
+
+    with pytest.raises(MediaError, match="too short"):
+        audio_clips(torch.zeros(1, 300))
+
+
+def test_imagebind_clip_bounds_follow_the_sampler() -> None:
+    from deepsound.models.eval.imagebind_preprocess import clip_bounds
+
+    assert clip_bounds(160000) == [(0, 32000), (64000, 96000), (128000, 160000)]
+    assert clip_bounds(16000) == [(0, 32000)] * 3  # shorter than a clip: the whole file three times

@@ -22,6 +22,7 @@ project's implementation is used to make the expected values.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 import types
@@ -34,6 +35,7 @@ AV_BENCHMARK_COMMIT = (
     "050a5cdb9bbd1a6f8cbb9fdde076992a695e2501"  # hkchengrex/av-benchmark, "Update README.md"
 )
 IMAGEBIND_COMMIT = "9989650c87d393d7e8c144194182cbf124cd03a0"  # hkchengrex/ImageBind, "Update pyproject.toml"
+PYTORCHVIDEO_COMMIT = "ae9cfc6e62ca49eb9721a7a56e1e13e348ad21dc"  # pinned by ImageBind
 SEED = 1234
 SR = 16000
 
@@ -86,7 +88,7 @@ def decode_audio(path: Path) -> tuple[torch.Tensor, int]:
 # ----------------------------------------------------------------------------- official imports
 def import_official(av_dir: Path, ib_dir: Path) -> None:
     """Put the checkouts on the path; stub the transformers helpers the old AST copy imports."""
-    sys.path[:0] = [str(av_dir), str(ib_dir)]
+    sys.path[:0] = [str(av_dir), str(ib_dir)]  # extract_video.py sits at the top of av-benchmark
     import transformers.pytorch_utils as pu
     import transformers.utils as tu
 
@@ -108,10 +110,13 @@ def import_official(av_dir: Path, ib_dir: Path) -> None:
     stub = types.ModuleType("av_bench.extraction_models")
     stub.ExtractionModels = None
     sys.modules["av_bench.extraction_models"] = stub
-    try:
-        import pytorchvideo.data.clip_sampling  # noqa: F401
-    except ImportError:  # only ConstantClipsPerVideoSampler is used; see below
-        _install_clip_sampler_stub()
+    if importlib.util.find_spec("torio") is None:  # VideoDataset's decoder; only its transforms are used
+        torio, io = types.ModuleType("torio"), types.ModuleType("torio.io")
+        io.StreamingMediaDecoder, torio.io = None, io
+        sys.modules.update({"torio": torio, "torio.io": io})
+    # ImageBind pins pytorchvideo at PYTORCHVIDEO_COMMIT; PyPI's 0.1.5 predates that commit's fix of
+    # the clip spacing (max_start / 3 there, max_start / 2 at the pin), so always use the pinned code.
+    _install_clip_sampler_stub()
     # transformers 5 dropped PreTrainedModel.get_head_mask, which the old AST copy calls (no head mask)
     from av_bench.synchformer.hf_src import modeling_ast
 
@@ -120,10 +125,10 @@ def import_official(av_dir: Path, ib_dir: Path) -> None:
 
 
 def _install_clip_sampler_stub() -> None:
-    """pytorchvideo is not installable beside this torch; its clip sampler is 20 lines of Fractions.
+    """``ConstantClipsPerVideoSampler`` of facebookresearch/pytorchvideo at PYTORCHVIDEO_COMMIT.
 
-    This transcribes ``ConstantClipsPerVideoSampler.__call__`` of pytorchvideo 0.1.5 so the
-    official ``ImageBindAudioDataset`` runs unchanged.
+    Transcribed (20 lines of Fractions) so that the official ``ImageBindAudioDataset`` runs
+    unchanged with the sampler ImageBind's pyproject pins, whatever pytorchvideo is installed.
     """
     from fractions import Fraction
 
@@ -220,6 +225,97 @@ def synchformer_goldens(out: Path, media: Path | None) -> None:
     torch.save(golden, out / "synchformer_golden.pt")
 
 
+# ----------------------------------------------------------------------------- ImageBind
+IB_SMALL = dict(  # the real audio tower, a narrow vision tower; other modalities minimal (unused)
+    vision_embed_dim=64, vision_num_blocks=2, vision_num_heads=4, out_embed_dim=1024,
+    text_embed_dim=32, text_num_blocks=1, text_num_heads=4,
+    depth_embed_dim=32, depth_num_blocks=1, depth_num_heads=4,
+    thermal_embed_dim=32, thermal_num_blocks=1, thermal_num_heads=4,
+    imu_embed_dim=32, imu_num_blocks=1, imu_num_heads=4,
+)  # fmt: skip
+IB_MODALITIES = ("vision", "audio")
+
+
+def imagebind_manifest(out: Path) -> None:
+    """Every vision/audio tensor of the official ``imagebind_huge()``, built on the meta device."""
+    from imagebind.models import imagebind_model
+
+    from deepsound.testing.equivalence import parameter_manifest
+
+    linspace = torch.linspace
+    torch.linspace = lambda *a, **k: linspace(*a, **{**k, "device": "cpu"})  # drop-path rates use .item()
+    try:
+        with torch.device("meta"):
+            model = imagebind_model.imagebind_huge(pretrained=False)
+    finally:
+        torch.linspace = linspace
+    state = {k: v for k, v in model.state_dict().items() if any(f".{m}." in k for m in IB_MODALITIES)}
+    (out / "imagebind_manifest.json").write_text(json.dumps(parameter_manifest(state), indent=0))
+    print("imagebind manifest", len(state), "of", len(model.state_dict()))
+
+
+def imagebind_goldens(out: Path, media: Path | None) -> None:
+    import torchaudio
+
+    from av_bench.data import audio_dataset
+    from av_bench.data.video_dataset import VideoDataset
+    from deepsound.testing.equivalence import fill_seeded
+    from extract_video import encode_video_with_imagebind
+    from imagebind.models import imagebind_model
+    from imagebind.models.imagebind_model import ModalityType
+
+    imagebind_manifest(out)
+    torch.manual_seed(0)
+    model = fill_seeded(imagebind_model.ImageBindModel(**IB_SMALL), SEED).eval()
+    dataset = audio_dataset.ImageBindAudioDataset([])
+    videos = VideoDataset([], duration_sec=10.0)
+    golden: dict[str, object] = {
+        "seed": SEED,
+        "commit": IMAGEBIND_COMMIT,
+        "config": IB_SMALL,
+        "audio": {},
+        "video": {},
+    }
+
+    def audio_case(name: str, wave: torch.Tensor, rate: int) -> None:
+        audio_dataset.torchaudio.load = lambda _path: (wave.clone(), rate)  # the dataset reads a file
+        clips = dataset.load_and_transform_audio_data("unused")  # (1, 3, 1, 128, 204)
+        with torch.inference_mode():
+            emb = model({ModalityType.AUDIO: clips})[ModalityType.AUDIO][0]
+        golden["audio"][name] = {
+            "clips_sub": clips[0][:, :, ::8, ::4].clone(),  # a subsample keeps the file small
+            "clips_norm": clips[0].double().norm().item(),
+            "embedding": emb.clone(),
+        }
+        print(name, tuple(clips.shape), float(emb.norm()))
+
+    def video_case(name: str, frames: torch.Tensor) -> None:
+        x = torch.stack(videos.crop([videos.ib_transform(frames)]))  # (3, T, C, 224, 224)
+        with torch.inference_mode():
+            emb = model_video(x[None])[0]
+        golden["video"][name] = {"frames_shape": list(frames.shape), "embedding": emb.clone()}
+        print(name, tuple(x.shape), float(emb.norm()))
+
+    def model_video(x: torch.Tensor) -> torch.Tensor:
+        return encode_video_with_imagebind(model, x)
+
+    audio_case("stereo16k_10s", synthetic_wave(10.0, channels=2), 16000)
+    audio_case("mono16k_4s", synthetic_wave(4.0), 16000)  # clips overlap: in-place DC removal shows
+    audio_case("mono16k_1.5s", synthetic_wave(1.5), 16000)  # shorter than a clip: padded fbanks
+    audio_case("stereo44k_8s", synthetic_wave(8.0, channels=2, rate=44100), 44100)
+    video_case("landscape", synthetic_frames(5, 180, 320))
+    video_case("portrait", synthetic_frames(3, 300, 200, phase=0.5))
+    if media is not None and (media / "1QBsc_IXg8U_000750.mp4").is_file():
+        from deepsound.evaluation.video import decode_frames
+
+        clip = media / "1QBsc_IXg8U_000750.mp4"
+        raw, rate = decode_audio(clip)
+        audio_case("real_1QBsc", raw, rate)
+        video_case("real_1QBsc", decode_frames(clip, {"ib": 0.5}, 10.0)["ib"])
+    torch.save(golden, out / "imagebind_golden.pt")
+    del torchaudio
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("av_benchmark", type=Path)
@@ -234,8 +330,6 @@ def main() -> None:
     if args.only in (None, "synchformer"):
         synchformer_goldens(args.out, args.media)
     if args.only in (None, "imagebind"):
-        from imagebind_goldens import imagebind_goldens  # noqa: PLC0415 - sibling script
-
         imagebind_goldens(args.out, args.media)
 
 

@@ -251,6 +251,17 @@ _ENTRIES: tuple[WeightFile, ...] = (
         licence="Apache-2.0 (PaSST)",
         notes="PaSST-S AudioSet SWA: FD/KL_PaSST",
     ),
+    WeightFile(
+        name="imagebind_huge",
+        filename="imagebind_huge.pth",
+        subdir="ext_weights",
+        url="https://dl.fbaipublicfiles.com/imagebind/imagebind_huge.pth",
+        checksum=None,
+        size=None,
+        licence="CC-BY-NC 4.0 (ImageBind model weights)",
+        notes="ImageBind huge, as av-benchmark downloads it; IB-score loads its vision and audio towers",
+        checksum_origin="no checksum or size published by Meta for this file",
+    ),
 )
 
 REGISTRY: dict[str, WeightFile] = {entry.name: entry for entry in _ENTRIES}
