@@ -202,11 +202,98 @@ def synchformer_head(settings: Settings) -> Any:
     return compare
 
 
+def _load_imagebind(path: Path, device: str) -> Any:
+    from deepsound.models.eval.imagebind import load_imagebind
+
+    return load_imagebind(path, device)
+
+
+class ImageBindAudioExtractor(_AudioModel):
+    """ImageBind's loader as av-benchmark calls it: every channel, the float32-kernel resampler,
+    the whole file (ImageBind samples three 2 s clips over all of it; no crop to ``duration``)."""
+
+    name, files, weights = "imagebind", ("imagebind_audio.pth",), "imagebind_huge"
+
+    def __init__(self, settings: Settings, model: Any = None, checksum: str | None = None) -> None:
+        if model is None:
+            model, checksum = shared_network(self.weights, settings, _load_imagebind)
+        super().__init__(settings, model, checksum)
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {**super().fingerprint(), "duration": None}  # the whole file, whatever --duration says
+
+    def extract(self, source: Source) -> dict[str, Any]:
+        from deepsound.evaluation.audio import sinc_resample
+        from deepsound.models.eval.imagebind import imagebind_features
+
+        wav, rate = source.raw
+        if rate != self.sample_rate:
+            wav = sinc_resample(wav, rate, self.sample_rate, "float32")
+        return {self.files[0]: imagebind_features(self.model, None, wav)["audio"].clone()}
+
+
+class _VideoModel:
+    modality = "video"
+    name = ""
+    files: tuple[str, ...] = ()
+    weights = ""
+    version = 1
+
+    def __init__(self, settings: Settings, model: Any = None, checksum: str | None = None) -> None:
+        self.settings = settings
+        if model is None:
+            model, checksum = shared_network(self.weights, settings, self.loader())
+        self.model, self.checksum = model, checksum
+
+    def loader(self) -> Callable[[Path, str], Any]:
+        raise NotImplementedError
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {
+            "model": self.name, "weights": self.weights, "sha256": self.checksum, "version": self.version,
+            "duration": self.settings.duration, "modality": "video",
+        }  # fmt: skip
+
+
+class ImageBindVideoExtractor(_VideoModel):
+    """av-benchmark's ``VideoDataset`` at 0.5 fps, three spatial crops, 2-frame clips."""
+
+    name, files, weights = "imagebind", ("imagebind_video.pth",), "imagebind_huge"
+
+    def loader(self) -> Callable[[Path, str], Any]:
+        return _load_imagebind
+
+    def extract(self, source: Source) -> dict[str, Any]:
+        from deepsound.models.eval.imagebind import imagebind_features
+
+        out = imagebind_features(self.model, source.path, None, duration=self.settings.duration)
+        return {self.files[0]: out["video"].clone()}
+
+
+class SynchformerVideoExtractor(_VideoModel):
+    """av-benchmark's ``VideoDataset`` at 25 fps (224 px, centre crop, [-1, 1]), windows of 16 frames."""
+
+    name, files, weights = "synchformer", ("synchformer_video.pth",), "synchformer"
+
+    def loader(self) -> Callable[[Path, str], Any]:
+        return _load_synchformer
+
+    def extract(self, source: Source) -> dict[str, Any]:
+        from deepsound.evaluation.video import decode_eval_video
+        from deepsound.models.eval.synchformer_audio import synchformer_video_features
+
+        frames = decode_eval_video(source.path, self.settings.duration, imagebind=False, sync=True).sync
+        return {self.files[0]: synchformer_video_features(self.model, frames).clone()}
+
+
 FACTORIES: dict[tuple[str, str], Callable[[Settings], Any]] = {
     ("silero", "audio"): SileroExtractor,
     ("panns", "audio"): PannsExtractor,
     ("vggish", "audio"): VggishExtractor,
     ("passt", "audio"): PasstExtractor,
     ("synchformer", "audio"): SynchformerAudioExtractor,
+    ("imagebind", "audio"): ImageBindAudioExtractor,
+    ("imagebind", "video"): ImageBindVideoExtractor,
+    ("synchformer", "video"): SynchformerVideoExtractor,
 }
 HEADS: dict[str, Callable[[Settings], Any]] = {"synchformer": synchformer_head}

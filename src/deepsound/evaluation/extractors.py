@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -37,17 +37,26 @@ class Source:
     loader: Callable[[Path], tuple[torch.Tensor, int]] | None = None
     silent_seconds: float | None = None  # a clip whose audio the `rm` fallback removed
 
-    @cached_property
+    @property
     def raw(self) -> tuple[torch.Tensor, int]:
-        """``(channels, samples)`` float32 at the file's own rate, as ``torchaudio.load`` gives it."""
+        """``(channels, samples)`` float32 at the file's own rate, as ``torchaudio.load`` gives it.
+
+        The last few files decoded are kept, so the models that ask for the same file one
+        after another decode it once, without holding a whole folder's audio in memory.
+        """
         if self.silent_seconds is not None:
             rate = 16000
             return torch.zeros(1, int(round(self.silent_seconds * rate))), rate
         if self.loader is None:
             from deepsound.evaluation.sources import load_raw
 
-            return load_raw(self.path)
-        return self.loader(self.path)
+            return _decoded(str(self.path), load_raw)
+        return _decoded(str(self.path), self.loader)
+
+
+@lru_cache(maxsize=4)
+def _decoded(path: str, loader: Callable[[Path], tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, int]:
+    return loader(Path(path))
 
 
 @dataclass(frozen=True)
