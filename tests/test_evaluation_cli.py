@@ -185,3 +185,18 @@ def test_metric_subset_and_bad_options(folders):
     result = CliRunner().invoke(app, ["evaluate", str(folders["gen"] / "nope"), "--reference", str(folders["ref"]),
                                       "-o", str(folders["out"])])  # fmt: skip
     assert result.exit_code != 0 and "not a folder" in result.output
+
+
+def test_missing_weights_offline_is_one_clear_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPSOUND_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    gen, ref = tmp_path / "gen", tmp_path / "ref"
+    gen.mkdir()
+    ref.mkdir()
+    make_audio_file(gen / "a.wav", _clip(1))
+    make_audio_file(ref / "a.wav", _clip(2))
+    result = CliRunner().invoke(app, ["evaluate", str(gen), "--reference", str(ref), "-o", str(tmp_path / "out"),
+                                      "--offline", "--weights-dir", str(tmp_path / "w"), "--metrics", "fd_vgg"])  # fmt: skip
+    assert result.exit_code == 3, result.output
+    assert "vggish-10086976.pth" in result.output and "offline" in result.output
+    assert "Traceback" not in result.output
