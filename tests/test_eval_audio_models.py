@@ -97,6 +97,16 @@ def test_a_file_that_does_not_fit_fails_with_one_clear_error(tmp_path: Path) -> 
         load_vggish(path, "cpu")
 
 
+def test_a_weights_folder_in_the_published_layout_is_found(tmp_path: Path) -> None:
+    folder = tmp_path / "ext_weights"
+    folder.mkdir()
+    torch.save(seeded_state(_manifest("vggish")), folder / "vggish-10086976.pth")
+    model = load_vggish(device="cpu", weights_dir=tmp_path, offline=True)
+    assert not model.training
+    with pytest.raises(WeightsError):
+        load_vggish(device="cpu", weights_dir=tmp_path / "empty", offline=True)
+
+
 def test_panns_front_end_is_torchlibrosas() -> None:
     golden = torch.load(DATA / "panns_frontend.pt", weights_only=True)
     with torch.device("cpu"):
