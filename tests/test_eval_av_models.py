@@ -207,6 +207,7 @@ def test_imagebind_video_equal_official(imagebind, ib_golden, name, shape, phase
 )
 def test_imagebind_real_clip_equal_official(imagebind, ib_golden) -> None:
     from deepsound.evaluation.audio import load_for_imagebind
+
     from deepsound.models.eval.imagebind import imagebind_features
 
     out = imagebind_features(imagebind, REAL, load_for_imagebind(REAL), duration=10.0)
@@ -227,3 +228,19 @@ def test_imagebind_clip_bounds_follow_the_sampler() -> None:
 
     assert clip_bounds(160000) == [(0, 32000), (64000, 96000), (128000, 160000)]
     assert clip_bounds(16000) == [(0, 32000)] * 3  # shorter than a clip: the whole file three times
+
+
+def test_synchformer_video_windows_match_the_mmaudio_encoder() -> None:
+    """Same windows, same order as the visual encoder MMAudio uses (proven against the official one)."""
+    from deepsound.models.mmaudio.synchformer import SynchformerEncoder
+
+    encoder = SynchformerEncoder.tiny(seed=3)
+    model = sfa.SynchformerAV(
+        sfa.SynchformerAVConfig(visual=encoder.config, dim=64, audio_depth=1, audio_heads=4, audio_mlp=128)
+    )
+    model.vfeat_extractor.load_state_dict(encoder.vfeat_extractor.state_dict())
+    frames = torch.linspace(-1, 1, 40 * 3 * 224 * 224).reshape(40, 3, 224, 224).sin()
+    ours = sfa.synchformer_video_features(model, frames, batch=2)
+    assert ours.shape == ((40 - 16) // 8 + 1, 8, 64)
+    expected = encoder.encode(frames[None])[0].reshape(ours.shape)
+    assert relative_l2(ours, expected) <= TOL
