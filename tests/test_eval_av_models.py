@@ -207,7 +207,6 @@ def test_imagebind_video_equal_official(imagebind, ib_golden, name, shape, phase
 )
 def test_imagebind_real_clip_equal_official(imagebind, ib_golden) -> None:
     from deepsound.evaluation.audio import load_for_imagebind
-
     from deepsound.models.eval.imagebind import imagebind_features
 
     out = imagebind_features(imagebind, REAL, load_for_imagebind(REAL), duration=10.0)
@@ -244,3 +243,48 @@ def test_synchformer_video_windows_match_the_mmaudio_encoder() -> None:
     assert ours.shape == ((40 - 16) // 8 + 1, 8, 64)
     expected = encoder.encode(frames[None])[0].reshape(ours.shape)
     assert relative_l2(ours, expected) <= TOL
+
+
+def _tiny_sync_config() -> sfa.SynchformerAVConfig:
+    visual = sfa.SynchformerConfig(embed_dim=32, depth=1, num_heads=4)
+    return sfa.SynchformerAVConfig(
+        dim=32, audio_depth=1, audio_heads=4, audio_mlp=64, head_depth=1, head_heads=4, visual=visual
+    )
+
+
+def test_synchformer_loads_strictly_from_a_file(tmp_path) -> None:
+    from deepsound.errors import WeightsError
+
+    cfg = _tiny_sync_config()
+    source = fill_seeded(sfa.SynchformerAV(cfg), 5)
+    path = tmp_path / "synchformer_state_dict.pth"
+    torch.save(source.state_dict(), path)
+    loaded = sfa.load_synchformer_av(path, "cpu", config=cfg)
+    for name, tensor in source.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor), name
+    broken = dict(source.state_dict())
+    broken.pop("transformer.off_head.weight")
+    torch.save(broken, path)
+    with pytest.raises(WeightsError, match="off_head"):
+        sfa.load_synchformer_av(path, "cpu", config=cfg)
+
+
+def test_imagebind_loads_only_its_towers_strictly(tmp_path) -> None:
+    from deepsound.errors import WeightsError
+    from deepsound.models.eval.imagebind import ImageBindAV, ImageBindConfig, load_imagebind
+
+    cfg = ImageBindConfig.tiny()
+    source = fill_seeded(ImageBindAV(cfg), 6)
+    state = dict(source.state_dict())
+    # the published file also holds the other modalities; they must be skipped, not rejected
+    state["modality_trunks.text.blocks.0.attn.in_proj_weight"] = torch.zeros(3, 3)
+    state["modality_postprocessors.text.1.log_logit_scale"] = torch.zeros(())
+    path = tmp_path / "imagebind_huge.pth"
+    torch.save(state, path)
+    loaded = load_imagebind(path, "cpu", config=cfg)
+    for name, tensor in source.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor), name
+    state.pop("modality_heads.audio.2.weight")
+    torch.save(state, path)
+    with pytest.raises(WeightsError, match="modality_heads.audio.2.weight"):
+        load_imagebind(path, "cpu", config=cfg)
