@@ -88,13 +88,28 @@ def test_layout_equals_the_official_checkpoint(name: str, build) -> None:
     assert manifest_diff(ours, _manifest(name)) == []
 
 
+def _zeros(name: str) -> dict[str, torch.Tensor]:
+    """A file of the right layout whose values do not matter (loading checks only)."""
+    return {k: torch.zeros(shape) for k, shape in _manifest(name).items()}
+
+
 def test_a_file_that_does_not_fit_fails_with_one_clear_error(tmp_path: Path) -> None:
-    state = seeded_state(_manifest("vggish"))
+    state = _zeros("vggish")
     state.pop("embeddings.4.bias")
     path = tmp_path / "vggish-10086976.pth"
     torch.save(state, path)
     with pytest.raises(WeightsError, match="missing: embeddings.4.bias"):
         load_vggish(path, "cpu")
+
+
+def test_a_weights_folder_in_the_published_layout_is_found(tmp_path: Path) -> None:
+    folder = tmp_path / "ext_weights"
+    folder.mkdir()
+    torch.save(_zeros("vggish"), folder / "vggish-10086976.pth")
+    model = load_vggish(device="cpu", weights_dir=tmp_path, offline=True)
+    assert not model.training
+    with pytest.raises(WeightsError):
+        load_vggish(device="cpu", weights_dir=tmp_path / "empty", offline=True)
 
 
 def test_panns_front_end_is_torchlibrosas() -> None:

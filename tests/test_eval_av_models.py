@@ -227,3 +227,64 @@ def test_imagebind_clip_bounds_follow_the_sampler() -> None:
 
     assert clip_bounds(160000) == [(0, 32000), (64000, 96000), (128000, 160000)]
     assert clip_bounds(16000) == [(0, 32000)] * 3  # shorter than a clip: the whole file three times
+
+
+def test_synchformer_video_windows_match_the_mmaudio_encoder() -> None:
+    """Same windows, same order as the visual encoder MMAudio uses (proven against the official one)."""
+    from deepsound.models.mmaudio.synchformer import SynchformerEncoder
+
+    encoder = SynchformerEncoder.tiny(seed=3)
+    model = sfa.SynchformerAV(
+        sfa.SynchformerAVConfig(visual=encoder.config, dim=64, audio_depth=1, audio_heads=4, audio_mlp=128)
+    )
+    model.vfeat_extractor.load_state_dict(encoder.vfeat_extractor.state_dict())
+    frames = torch.linspace(-1, 1, 40 * 3 * 224 * 224).reshape(40, 3, 224, 224).sin()
+    ours = sfa.synchformer_video_features(model, frames, batch=2)
+    assert ours.shape == ((40 - 16) // 8 + 1, 8, 64)
+    expected = encoder.encode(frames[None])[0].reshape(ours.shape)
+    assert relative_l2(ours, expected) <= TOL
+
+
+def _tiny_sync_config() -> sfa.SynchformerAVConfig:
+    visual = sfa.SynchformerConfig(embed_dim=32, depth=1, num_heads=4)
+    return sfa.SynchformerAVConfig(
+        dim=32, audio_depth=1, audio_heads=4, audio_mlp=64, head_depth=1, head_heads=4, visual=visual
+    )
+
+
+def test_synchformer_loads_strictly_from_a_file(tmp_path) -> None:
+    from deepsound.errors import WeightsError
+
+    cfg = _tiny_sync_config()
+    source = fill_seeded(sfa.SynchformerAV(cfg), 5)
+    path = tmp_path / "synchformer_state_dict.pth"
+    torch.save(source.state_dict(), path)
+    loaded = sfa.load_synchformer_av(path, "cpu", config=cfg)
+    for name, tensor in source.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor), name
+    broken = dict(source.state_dict())
+    broken.pop("transformer.off_head.weight")
+    torch.save(broken, path)
+    with pytest.raises(WeightsError, match="off_head"):
+        sfa.load_synchformer_av(path, "cpu", config=cfg)
+
+
+def test_imagebind_loads_only_its_towers_strictly(tmp_path) -> None:
+    from deepsound.errors import WeightsError
+    from deepsound.models.eval.imagebind import ImageBindAV, ImageBindConfig, load_imagebind
+
+    cfg = ImageBindConfig.tiny()
+    source = fill_seeded(ImageBindAV(cfg), 6)
+    state = dict(source.state_dict())
+    # the published file also holds the other modalities; they must be skipped, not rejected
+    state["modality_trunks.text.blocks.0.attn.in_proj_weight"] = torch.zeros(3, 3)
+    state["modality_postprocessors.text.1.log_logit_scale"] = torch.zeros(())
+    path = tmp_path / "imagebind_huge.pth"
+    torch.save(state, path)
+    loaded = load_imagebind(path, "cpu", config=cfg)
+    for name, tensor in source.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor), name
+    state.pop("modality_heads.audio.2.weight")
+    torch.save(state, path)
+    with pytest.raises(WeightsError, match="modality_heads.audio.2.weight"):
+        load_imagebind(path, "cpu", config=cfg)

@@ -256,13 +256,13 @@ def imagebind_manifest(out: Path) -> None:
 
 def imagebind_goldens(out: Path, media: Path | None) -> None:
     import torchaudio
-
     from av_bench.data import audio_dataset
     from av_bench.data.video_dataset import VideoDataset
-    from deepsound.testing.equivalence import fill_seeded
     from extract_video import encode_video_with_imagebind
     from imagebind.models import imagebind_model
     from imagebind.models.imagebind_model import ModalityType
+
+    from deepsound.testing.equivalence import fill_seeded
 
     imagebind_manifest(out)
     torch.manual_seed(0)

@@ -200,20 +200,26 @@ class ImageBindAV(nn.Module):
 
 
 def load_imagebind(
-    path: Path | str | None = None, device: str = "auto", *, weights_dir=None, offline: bool = False
+    path: Path | str | None = None,
+    device: str = "auto",
+    *,
+    weights_dir: Path | None = None,
+    offline: bool = False,
+    config: ImageBindConfig | None = None,
 ) -> ImageBindAV:
     """Build the two towers and load their entries of ``imagebind_huge.pth`` strictly.
 
     ``path=None`` resolves the registry entry ``imagebind_huge``. Text, depth,
     thermal and IMU entries of the file are skipped (``LoadRules(keep=...)``);
-    every vision/audio tensor must be present with its shape.
+    every vision/audio tensor must be present with its shape. ``config``
+    defaults to ``imagebind_huge`` (the published file).
     """
     if path is None:
         from deepsound.weights import resolve
 
         path = resolve("imagebind_huge", weights_dir=weights_dir, offline=offline)
     with torch.device("meta"):
-        model = ImageBindAV()
+        model = ImageBindAV(config)
     model.to_empty(device="cpu")
     model.modality_postprocessors["audio"][1].log_logit_scale.fill_(math.log(model.config.audio_logit_scale))
     load_into(model, path, "ImageBind huge (vision and audio)", LoadRules(keep=KEEP))

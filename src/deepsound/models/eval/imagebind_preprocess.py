@@ -3,10 +3,13 @@
 ``audio_clips(wav)`` turns ``(C, T)`` float32 at 16 kHz into the ``(3, 1, 128, 204)``
 input of the audio tower, reproducing ``ImageBindAudioDataset.load_and_transform_audio_data``:
 
-* Clip times come from pytorchvideo's ``ConstantClipsPerVideoSampler(2, 3)``:
-  starts ``k * max(D - 2, 0) / 2`` for k = 0, 1, 2 (D = T / 16000, a float,
-  made exact as a Fraction), sample indices ``int(t * 16000)`` of the exact
-  fractions. Clips of audio shorter than 6 s overlap; shorter than 2 s, all
+* Clip times come from pytorchvideo's ``ConstantClipsPerVideoSampler(2, 3)`` at
+  the commit ImageBind pins (ae9cfc6e): starts ``k * max(D - 2, 0) / 2`` for
+  k = 0, 1, 2 (D = T / 16000, a float, made exact as a Fraction), sample
+  indices ``int(t * 16000)`` of the exact fractions. (PyPI's pytorchvideo 0.1.5
+  predates that commit and spaces the clips by ``max(D - 2, 0) / 3``, so the
+  last 2 s are never seen; an environment with it installed computes other
+  numbers.) Clips of audio shorter than 6 s overlap; shorter than 2 s, all
   three are the whole file.
 * ``waveform -= waveform.mean()`` runs *in place on a view* of the file's
   waveform, so where clips overlap a later clip sees samples already shifted

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepsound.models.eval.frontends import dft_conv_kernels, slaney_mel_filterbank
+from deepsound.weights import resolve
 from deepsound.weights.loading import LoadRules, load_into, resolve_device
 
 SAMPLE_RATE = 16000
@@ -36,6 +37,7 @@ EMBEDDING_DIM = 2048
 CACHE_FILE = "pann_features.pth"
 """av-benchmark's cache: ``{stem: {"logits", "2048", "clipwise_output"}}``."""
 
+REGISTRY_NAME = "panns_cnn14_16k"
 LOAD_RULES = LoadRules(unwrap=("model",))
 
 
@@ -124,9 +126,25 @@ class Cnn14(nn.Module):
         return {"logits": logits, "2048": hidden, "clipwise_output": torch.sigmoid(logits)}
 
 
-def load_panns(path: Path | str, device: str = "auto") -> Cnn14:
-    """Cnn14 (16 kHz) from ``Cnn14_16k_mAP=0.438.pth`` (strict), in eval mode on ``device``."""
-    model = load_into(Cnn14(), path, "PANNs Cnn14 16 kHz", LOAD_RULES)
+def load_panns(
+    path: Path | str | None = None,
+    device: str = "auto",
+    *,
+    weights_dir: Path | None = None,
+    offline: bool = False,
+) -> Cnn14:
+    """Cnn14 (16 kHz) from ``Cnn14_16k_mAP=0.438.pth`` (strict), in eval mode on ``device``.
+
+    ``path`` is a file or a folder; without it the registry entry ``panns_cnn14_16k`` is looked up
+    in ``weights_dir``, the cache, and downloaded unless ``offline``.
+    """
+    file = resolve(
+        REGISTRY_NAME,
+        explicit=Path(path) if path is not None else None,
+        weights_dir=weights_dir,
+        offline=offline,
+    )
+    model = load_into(Cnn14(), file, "PANNs Cnn14 16 kHz", LOAD_RULES)
     return model.eval().to(resolve_device(device))
 
 

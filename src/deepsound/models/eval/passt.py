@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepsound.models.eval.frontends import kaldi_mel_banks
+from deepsound.weights import resolve
 from deepsound.weights.loading import LoadRules, load_into, resolve_device
 
 SAMPLE_RATE = 32000
@@ -46,6 +47,7 @@ def _fold_rgb_patch_embed(state: dict[str, torch.Tensor]) -> dict[str, torch.Ten
     return state
 
 
+REGISTRY_NAME = "passt_s_swa"
 LOAD_RULES = LoadRules(unwrap=("model",), transform=_fold_rgb_patch_embed)
 
 
@@ -165,9 +167,25 @@ def pad_or_crop(wave: torch.Tensor, samples: int = CLIP_SAMPLES) -> torch.Tensor
     return F.pad(wave, (0, samples - wave.shape[-1]))
 
 
-def load_passt(path: Path | str, device: str = "auto") -> PaSST:
-    """PaSST-S from ``passt-s-f128-p16-s10-ap.476-swa.pt`` (strict), in eval mode on ``device``."""
-    model = load_into(PaSST(), path, "PaSST-S", LOAD_RULES)
+def load_passt(
+    path: Path | str | None = None,
+    device: str = "auto",
+    *,
+    weights_dir: Path | None = None,
+    offline: bool = False,
+) -> PaSST:
+    """PaSST-S from ``passt-s-f128-p16-s10-ap.476-swa.pt`` (strict), in eval mode on ``device``.
+
+    ``path`` is a file or a folder; without it the registry entry ``passt_s_swa`` is looked up
+    in ``weights_dir``, the cache, and downloaded unless ``offline``.
+    """
+    file = resolve(
+        REGISTRY_NAME,
+        explicit=Path(path) if path is not None else None,
+        weights_dir=weights_dir,
+        offline=offline,
+    )
+    model = load_into(PaSST(), file, "PaSST-S", LOAD_RULES)
     return model.eval().to(resolve_device(device))
 
 

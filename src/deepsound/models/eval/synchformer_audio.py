@@ -290,17 +290,25 @@ def offset_grid() -> torch.Tensor:
 
 
 def load_synchformer_av(
-    path: Path | str | None = None, device: str = "auto", *, weights_dir=None, offline: bool = False
+    path: Path | str | None = None,
+    device: str = "auto",
+    *,
+    weights_dir: Path | None = None,
+    offline: bool = False,
+    config: SynchformerAVConfig | None = None,
 ) -> SynchformerAV:
     """Build the published Synchformer and load ``synchformer_state_dict.pth`` strictly (all 513 tensors).
 
-    ``path=None`` resolves the registry entry ``synchformer`` (the file MMAudio also uses).
+    ``path=None`` resolves the registry entry ``synchformer`` (the file MMAudio also uses);
+    ``config`` defaults to the published architecture.
     """
     if path is None:
         from deepsound.weights import resolve
 
         path = resolve("synchformer", weights_dir=weights_dir, offline=offline)
-    model = SynchformerAV()
+    with torch.device("meta"):
+        model = SynchformerAV(config)
+    model.to_empty(device="cpu")
     load_into(model, path, "Synchformer (DeSync)", LoadRules())
     return model.to(resolve_device(device)).eval()
 

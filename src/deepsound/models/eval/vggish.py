@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from deepsound.models.eval.frontends import vggish_examples
+from deepsound.weights import resolve
 from deepsound.weights.loading import LoadRules, load_into, resolve_device
 
 SAMPLE_RATE = 16000
@@ -26,6 +27,7 @@ EMBEDDING_DIM = 128
 CACHE_FILE = "vggish_features.pth"
 """av-benchmark's cache: ``{stem: Tensor[N, 128]}``."""
 
+REGISTRY_NAME = "vggish"
 LOAD_RULES = LoadRules(drop=(r"^pproc\.",))
 
 
@@ -62,9 +64,25 @@ class VGGish(nn.Module):
         return self.embeddings(x)
 
 
-def load_vggish(path: Path | str, device: str = "auto") -> VGGish:
-    """VGGish from ``vggish-10086976.pth`` (strict on ``features``/``embeddings``), eval mode."""
-    model = load_into(VGGish(), path, "VGGish", LOAD_RULES)
+def load_vggish(
+    path: Path | str | None = None,
+    device: str = "auto",
+    *,
+    weights_dir: Path | None = None,
+    offline: bool = False,
+) -> VGGish:
+    """VGGish from ``vggish-10086976.pth`` (strict on ``features``/``embeddings``), eval mode.
+
+    ``path`` is a file or a folder; without it the registry entry ``vggish`` is looked up
+    in ``weights_dir``, the cache, and downloaded unless ``offline``.
+    """
+    file = resolve(
+        REGISTRY_NAME,
+        explicit=Path(path) if path is not None else None,
+        weights_dir=weights_dir,
+        offline=offline,
+    )
+    model = load_into(VGGish(), file, "VGGish", LOAD_RULES)
     return model.eval().to(resolve_device(device))
 
 
