@@ -146,12 +146,14 @@ def run_experiment(
     runs_dir, neg_dir = out_dir / "runs", out_dir / "runs-direct-neg"
     stepwise = any(s not in ("direct-neg",) for s in settings)
     s4 = options.replace(mode="s4", postprocess="neg", keep_intermediates=True, write_video=False)
-    generate_only = Pipeline(
-        pipeline.config,
-        Components(
-            pipeline.config, {"generator": pipeline.components.generator, "planner": GenerateOnlyPlanner()}
-        ),
-    )
+    generate_only: list[Pipeline] = []  # built on first need: a resumed run may need no generator
+
+    def direct_neg(video: Path) -> None:
+        if not generate_only:
+            overrides = {"generator": pipeline.components.generator, "planner": GenerateOnlyPlanner()}
+            generate_only.append(Pipeline(pipeline.config, Components(pipeline.config, overrides)))
+        generate_only[0].run(video, neg_dir, neg_options)
+
     from deepsound.config import NEGATIVE_PROMPT_FALLBACK
 
     negative = NEGATIVE_PROMPT_FALLBACK
@@ -173,7 +175,7 @@ def run_experiment(
             if "direct-neg" in settings and clips[stem].neg is None:
                 neg_trace = neg_dir / f"{stem}.trace.json"
                 if not neg_trace.exists():
-                    generate_only.run(video, neg_dir, neg_options)
+                    direct_neg(video)
                 clips[stem].neg = read_run(neg_trace).step1
         except DeepSoundError as exc:
             log.warning("%s: %s", video.name, exc)
