@@ -165,6 +165,7 @@ def figure(data: dict[str, Any], path: Path) -> None:
     desync = [clips[s].get("desync") for s in stems]
     ref_desync = list((data.get("reference") or {}).get("desync_per_clip", {}).values())
     _bars(axes[0][0], stems, desync, "DeSync (s)", data.get("desync"))
+    axes[0][0].set_title("DeSync per clip: mean |offset| of the first and last 4.8 s")
     _hist(axes[0][1], desync, ref_desync, "DeSync (s)", bins=[i * 0.2 - 0.1 for i in range(12)])
     speech = [clips[s].get("speech_prob") for s in stems]
     ref_speech = [clips[s].get("reference_speech_prob") for s in stems]
