@@ -288,3 +288,26 @@ def test_imagebind_loads_only_its_towers_strictly(tmp_path) -> None:
     torch.save(state, path)
     with pytest.raises(WeightsError, match="modality_heads.audio.2.weight"):
         load_imagebind(path, "cpu", config=cfg)
+
+
+@pytest.mark.slow
+def test_imagebind_full_size_vision_tower_equal_official() -> None:
+    """ViT-H/14 at full size (about 2.5 GB of weights) on one 2-frame clip, centre crop."""
+    from av_benchmark_av import synthetic_frames
+
+    from deepsound.evaluation.video import imagebind_transform
+    from deepsound.models.eval.imagebind import ImageBindAV, ImageBindConfig, TowerConfig
+
+    golden = torch.load(DATA / "imagebind_full_vision_golden.pt", weights_only=True)
+    c = golden["config"]
+    cfg = ImageBindConfig(
+        vision=TowerConfig(c["vision_embed_dim"], c["vision_num_blocks"], c["vision_num_heads"]),
+        audio=TowerConfig(c["audio_embed_dim"], c["audio_num_blocks"], c["audio_num_heads"]),
+        out_dim=c["out_embed_dim"],
+    )
+    model = fill_seeded(ImageBindAV(cfg), SEED).eval()
+    crops = imagebind_transform(synthetic_frames(2, 240, 320, phase=0.25))  # (3, 2, C, H, W)
+    clip = crops[1:2].transpose(1, 2)  # centre crop as one (1, C, 2, H, W) clip
+    with torch.inference_mode():
+        emb = model.embed_vision(clip[None])[0]
+    assert relative_l2(emb, golden["embedding"]) <= TOL

@@ -316,13 +316,45 @@ def imagebind_goldens(out: Path, media: Path | None) -> None:
     del torchaudio
 
 
+IB_FULL_VISION = dict(  # the real ViT-H vision tower; other towers minimal
+    vision_embed_dim=1280, vision_num_blocks=32, vision_num_heads=16, out_embed_dim=1024,
+    audio_embed_dim=48, audio_num_blocks=1, audio_num_heads=4,
+    text_embed_dim=32, text_num_blocks=1, text_num_heads=4,
+    depth_embed_dim=32, depth_num_blocks=1, depth_num_heads=4,
+    thermal_embed_dim=32, thermal_num_blocks=1, thermal_num_heads=4,
+    imu_embed_dim=32, imu_num_blocks=1, imu_num_heads=4,
+)  # fmt: skip
+
+
+def imagebind_full_vision_golden(out: Path) -> None:
+    """The full-size vision tower on one 2-frame clip, centre crop (about 3 GB, a minute on a CPU)."""
+    from av_bench.data.video_dataset import VideoDataset
+    from extract_video import encode_video_with_imagebind
+    from imagebind.models import imagebind_model
+
+    from deepsound.testing.equivalence import fill_seeded
+
+    torch.manual_seed(0)
+    model = fill_seeded(imagebind_model.ImageBindModel(**IB_FULL_VISION), SEED).eval()
+    videos = VideoDataset([], duration_sec=10.0)
+    frames = synthetic_frames(2, 240, 320, phase=0.25)
+    x = torch.stack(videos.crop([videos.ib_transform(frames)]))[1:2]  # centre crop: (1, 2, C, H, W)
+    with torch.inference_mode():
+        emb = encode_video_with_imagebind(model, x[None])[0]
+    torch.save(
+        {"seed": SEED, "config": IB_FULL_VISION, "embedding": emb.clone()},
+        out / "imagebind_full_vision_golden.pt",
+    )
+    print("full vision", float(emb.norm()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("av_benchmark", type=Path)
     parser.add_argument("imagebind", type=Path)
     parser.add_argument("--media", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=Path("tests/data/eval_av"))
-    parser.add_argument("--only", choices=("synchformer", "imagebind"), default=None)
+    parser.add_argument("--only", choices=("synchformer", "imagebind", "imagebind_full_vision"), default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -331,6 +363,8 @@ def main() -> None:
         synchformer_goldens(args.out, args.media)
     if args.only in (None, "imagebind"):
         imagebind_goldens(args.out, args.media)
+    if args.only == "imagebind_full_vision":  # heavy: only when asked for
+        imagebind_full_vision_golden(args.out)
 
 
 if __name__ == "__main__":
