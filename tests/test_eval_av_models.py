@@ -311,3 +311,21 @@ def test_imagebind_full_size_vision_tower_equal_official() -> None:
     with torch.inference_mode():
         emb = model.embed_vision(clip[None])[0]
     assert relative_l2(emb, golden["embedding"]) <= TOL
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not REAL.is_file(), reason="needs the shared real clips")
+def test_synchformer_video_features_real_clip_equal_official() -> None:
+    """Decode at 25 fps, official-equal transform, full-size visual branch on windows 0 and 29."""
+    from deepsound.evaluation.video import decode_eval_video
+
+    golden = torch.load(DATA / "synchformer_video_golden.pt", weights_only=True)
+    frames = decode_eval_video(REAL, 10.0, imagebind=False).sync
+    assert frames.shape == (250, 3, 224, 224)
+    assert relative_l2(frames[::25, :, ::16, ::16], golden["frames_sub"]) <= TOL
+    assert math.isclose(frames.double().norm().item(), golden["frames_norm"], rel_tol=TOL)
+    torch.manual_seed(0)
+    model = fill_seeded(sfa.SynchformerAV(), SEED).eval()
+    windows = torch.cat([frames[0:16], frames[232:248]])  # exactly windows 0 and 29 of the clip
+    feats = sfa.synchformer_video_features(model, windows, batch=2)[[0, 2]]
+    assert relative_l2(feats, golden["features"]) <= TOL

@@ -348,13 +348,43 @@ def imagebind_full_vision_golden(out: Path) -> None:
     print("full vision", float(emb.norm()))
 
 
+def synchformer_video_golden(out: Path, media: Path) -> None:
+    """Full-size visual branch on the real clip's first and last 16-frame windows (official transform)."""
+    from av_bench.data.video_dataset import VideoDataset
+    from av_bench.synchformer.synchformer import Synchformer
+
+    from deepsound.evaluation.video import decode_frames
+    from deepsound.testing.equivalence import fill_seeded
+
+    torch.manual_seed(0)
+    model = fill_seeded(Synchformer().eval(), SEED)
+    frames = decode_frames(media / "1QBsc_IXg8U_000750.mp4", {"sync": 25.0}, 10.0)["sync"]
+    x = VideoDataset([], duration_sec=10.0).sync_transform(frames)  # (250, 3, 224, 224)
+    windows = torch.stack([x[0:16], x[232:248]])[None]  # windows 0 and 29: (1, 2, 16, C, H, W)
+    with torch.inference_mode():
+        feats = model.extract_vfeats(windows)[0]  # (2, 8, 768)
+    golden = {
+        "seed": SEED,
+        "frames_norm": x.double().norm().item(),
+        "frames_sub": x[::25, :, ::16, ::16].clone(),
+        "windows": [0, 29],
+        "features": feats.clone(),
+    }
+    torch.save(golden, out / "synchformer_video_golden.pt")
+    print("sync video", tuple(feats.shape), float(feats.norm()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("av_benchmark", type=Path)
     parser.add_argument("imagebind", type=Path)
     parser.add_argument("--media", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=Path("tests/data/eval_av"))
-    parser.add_argument("--only", choices=("synchformer", "imagebind", "imagebind_full_vision"), default=None)
+    parser.add_argument(
+        "--only",
+        choices=("synchformer", "imagebind", "imagebind_full_vision", "synchformer_video"),
+        default=None,
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -363,6 +393,8 @@ def main() -> None:
         synchformer_goldens(args.out, args.media)
     if args.only in (None, "imagebind"):
         imagebind_goldens(args.out, args.media)
+    if args.only == "synchformer_video":  # heavy: only when asked for
+        synchformer_video_golden(args.out, args.media)
     if args.only == "imagebind_full_vision":  # heavy: only when asked for
         imagebind_full_vision_golden(args.out)
 
