@@ -3,7 +3,11 @@
 Usage (the official checkouts at the pinned commits; the official code needs torchaudio)::
 
     PYTHONPATH=src python tools/goldens/av_benchmark_av.py AV_BENCHMARK_DIR IMAGEBIND_DIR \
-        [--media /path/to/media] [--out tests/data/eval_av] [--only synchformer|imagebind]
+        [--media /path/to/media] [--out tests/data/eval_av] [--only WHICH]
+
+``WHICH``: ``synchformer`` or ``imagebind`` (the default run makes both), or one of the
+heavy full-size goldens made only when named: ``imagebind_full_vision`` (ViT-H/14, about
+3.5 GB and two minutes on a CPU) and ``synchformer_video`` (needs ``--media``).
 
 Writes into ``--out``:
 
@@ -11,12 +15,15 @@ Writes into ``--out``:
   ``Synchformer()`` (the layout of ``synchformer_state_dict.pth``).
 * ``imagebind_manifest.json``: the vision and audio entries of the official
   ``imagebind_huge()`` state dict (preprocessors, trunks, heads, postprocessors).
-* ``synchformer_golden.pt`` / ``imagebind_golden.pt``: inputs described by formulas
-  (rebuilt identically by the tests), official outputs, at seeded weights
-  (``deepsound.testing.equivalence.fill_seeded``: same names -> same weights).
+* ``synchformer_golden.pt`` / ``imagebind_golden.pt`` (and the two heavy ones): inputs
+  described by formulas (rebuilt identically by the tests), official outputs, at seeded
+  weights (``deepsound.testing.equivalence.fill_seeded``: same names -> same weights).
 
-Only the official modules and their preprocessing run here; nothing of the
-project's implementation is used to make the expected values.
+The official modules and their preprocessing make every expected value. The one
+exception is *decoding* the real clip: torchaudio 2.11 no longer decodes files and torio
+is gone, so its audio comes from PyAV (the same FFmpeg decoders) and its frames from
+``deepsound.evaluation.video.decode_frames`` (FFmpeg's own ``fps`` filter graph, as torio
+builds it); everything after decoding is the official code.
 """
 
 from __future__ import annotations
