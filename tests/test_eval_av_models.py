@@ -288,3 +288,91 @@ def test_imagebind_loads_only_its_towers_strictly(tmp_path) -> None:
     torch.save(state, path)
     with pytest.raises(WeightsError, match="modality_heads.audio.2.weight"):
         load_imagebind(path, "cpu", config=cfg)
+
+
+@pytest.mark.slow
+def test_imagebind_full_size_vision_tower_equal_official() -> None:
+    """ViT-H/14 at full size (about 2.5 GB of weights) on one 2-frame clip, centre crop."""
+    from av_benchmark_av import synthetic_frames
+
+    from deepsound.evaluation.video import imagebind_transform
+    from deepsound.models.eval.imagebind import ImageBindAV, ImageBindConfig, TowerConfig
+
+    golden = torch.load(DATA / "imagebind_full_vision_golden.pt", weights_only=True)
+    c = golden["config"]
+    cfg = ImageBindConfig(
+        vision=TowerConfig(c["vision_embed_dim"], c["vision_num_blocks"], c["vision_num_heads"]),
+        audio=TowerConfig(c["audio_embed_dim"], c["audio_num_blocks"], c["audio_num_heads"]),
+        out_dim=c["out_embed_dim"],
+    )
+    model = fill_seeded(ImageBindAV(cfg), SEED).eval()
+    crops = imagebind_transform(synthetic_frames(2, 240, 320, phase=0.25))  # (3, 2, C, H, W)
+    clip = crops[1:2].transpose(1, 2)  # centre crop as one (1, C, 2, H, W) clip
+    with torch.inference_mode():
+        emb = model.embed_vision(clip[None])[0]
+    assert relative_l2(emb, golden["embedding"]) <= TOL
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not REAL.is_file(), reason="needs the shared real clips")
+def test_synchformer_video_features_real_clip_equal_official() -> None:
+    """Decode at 25 fps, official-equal transform, full-size visual branch on windows 0 and 29."""
+    from deepsound.evaluation.video import decode_eval_video
+
+    golden = torch.load(DATA / "synchformer_video_golden.pt", weights_only=True)
+    frames = decode_eval_video(REAL, 10.0, imagebind=False).sync
+    assert frames.shape == (250, 3, 224, 224)
+    assert relative_l2(frames[::25, :, ::16, ::16], golden["frames_sub"]) <= TOL
+    assert math.isclose(frames.double().norm().item(), golden["frames_norm"], rel_tol=TOL)
+    torch.manual_seed(0)
+    model = fill_seeded(sfa.SynchformerAV(), SEED).eval()
+    windows = torch.cat([frames[0:16], frames[232:248]])  # exactly windows 0 and 29 of the clip
+    feats = sfa.synchformer_video_features(model, windows, batch=2)[[0, 2]]
+    assert relative_l2(feats, golden["features"]) <= TOL
+
+
+def _counting_video(path: Path, frames: int, fps: int) -> None:
+    """Frames whose index is written in binary: six 8-pixel stripes, black or white."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.options = {"qscale": "1"}
+        for i in range(frames):
+            bits = np.array([(i >> b) & 1 for b in range(6)], dtype=np.uint8) * 255
+            picture = np.repeat(np.repeat(bits, 8)[:, None, None], 64, axis=1).repeat(3, axis=2)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+def test_eval_video_picks_ffmpeg_fps_frames(tmp_path) -> None:
+    """Tick n takes the last frame whose time, rounded to the nearest tick, is at most n."""
+    from deepsound.evaluation.video import decode_frames
+
+    path = tmp_path / "count30.mp4"
+    _counting_video(path, 60, 30)  # 2 s at 30 fps
+    got = decode_frames(path, {"sync": 25.0, "ib": 0.5}, 2.0)
+
+    def source_index(frames: torch.Tensor) -> list[int]:
+        stripes = frames[:, 0, 4::8, 32].float() > 127  # (N, 6) bits, least significant first
+        return (stripes.long() * (2 ** torch.arange(6))).sum(1).tolist()
+
+    index = source_index(got["sync"])
+    expected = [max(i for i in range(60) if math.floor(i / 30 * 25 + 0.5) <= n) for n in range(50)]
+    assert index == expected
+    assert index[:7] == [0, 1, 2, 4, 5, 6, 7]
+    ib_index = source_index(got["ib"])
+    assert ib_index == [29]  # the frame just before 1 s: round(t * 0.5) <= 0
+
+
+def test_eval_video_too_short_is_an_error(tmp_path) -> None:
+    from deepsound.evaluation.video import decode_eval_video
+
+    path = tmp_path / "short.mp4"
+    _counting_video(path, 30, 30)  # 1 s
+    with pytest.raises(MediaError, match="too short"):
+        decode_eval_video(path, 10.0)

@@ -3,7 +3,11 @@
 Usage (the official checkouts at the pinned commits; the official code needs torchaudio)::
 
     PYTHONPATH=src python tools/goldens/av_benchmark_av.py AV_BENCHMARK_DIR IMAGEBIND_DIR \
-        [--media /path/to/media] [--out tests/data/eval_av] [--only synchformer|imagebind]
+        [--media /path/to/media] [--out tests/data/eval_av] [--only WHICH]
+
+``WHICH``: ``synchformer`` or ``imagebind`` (the default run makes both), or one of the
+heavy full-size goldens made only when named: ``imagebind_full_vision`` (ViT-H/14, about
+3.5 GB and two minutes on a CPU) and ``synchformer_video`` (needs ``--media``).
 
 Writes into ``--out``:
 
@@ -11,12 +15,15 @@ Writes into ``--out``:
   ``Synchformer()`` (the layout of ``synchformer_state_dict.pth``).
 * ``imagebind_manifest.json``: the vision and audio entries of the official
   ``imagebind_huge()`` state dict (preprocessors, trunks, heads, postprocessors).
-* ``synchformer_golden.pt`` / ``imagebind_golden.pt``: inputs described by formulas
-  (rebuilt identically by the tests), official outputs, at seeded weights
-  (``deepsound.testing.equivalence.fill_seeded``: same names -> same weights).
+* ``synchformer_golden.pt`` / ``imagebind_golden.pt`` (and the two heavy ones): inputs
+  described by formulas (rebuilt identically by the tests), official outputs, at seeded
+  weights (``deepsound.testing.equivalence.fill_seeded``: same names -> same weights).
 
-Only the official modules and their preprocessing run here; nothing of the
-project's implementation is used to make the expected values.
+The official modules and their preprocessing make every expected value. The one
+exception is *decoding* the real clip: torchaudio 2.11 no longer decodes files and torio
+is gone, so its audio comes from PyAV (the same FFmpeg decoders) and its frames from
+``deepsound.evaluation.video.decode_frames`` (FFmpeg's own ``fps`` filter graph, as torio
+builds it); everything after decoding is the official code.
 """
 
 from __future__ import annotations
@@ -316,13 +323,75 @@ def imagebind_goldens(out: Path, media: Path | None) -> None:
     del torchaudio
 
 
+IB_FULL_VISION = dict(  # the real ViT-H vision tower; other towers minimal
+    vision_embed_dim=1280, vision_num_blocks=32, vision_num_heads=16, out_embed_dim=1024,
+    audio_embed_dim=48, audio_num_blocks=1, audio_num_heads=4,
+    text_embed_dim=32, text_num_blocks=1, text_num_heads=4,
+    depth_embed_dim=32, depth_num_blocks=1, depth_num_heads=4,
+    thermal_embed_dim=32, thermal_num_blocks=1, thermal_num_heads=4,
+    imu_embed_dim=32, imu_num_blocks=1, imu_num_heads=4,
+)  # fmt: skip
+
+
+def imagebind_full_vision_golden(out: Path) -> None:
+    """The full-size vision tower on one 2-frame clip, centre crop (about 3 GB, a minute on a CPU)."""
+    from av_bench.data.video_dataset import VideoDataset
+    from extract_video import encode_video_with_imagebind
+    from imagebind.models import imagebind_model
+
+    from deepsound.testing.equivalence import fill_seeded
+
+    torch.manual_seed(0)
+    model = fill_seeded(imagebind_model.ImageBindModel(**IB_FULL_VISION), SEED).eval()
+    videos = VideoDataset([], duration_sec=10.0)
+    frames = synthetic_frames(2, 240, 320, phase=0.25)
+    x = torch.stack(videos.crop([videos.ib_transform(frames)]))[1:2]  # centre crop: (1, 2, C, H, W)
+    with torch.inference_mode():
+        emb = encode_video_with_imagebind(model, x[None])[0]
+    torch.save(
+        {"seed": SEED, "config": IB_FULL_VISION, "embedding": emb.clone()},
+        out / "imagebind_full_vision_golden.pt",
+    )
+    print("full vision", float(emb.norm()))
+
+
+def synchformer_video_golden(out: Path, media: Path) -> None:
+    """Full-size visual branch on the real clip's first and last 16-frame windows (official transform)."""
+    from av_bench.data.video_dataset import VideoDataset
+    from av_bench.synchformer.synchformer import Synchformer
+
+    from deepsound.evaluation.video import decode_frames
+    from deepsound.testing.equivalence import fill_seeded
+
+    torch.manual_seed(0)
+    model = fill_seeded(Synchformer().eval(), SEED)
+    frames = decode_frames(media / "1QBsc_IXg8U_000750.mp4", {"sync": 25.0}, 10.0)["sync"]
+    x = VideoDataset([], duration_sec=10.0).sync_transform(frames)  # (250, 3, 224, 224)
+    windows = torch.stack([x[0:16], x[232:248]])[None]  # windows 0 and 29: (1, 2, 16, C, H, W)
+    with torch.inference_mode():
+        feats = model.extract_vfeats(windows)[0]  # (2, 8, 768)
+    golden = {
+        "seed": SEED,
+        "frames_norm": x.double().norm().item(),
+        "frames_sub": x[::25, :, ::16, ::16].clone(),
+        "windows": [0, 29],
+        "features": feats.clone(),
+    }
+    torch.save(golden, out / "synchformer_video_golden.pt")
+    print("sync video", tuple(feats.shape), float(feats.norm()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("av_benchmark", type=Path)
     parser.add_argument("imagebind", type=Path)
     parser.add_argument("--media", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=Path("tests/data/eval_av"))
-    parser.add_argument("--only", choices=("synchformer", "imagebind"), default=None)
+    parser.add_argument(
+        "--only",
+        choices=("synchformer", "imagebind", "imagebind_full_vision", "synchformer_video"),
+        default=None,
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -331,6 +400,10 @@ def main() -> None:
         synchformer_goldens(args.out, args.media)
     if args.only in (None, "imagebind"):
         imagebind_goldens(args.out, args.media)
+    if args.only == "synchformer_video":  # heavy: only when asked for
+        synchformer_video_golden(args.out, args.media)
+    if args.only == "imagebind_full_vision":  # heavy: only when asked for
+        imagebind_full_vision_golden(args.out)
 
 
 if __name__ == "__main__":

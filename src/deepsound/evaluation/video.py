@@ -112,6 +112,8 @@ def decode_frames(path: Path | str, rates: dict[str, float], duration: float) ->
     """
     path = Path(path)
     need = {name: int(fps * duration) for name, fps in rates.items()}
+    if min(need.values()) < 1:
+        raise ValueError(f"{duration:g} s holds no frame at {min(rates.values()):g} fps")
     got: dict[str, list[np.ndarray]] = {name: [] for name in rates}
     container = open_input(path)
     with container, media_errors(path, "decoding video"):

@@ -329,8 +329,18 @@ def synchformer_audio_features(model: SynchformerAV, wav: torch.Tensor, batch: i
 
 
 @torch.inference_mode()
-def synchformer_video_features(model: SynchformerAV, frames: torch.Tensor, batch: int = 16) -> torch.Tensor:
-    """(T, 3, 224, 224) frames in [-1, 1] at 25 fps -> (S, 8, D): windows of 16 frames, hop 8."""
+def synchformer_video_features(
+    model: SynchformerAV, frames: torch.Tensor | Path | str, batch: int = 16, *, duration: float = 10.0
+) -> torch.Tensor:
+    """(T, 3, 224, 224) frames in [-1, 1] at 25 fps -> (S, 8, D): windows of 16 frames, hop 8.
+
+    ``frames`` may be a video path: its first ``duration`` seconds are decoded
+    as av-benchmark does (:func:`deepsound.evaluation.video.decode_eval_video`).
+    """
+    if isinstance(frames, (str, Path)):
+        from deepsound.evaluation.video import decode_eval_video
+
+        frames = decode_eval_video(frames, duration, imagebind=False).sync
     if frames.ndim != 4 or frames.shape[0] < 16:
         raise MediaError(f"video too short or malformed for Synchformer: {tuple(frames.shape)}")
     windows = frames.unfold(0, 16, 8).permute(0, 4, 1, 2, 3)  # (S, 16, 3, H, W)
