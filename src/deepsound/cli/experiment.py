@@ -78,6 +78,7 @@ def experiment_command(
             eval_settings=eval_settings, metrics=tuple(check_metrics(metrics or [DEFAULT_METRICS])),
             progress=factory, on_clip=lambda _: progress.advance(task),
             videos_dir=videos if videos.is_dir() else None,
+            prompts={i.video.stem: i.prompt for i in items if i.prompt},
         )  # fmt: skip
     table = write_summary(result, output_dir)
     out = Console()

@@ -130,6 +130,7 @@ def run_experiment(
     progress: Any = None,
     on_clip: Any = None,
     videos_dir: Path | None = None,
+    prompts: dict[str, str] | None = None,
 ) -> ExperimentResult:
     """Generate once per video, derive every setting, evaluate each; ``out_dir`` keeps everything."""
     from deepsound.evaluation.extractors import METRICS
@@ -152,7 +153,10 @@ def run_experiment(
         if not generate_only:
             overrides = {"generator": pipeline.components.generator, "planner": GenerateOnlyPlanner()}
             generate_only.append(Pipeline(pipeline.config, Components(pipeline.config, overrides)))
-        generate_only[0].run(video, neg_dir, neg_options)
+        prompt = (prompts or {}).get(video.stem)
+        generate_only[0].run(
+            video, neg_dir, neg_options if prompt is None else neg_options.replace(prompt=prompt)
+        )
 
     from deepsound.config import NEGATIVE_PROMPT_FALLBACK
 
@@ -164,11 +168,12 @@ def run_experiment(
     clips: dict[str, ClipRun] = {}
     for video in videos:
         stem = video.stem
+        prompt = (prompts or {}).get(stem)
         try:
             if stepwise:
                 trace = runs_dir / f"{stem}.trace.json"
                 if not trace.exists():
-                    pipeline.run(video, runs_dir, s4)
+                    pipeline.run(video, runs_dir, s4 if prompt is None else s4.replace(prompt=prompt))
                 clips[stem] = read_run(trace)
             else:
                 clips[stem] = ClipRun(stem)
