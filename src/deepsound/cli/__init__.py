@@ -13,6 +13,8 @@ def _register_commands() -> None:
     from deepsound.cli.ask import ask_command
     from deepsound.cli.batch import batch_command
     from deepsound.cli.config_cmd import config_app
+    from deepsound.cli.evaluate import evaluate_command
+    from deepsound.cli.experiment import experiment_command
     from deepsound.cli.generate import generate_command
     from deepsound.cli.judge import judge_command
     from deepsound.cli.separate import separate_command
@@ -25,6 +27,8 @@ def _register_commands() -> None:
     app.command("judge")(user_errors(judge_command))
     app.command("ask")(user_errors(ask_command))
     app.command("vo-rate")(user_errors(vo_rate_command))
+    app.command("evaluate")(user_errors(evaluate_command))
+    app.command("experiment")(user_errors(experiment_command))
     app.add_typer(weights_app, name="weights", help="List, download and verify published weights.")
     app.add_typer(config_app, name="config", help="Show the effective configuration and the presets.")
 

@@ -224,6 +224,44 @@ _ENTRIES: tuple[WeightFile, ...] = (
         checksum_origin=f"SHA-256 of the file at commit {_MSST_COMMIT[:12]} (pinned in the URL)",
         packaged="bs_roformer_viperx.yaml",
     ),
+    # Audio feature models of av-benchmark (the paper's FD/KL/IS numbers), from the URLs
+    # av-benchmark and its dependencies download them from. No publisher states a full
+    # checksum or size for these files.
+    WeightFile(
+        name="panns_cnn14_16k",
+        filename="Cnn14_16k_mAP=0.438.pth",
+        subdir="ext_weights",
+        url="https://zenodo.org/record/3987831/files/Cnn14_16k_mAP%3D0.438.pth",
+        licence="PANNs (Kong et al.), Zenodo record 3987831; code MIT",
+        notes="PANNs Cnn14 16 kHz: FD/KL/IS_PANNs",
+    ),
+    WeightFile(
+        name="vggish",
+        filename="vggish-10086976.pth",
+        subdir="ext_weights",
+        url="https://github.com/harritaylor/torchvggish/releases/download/v0.1/vggish-10086976.pth",
+        licence="Apache-2.0 (VGGish / torchvggish)",
+        notes="VGGish (torchvggish port): FD_VGG; 10086976 is torch hub's SHA-256 prefix",
+    ),
+    WeightFile(
+        name="passt_s_swa",
+        filename="passt-s-f128-p16-s10-ap.476-swa.pt",
+        subdir="ext_weights",
+        url="https://github.com/kkoutini/PaSST/releases/download/v0.0.1-audioset/passt-s-f128-p16-s10-ap.476-swa.pt",
+        licence="Apache-2.0 (PaSST)",
+        notes="PaSST-S AudioSet SWA: FD/KL_PaSST",
+    ),
+    WeightFile(
+        name="imagebind_huge",
+        filename="imagebind_huge.pth",
+        subdir="ext_weights",
+        url="https://dl.fbaipublicfiles.com/imagebind/imagebind_huge.pth",
+        checksum=None,
+        size=None,
+        licence="CC-BY-NC 4.0 (ImageBind model weights)",
+        notes="ImageBind huge, as av-benchmark downloads it; IB-score loads its vision and audio towers",
+        checksum_origin="no checksum or size published by Meta for this file",
+    ),
 )
 
 
