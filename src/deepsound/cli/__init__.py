@@ -240,12 +240,14 @@ def _register_subcommands() -> None:
     """Commands that live with their component (separation, reasoning, weights)."""
     from deepsound.cli.judge import judge_command
     from deepsound.cli.separate import separate_command
+    from deepsound.cli.ui import ui_command
     from deepsound.cli.vo_rate import vo_rate_command
     from deepsound.cli.weights import weights_app
 
     app.command("separate")(user_errors(separate_command))
     app.command("judge")(user_errors(judge_command))
     app.command("vo-rate")(user_errors(vo_rate_command))
+    app.command("ui")(user_errors(ui_command))
     app.add_typer(weights_app, name="weights", help="List, download and verify published weights.")
 
 

@@ -1,0 +1,112 @@
+"""``deepsound ui``: serve the step-by-step web page (needs the ``ui`` extra: gradio).
+
+Takes the same pipeline options as ``generate`` (they set the models and the
+page's initial run options) plus where to listen and the limits that keep a
+shared server healthy. Models load on the first run that needs them and stay
+for the life of the process.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from deepsound import cli as _cli
+from deepsound.cli import (
+    Cfg,
+    Device,
+    Dtype,
+    Duration,
+    JudgeOpt,
+    MllmModel,
+    Mode,
+    NegPrompt,
+    Offline,
+    OnlySpeech,
+    PlanOpt,
+    PostProcess,
+    Prompt,
+    Quiet,
+    Seed,
+    SilenceOpt,
+    Steps,
+    Variant,
+    WeightsDir,
+    Whole,
+    Window,
+)  # fmt: skip
+from deepsound.errors import ConfigError
+
+
+def ui_command(
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (0.0.0.0 lets other machines in).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 7860,
+    share: Annotated[
+        bool, typer.Option(help="Also make a public gradio.live link (off by default).")
+    ] = False,
+    variants: Annotated[
+        str,
+        typer.Option(help="Variants the page offers, comma-separated, or 'all'; each loads on first use."),
+    ] = "",
+    max_seconds: Annotated[float, typer.Option(help="Longest input accepted, in seconds.")] = 600.0,
+    max_upload_mb: Annotated[int, typer.Option(help="Largest upload accepted, in MB.")] = 500,
+    session_ttl: Annotated[
+        float, typer.Option(help="Seconds after which an idle session's files go.")
+    ] = 3600.0,
+    concurrency: Annotated[int, typer.Option(help="Runs at once (they share the models).", min=1)] = 1,
+    variant: Variant = "large_44k_v2",
+    mode: Mode = "s4",
+    postprocess: PostProcess = "neg",
+    judge: JudgeOpt = "cascade",
+    plan: PlanOpt = "canonical",
+    silence: SilenceOpt = "rms",
+    prompt: Prompt = "",
+    negative_prompt: NegPrompt = "",
+    duration: Duration = 8.0,
+    whole: Whole = False,
+    window: Window = None,
+    seed: Seed = 42,
+    num_steps: Steps = 25,
+    cfg_strength: Cfg = 4.5,
+    device: Device = "auto",
+    dtype: Dtype = "auto",
+    weights_dir: WeightsDir = None,
+    offline: Offline = False,
+    mllm_model: MllmModel = "Qwen/Qwen2.5-Omni-7B",
+    only_speech: OnlySpeech = False,
+    quiet: Quiet = False,
+) -> None:
+    """Serve a web page: upload a video, watch the steps, hear and download every result."""
+    _cli.setup_logging(quiet)
+    try:
+        from deepsound.ui import UiSettings, WebUI
+    except ImportError as exc:  # pragma: no cover - depends on the installed extras
+        raise ConfigError(
+            f"the web page needs gradio ({exc}); install it with: pip install 'deepsound[ui]'"
+        ) from None
+    from deepsound.config import VARIANTS
+
+    values = dict(locals(), no_video=False, no_intermediates=False)
+    options, pipeline = _cli._setup(values)
+    offered = parse_variants(variants, variant, VARIANTS)
+    settings = UiSettings(
+        host=host, port=port, share=share, defaults=options, variants=offered, max_input_seconds=max_seconds,
+        max_upload_mb=max_upload_mb, session_ttl_seconds=session_ttl, concurrency=concurrency,
+    )  # fmt: skip
+    page = WebUI(pipeline, settings)
+    typer.echo(f"DeepSound page at http://{host}:{port}/ (Ctrl-C stops it)")
+    page.launch(block=True, quiet=quiet)
+
+
+def parse_variants(text: str, base: str, known: tuple[str, ...]) -> tuple[str, ...]:
+    """The page's variant choices: the configured one first, then those asked for."""
+    if not text.strip():
+        return (base,)
+    asked = list(known) if text.strip() == "all" else [v.strip() for v in text.split(",") if v.strip()]
+    unknown = [v for v in asked if v not in known]
+    if unknown:
+        raise ConfigError(f"unknown variant(s) {', '.join(unknown)}; choose from: {', '.join(known)}")
+    return tuple(dict.fromkeys([base, *asked]))
