@@ -25,7 +25,8 @@ from deepsound.ui.timeline import LiveStatus
 
 log = logging.getLogger(__name__)
 
-SCREEN_COLUMNS = ["file", "voice-over", "decided by", "speech ratio", "MLLM conclusion", "seconds"]
+SCREEN_COLUMNS = ["file", "voice-over", "decided by", "speech ratio", "seconds", "MLLM conclusion / problem"]
+_SCREEN_WIDTHS = ["16%", "10%", "12%", "10%", "8%", "44%"]
 
 
 def build_separate(ui: Any) -> None:
@@ -107,14 +108,14 @@ def build_separate(ui: Any) -> None:
 def screen_row(name: str, row: dict[str, Any]) -> list[Any]:
     """One table row of a ``judge_file`` result (or of its error)."""
     if "error" in row:
-        return [name, "error: " + row["error"], "", "", "", ""]
+        return [name, "error", "", "", "", row["error"]]
     verdict = row.get("has_voice_over")
     word = "undecided" if verdict is None else ("yes" if verdict else "no")
     evidence = row.get("evidence") or {}
     ratio = evidence.get("speech_ratio")
     conclusion = (evidence.get("cot_sections") or {}).get("conclusion", "")
     return [name, word, evidence.get("decided_by", row.get("judge", "")),
-            "" if ratio is None else f"{ratio:.2f}", conclusion, row.get("seconds", "")]  # fmt: skip
+            "" if ratio is None else f"{ratio:.2f}", row.get("seconds", ""), conclusion]  # fmt: skip
 
 
 def build_screen(ui: Any) -> None:
@@ -128,7 +129,8 @@ def build_screen(ui: Any) -> None:
         with gr.Column():
             status = gr.HTML(elem_id="ds-screen-status")
             message = gr.HTML(elem_id="ds-screen-message")
-    table = gr.Dataframe(headers=SCREEN_COLUMNS, interactive=False, wrap=True, elem_id="ds-screen-table")
+    table = gr.Dataframe(headers=SCREEN_COLUMNS, interactive=False, wrap=True, elem_id="ds-screen-table",
+                         column_widths=_SCREEN_WIDTHS)  # fmt: skip
     download = gr.File(label="Verdicts (JSON lines)", interactive=False)
 
     def on_run(files, judge_v, request: gr.Request):  # noqa: ANN001
@@ -150,7 +152,15 @@ def build_screen(ui: Any) -> None:
             rows = []
             listener(ProgressEvent("screen", "screen", "start", 0.0, component=judge_obj.name))
             for i, path in enumerate(paths):
-                listener(ProgressEvent("screen", "screen", "progress", i / len(paths), message=path.name))
+                listener(
+                    ProgressEvent(
+                        "screen",
+                        "screen",
+                        "progress",
+                        i / len(paths),
+                        message=f"{i + 1}/{len(paths)}: {path.name}",
+                    )
+                )
                 try:
                     check_media(path, ui.settings.max_input_seconds)
                     row = judge_file(judge_obj, path)
