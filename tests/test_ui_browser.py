@@ -164,6 +164,7 @@ def test_generate_shows_every_step_and_playable_results(page_server, browser, cl
     _upload_video(page, clips["street"])
     page.click("#ds-run")
     page.wait_for_selector("#ds-status .ds-live-step", timeout=RUN_TIMEOUT_MS)  # live progress appears
+    page.locator("#ds-status").screenshot(path=str(shots / "ui-running.png"))
     page.wait_for_selector("#ds-timeline .ds-final", timeout=RUN_TIMEOUT_MS)
     steps = page.eval_on_selector_all("#ds-timeline .ds-step", "els => els.map(e => e.dataset.step)")
     assert steps == ALL_STEPS
@@ -204,6 +205,13 @@ def test_bad_inputs_give_one_line_and_leave_nothing(page_server, browser, clips,
     page.wait_for_function("() => document.querySelector('#ds-message').innerText.includes('long.mp4')")
     assert "up to 5 s" in page.inner_text("#ds-message")
     assert set(page_server.store.active()) == before  # nothing was started, nothing written
+
+    page.click("#ds-video-in button[aria-label='Clear']")
+    page.click("button.gallery-item")  # the bundled example loads into the input
+    page.wait_for_function(
+        "() => (document.querySelector('#ds-video-in video') || {}).src?.includes('bouncing_ball')",
+        timeout=20_000,
+    )
     context.close()
 
 
@@ -241,6 +249,7 @@ def test_remove_voice_and_screen_tabs(page_server, browser, clips, shots):
     )
     page.click("#ds-sep-run")
     page.wait_for_selector("#ds-sep-message .ds-message-ok", timeout=RUN_TIMEOUT_MS)
+    page.screenshot(path=str(shots / "ui-remove-voice.png"), full_page=True)
     files = _download(page, "#ds-sep-files")
     assert {
         "talk.instrumental.wav",
