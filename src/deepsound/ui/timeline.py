@@ -221,11 +221,15 @@ class LiveStatus:
             parts.append(f'<div class="ds-headline">{_esc(headline)}</div>')
         elif self.queued:
             parts.append('<div class="ds-headline">waiting for the models (queued)…</div>')
+        else:
+            parts.append('<div class="ds-headline">running…</div>')
         for step, entry in self.steps.items():
             state = entry["state"]
             icon = "✔" if state == "done" else "▶"
             line = f"{icon} {step_title(step)}"
-            if state == "done":
+            if state == "running":
+                line += " — running…"
+            else:
                 line += f" — {entry.get('decision', '')}"
                 if entry.get("seconds") is not None:
                     line += f" ({float(entry['seconds']):.1f} s)"
