@@ -209,7 +209,7 @@ def test_cli_ui_builds_the_page_from_pipeline_options(monkeypatch):
 
     seen = {}
 
-    def fake_launch(self, *, block=False, quiet=True):  # noqa: ANN001, ANN202
+    def fake_launch(self, *, block=False):  # noqa: ANN001, ANN202
         seen.update(settings=self.settings, config=self.family.base.config, root=self.store.root)
         self.close()
         return "http://127.0.0.1:0/"

@@ -8,6 +8,7 @@ for the life of the process.
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 import typer
@@ -96,9 +97,13 @@ def ui_command(
         host=host, port=port, share=share, defaults=options, variants=offered, max_input_seconds=max_seconds,
         max_upload_mb=max_upload_mb, session_ttl_seconds=session_ttl, concurrency=concurrency,
     )  # fmt: skip
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own start-up checks of the local address
     page = WebUI(pipeline, settings)
-    typer.echo(f"DeepSound page at http://{host}:{port}/ (Ctrl-C stops it)")
-    page.launch(block=True, quiet=quiet)
+    try:
+        page.launch(block=True)
+    except OSError as exc:  # the port is taken, the address is not this machine's
+        page.close()
+        raise ConfigError(f"cannot serve on {host}:{port}: {exc}") from None
 
 
 def parse_variants(text: str, base: str, known: tuple[str, ...]) -> tuple[str, ...]:

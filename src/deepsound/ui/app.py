@@ -18,6 +18,7 @@ swept while serving and removed on :meth:`WebUI.close`.
 import contextlib
 import logging
 import os
+import signal
 from pathlib import Path
 
 import gradio as gr
@@ -28,6 +29,10 @@ from deepsound.ui.sessions import SessionStore
 from deepsound.ui.settings import UiSettings
 
 log = logging.getLogger(__name__)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 class _GradioFolder:
@@ -89,23 +94,27 @@ class WebUI:
         if request is not None and request.session_hash:
             self.store.end(request.session_hash)
 
-    def launch(self, *, block: bool = False, quiet: bool = True) -> str:
+    def launch(self, *, block: bool = False) -> str:
         """Start serving; returns the local address. With ``block`` it serves until interrupted, then closes."""
         from deepsound.ui.timeline import CSS
 
         s = self.settings
         _, url, share_url = self.blocks.launch(
             server_name=s.host, server_port=s.port, share=s.share, prevent_thread_lock=True,
-            quiet=quiet, show_error=False, allowed_paths=[str(self.store.root)],
+            quiet=True, show_error=False, allowed_paths=[str(self.store.root)],
             max_file_size=f"{s.max_upload_mb}mb", css=CSS, inbrowser=False, ssr_mode=False,
         )  # fmt: skip
         self.store.start_sweeper()
         self.url = url
-        log.info("DeepSound page at %s%s", url, f" (public: {share_url})" if share_url else "")
+        log.info(
+            "DeepSound page at %s%s (Ctrl-C stops it)", url, f", public link {share_url}" if share_url else ""
+        )
         if block:
+            previous = signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop cleans up too
             try:
                 self.blocks.block_thread()
             finally:
+                signal.signal(signal.SIGTERM, previous)
                 self.close()
         return url
 

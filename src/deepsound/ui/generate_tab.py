@@ -9,7 +9,7 @@ from typing import Any
 import gradio as gr
 
 from deepsound.config import MODES, POSTPROCESS
-from deepsound.errors import DeepSoundError
+from deepsound.errors import ConfigError, DeepSoundError
 from deepsound.ui.jobs import Job, check_video, page_message
 from deepsound.ui.timeline import LiveStatus, render_trace
 
@@ -114,6 +114,10 @@ def build(ui: Any) -> None:
                 num_steps=int(steps_v or d.num_steps), cfg_strength=float(cfg_v if cfg_v is not None else d.cfg_strength),
                 write_video=True, keep_intermediates=True,
             )  # fmt: skip
+            if variant_v not in variants or judge_v not in s.judges:  # the API can send anything
+                raise ConfigError(
+                    f"this page offers variants {', '.join(variants)} and judges {', '.join(s.judges)}"
+                )
             pipeline = ui.family.pipeline(variant_v, judge_v)
         except DeepSoundError as exc:
             yield {**clear(), message: message_html(page_message(exc, path))}

@@ -143,6 +143,14 @@ def build_screen(ui: Any) -> None:
             }
             return
         paths = [Path(f) for f in files]
+        if judge_v not in ui.settings.judges:
+            yield {
+                status: "",
+                message: message_html(f"unknown judge {judge_v!r}"),
+                table: None,
+                download: None,
+            }
+            return
         judge_obj = ui.family.judge(judge_v)
         run_dir = ui.store.new_run(request.session_hash if request else "", "screen")
         live = LiveStatus()
