@@ -18,6 +18,7 @@ def _register_commands() -> None:
     from deepsound.cli.generate import generate_command
     from deepsound.cli.judge import judge_command
     from deepsound.cli.separate import separate_command
+    from deepsound.cli.ui import ui_command
     from deepsound.cli.vo_rate import vo_rate_command
     from deepsound.cli.weights import weights_app
 
@@ -25,6 +26,7 @@ def _register_commands() -> None:
     app.command("batch")(user_errors(batch_command))
     app.command("separate")(user_errors(separate_command))
     app.command("judge")(user_errors(judge_command))
+    app.command("ui")(user_errors(ui_command))
     app.command("ask")(user_errors(ask_command))
     app.command("vo-rate")(user_errors(vo_rate_command))
     app.command("evaluate")(user_errors(evaluate_command))

@@ -1,0 +1,184 @@
+"""The Generate tab: a video in, the four steps watched live, every intermediate to hear and download."""
+
+# No postponed annotations here: gradio reads the ``gr.Request`` annotation of handlers at run time.
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from deepsound.config import MODES, POSTPROCESS
+from deepsound.errors import ConfigError, DeepSoundError
+from deepsound.ui.jobs import Job, check_video, page_message
+from deepsound.ui.timeline import LiveStatus, render_trace
+
+log = logging.getLogger(__name__)
+
+INTRO = """Drop a silent video (or pick the example). **Step 1** generates a soundtrack for it (MMAudio);
+**step 2** asks whether that soundtrack holds a voice-over; **step 3** removes the voice (BS-RoFormer);
+**step 4** checks whether anything is left, and if not a **fallback** runs (`rm` removes the audio,
+`rep` keeps the step-1 audio, `neg` regenerates while steering away from voices). Each step's decision
+and evidence appear below as it runs."""
+
+
+def message_html(text: str, ok: bool = False) -> str:
+    import html
+
+    kind = "ok" if ok else "error"
+    return f'<div class="ds-message-{kind}" role="alert">{html.escape(text)}</div>' if text else ""
+
+
+def build(ui: Any) -> None:
+    """Lay out the tab inside the open Blocks and wire its Run button to ``ui``'s pipeline family."""
+    s = ui.settings
+    d = s.defaults
+    variants = list(s.variants or (ui.family.base.config.generator.variant,))
+    gr.Markdown(INTRO)
+    with gr.Row():
+        with gr.Column(scale=1):
+            video_in = gr.Video(label="Your video", sources=["upload"], elem_id="ds-video-in")
+            if ui.example is not None:
+                gr.Examples([[str(ui.example)]], inputs=[video_in], label="Example (a synthetic clip)")
+            prompt = gr.Textbox(label="Prompt (optional): what should it sound like?", value=d.prompt)
+            negative = gr.Textbox(label="Negative prompt (optional): what to avoid", value=d.negative_prompt)
+            with gr.Row():
+                duration = gr.Number(label="Seconds of audio", value=d.duration or 8.0, minimum=0.1)
+                whole = gr.Checkbox(label="Whole video", value=d.duration is None)
+            with gr.Accordion("More options", open=False):
+                variant = gr.Dropdown(variants, value=variants[0], label="MMAudio variant")
+                judge = gr.Dropdown(
+                    list(s.judges), value=ui.family.base.config.judge, label="Voice-over judge"
+                )
+                mode = gr.Radio(
+                    list(MODES), value=d.mode, label="Mode: s3 stops after removal, s4 checks silence"
+                )
+                fallback = gr.Radio(list(POSTPROCESS), value=d.postprocess, label="Fallback when silent")
+                with gr.Row():
+                    seed = gr.Number(label="Seed", value=d.seed, precision=0)
+                    steps = gr.Number(label="Sampling steps", value=d.num_steps, precision=0, minimum=1)
+                    cfg = gr.Number(label="Guidance (CFG)", value=d.cfg_strength)
+            run = gr.Button("Run", variant="primary", elem_id="ds-run")
+        with gr.Column(scale=1):
+            status = gr.HTML(elem_id="ds-status")
+            message = gr.HTML(elem_id="ds-message")
+            video_out = gr.Video(
+                label="Your video with its new soundtrack", interactive=False, elem_id="ds-video-out"
+            )
+            downloads = gr.File(label="Downloads (wav, mp4, trace)", file_count="multiple", interactive=False,
+                                elem_id="ds-downloads")  # fmt: skip
+    with gr.Row():
+        step1 = gr.Audio(
+            label="Step 1: generated audio",
+            type="filepath",
+            interactive=False,
+            elem_id="ds-step1",
+            visible=False,
+        )
+        kept = gr.Audio(
+            label="Step 3: kept (voice removed)",
+            type="filepath",
+            interactive=False,
+            elem_id="ds-kept",
+            visible=False,
+        )
+        removed = gr.Audio(label="Step 3: removed (the voice)", type="filepath", interactive=False,
+                           elem_id="ds-removed", visible=False)  # fmt: skip
+        neg = gr.Audio(
+            label="Fallback neg: regenerated",
+            type="filepath",
+            interactive=False,
+            elem_id="ds-neg",
+            visible=False,
+        )
+    gr.Markdown("### What each step decided, and why")
+    timeline = gr.HTML(elem_id="ds-timeline")
+    players = (step1, kept, removed, neg)
+
+    def clear() -> dict:
+        return {video_out: None, downloads: None, timeline: "", message: "", status: "",
+                **{p: gr.update(value=None, visible=False) for p in players}}  # fmt: skip
+
+    def on_run(video, variant_v, judge_v, mode_v, fallback_v, prompt_v, negative_v, duration_v, whole_v,  # noqa: ANN001
+               seed_v, steps_v, cfg_v, request: gr.Request):  # fmt: skip
+        if not video:
+            yield {**clear(), message: message_html("Upload a video first, or pick the example.")}
+            return
+        path = Path(video)
+        try:
+            check_video(path, s.max_input_seconds)
+            options = d.replace(
+                prompt=prompt_v or "", negative_prompt=negative_v or "", mode=mode_v, postprocess=fallback_v,
+                duration=None if whole_v else float(duration_v or d.duration or 8.0),
+                seed=int(seed_v if seed_v is not None else d.seed),
+                num_steps=int(steps_v or d.num_steps), cfg_strength=float(cfg_v if cfg_v is not None else d.cfg_strength),
+                write_video=True, keep_intermediates=True,
+            )  # fmt: skip
+            if variant_v not in variants or judge_v not in s.judges:  # the API can send anything
+                raise ConfigError(
+                    f"this page offers variants {', '.join(variants)} and judges {', '.join(s.judges)}"
+                )
+            pipeline = ui.family.pipeline(variant_v, judge_v)
+        except DeepSoundError as exc:
+            yield {**clear(), message: message_html(page_message(exc, path))}
+            return
+        run_dir = ui.store.new_run(request.session_hash if request else "", path.stem)
+        live = LiveStatus()
+        yield {**clear(), status: live.html()}
+        job = Job(lambda listener: pipeline.run(path, run_dir, options, progress=listener))
+        try:
+            for snapshot in job.follow(live):
+                yield {status: snapshot.html()}
+        except Exception as exc:  # noqa: BLE001 - one line on the page; the server keeps serving
+            if not isinstance(exc, DeepSoundError):
+                log.exception("run on %s failed", path.name)
+            ui.store.discard(run_dir)
+            yield {status: live.html("stopped"), message: message_html(page_message(exc, path, run_dir))}
+            return
+        yield _results(job.result, live)
+
+    def _results(result: Any, live: LiveStatus) -> dict:
+        trace = result.trace.to_dict()
+        made = {rec["step"]: rec.get("outputs") or {} for rec in trace["steps"]}
+        sources = (
+            made.get("step1_generate", {}).get("audio"),
+            made.get("step3_remove_voice_over", {}).get("instrumental"),
+            made.get("step3_remove_voice_over", {}).get("vocals"),
+            made.get("postprocess_neg", {}).get("audio"),
+        )
+        files = [str(result.outputs[k]) for k in ("audio", "video", "trace") if k in result.outputs]
+        note = (
+            "Done." if result.audio is not None else "Done: the soundtrack was removed (nothing but voice)."
+        )
+        return {
+            status: live.html("finished"),
+            message: message_html(note, ok=True),
+            video_out: str(result.outputs["video"]) if "video" in result.outputs else None,
+            downloads: files,
+            timeline: render_trace(trace),
+            **{
+                p: gr.update(value=src, visible=src is not None)
+                for p, src in zip(players, sources, strict=True)
+            },
+        }
+
+    run.click(
+        on_run,
+        inputs=[
+            video_in,
+            variant,
+            judge,
+            mode,
+            fallback,
+            prompt,
+            negative,
+            duration,
+            whole,
+            seed,
+            steps,
+            cfg,
+        ],
+        outputs=[status, message, video_out, downloads, timeline, *players],
+        concurrency_id="models",
+        show_progress="minimal",
+    )
