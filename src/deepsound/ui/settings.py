@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from deepsound.config import JUDGES, RunOptions
+from deepsound.config import RunOptions
+from deepsound.registry import available
 
 
 @dataclass
@@ -16,7 +17,8 @@ class UiSettings:
     share: bool = False  # a public gradio.live link; off unless asked for
     defaults: RunOptions = field(default_factory=RunOptions)  # the Generate tab's initial options
     variants: tuple[str, ...] | None = None  # None: only the pipeline's own variant
-    judges: tuple[str, ...] = JUDGES
+    # every registered judge (a user's own too), known when the page is built
+    judges: tuple[str, ...] = field(default_factory=lambda: tuple(available("judge")))
     max_input_seconds: float | None = 600.0  # longer uploads are refused with a message
     max_upload_mb: int = 500
     session_ttl_seconds: float = 3600.0  # an idle session's files are removed after this
