@@ -29,7 +29,7 @@ from media_factory import make_video
 from typer.testing import CliRunner
 
 from deepsound import cli
-from deepsound.batch import read_inputs
+from deepsound.batch import BatchItem, read_inputs
 from deepsound.config import PipelineConfig, RunOptions
 from deepsound.distributed import RayBatch, run_batch_ray
 from deepsound.pipeline import Pipeline
@@ -129,8 +129,7 @@ def _stop_group(head: subprocess.Popen, sig: int) -> None:
 def ray_address():
     """``ray start --head`` on loopback only, in its own process group, stopped by that group's id."""
     # Ray resolves 127.0.0.1 to the machine's outward address unless told to stay local;
-    # it reads that at import, so this must come before the first `import ray`.
-    assert "ray" not in sys.modules, "ray was imported before the loopback settings were made"
+    # it reads that from the environment at import (patched below where ray came in earlier).
     local = {
         "RAY_USAGE_STATS_ENABLED": "0",
         "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
@@ -141,6 +140,10 @@ def ray_address():
     saved = {k: os.environ.get(k) for k in local}
     os.environ.update(local)
     import ray
+    from ray._private import ray_constants
+
+    stay_local = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
 
     port = _free_port()
     temp_dir = tempfile.mkdtemp(prefix="dsray", dir="/tmp")
@@ -175,6 +178,7 @@ def ray_address():
     _stop_group(head, signal.SIGKILL)
     head.wait(timeout=30)
     shutil.rmtree(temp_dir, ignore_errors=True)
+    ray_constants.ENABLE_RAY_CLUSTER = stay_local
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)
@@ -277,3 +281,35 @@ def test_cli_batch_on_ray(ray_address, clips, tmp_path, monkeypatch):
     assert [i["video"] for i in saved["items"]] == [f"{clips.name}/clip0.mp4", f"{clips.name}/clip1.mp4"]
     assert ledger_counts(ledger) == {"clip0": 1, "clip1": 1}
     assert (out / "clip0.wav").exists() and not (out / "clip0.mp4").exists()
+
+
+class PoisonPipeline(LedgerPipeline):
+    """Kills its own process on the clip named ``poison``: a clip that takes down any worker."""
+
+    def run(self, video, output_dir="outputs", options=None, progress=None):  # noqa: ANN001, ANN201
+        if Path(video).stem == "poison":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().run(video, output_dir, options, progress)
+
+
+def poison_pipeline(ledger: str) -> Pipeline:
+    config = PipelineConfig(device="cpu")
+    return PoisonPipeline(config, TinyComponents(config), ledger)
+
+
+@pytest.mark.slow
+def test_a_clip_that_kills_every_worker_is_failed_after_bounded_retries(ray_address, clips, tmp_path):
+    poison = tmp_path / "poison.mp4"
+    poison.write_bytes((clips / "clip0.mp4").read_bytes())
+    items = [BatchItem(poison), BatchItem(clips / "clip1.mp4")]
+    factory = functools.partial(poison_pipeline, str(tmp_path / "ledger.txt"))
+    summary = run_batch_ray(
+        factory, items, tmp_path / "out", OPTIONS, address=ray_address, workers=1, gpus_per_worker=0,
+        max_retries=1, max_replacements=2,
+    )  # fmt: skip
+    first, second = summary.items
+    assert first.status == "failed" and first.retries == 1 and len(first.attempts) == 2
+    assert "lost 2 times" in first.reason
+    assert second.status == "done"
+    assert ledger_counts(tmp_path / "ledger.txt") == {"clip1": 1}
+    assert [w.state for w in summary.workers.values()] == ["lost", "lost", "stopped"]

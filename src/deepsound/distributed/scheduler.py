@@ -249,7 +249,8 @@ class RayBatch:
                 waiting_since = time.monotonic()
             elif not warned and time.monotonic() - waiting_since > 60:
                 warned = True
-                log.warning("no worker has started in 60 s; is the cluster short of %s?", self.shape)
+                shape = self.shape.describe() if self.shape else "workers"
+                log.warning("no worker has started in 60 s; has the cluster room for %s?", shape)
             run.writer.update(run.summary)
 
     def _dispatch(self, run: _Run) -> None:
@@ -268,10 +269,14 @@ class RayBatch:
         ray = import_ray()
         try:
             info = ray.get(worker.ref)
-        except ray.exceptions.RayError as exc:
-            info = {"error": _first_line(exc)}
+        except ray.exceptions.RayError as exc:  # the process died starting (node lost, import failed)
+            reason = _first_line(exc)
+            log.warning("%s lost while starting: %s", worker.name, reason)
+            self._lose(worker, reason)
+            self._emit(run, "worker_lost", worker=worker.name, message=reason)
+            return
         stats = worker.stats
-        if info.get("error"):
+        if info.get("error"):  # the pipeline could not be made: a replacement would fail alike
             log.warning("%s could not start: %s", worker.name, info["error"])
             self._lose(worker, info["error"], state="failed_setup")
             self._emit(run, "worker_lost", worker=worker.name, message=info["error"])
