@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,7 @@ def test_worker_runs_clips_like_a_batch_and_loads_lazily(clip, tmp_path):
     worker = ClipWorker("w1", stand_in_pipeline, threads=1, uses_gpu=False)
     info = worker.info()
     assert info["error"] is None and info["pid"] > 0 and info["name"] == "w1"
+    assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()  # asking starts no Ray
     out = tmp_path / "out"
     reply = worker.run(BatchItem(clip), str(out), RunOptions(duration=1.0), overwrite=False)
     assert reply["outcome"].status == "done"

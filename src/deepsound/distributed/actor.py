@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -57,12 +58,9 @@ class ClipWorker:
     def info(self) -> dict[str, Any]:
         """Where this worker runs; ``error`` set when its pipeline could not be made."""
         gpu_ids: list[str] = []
-        try:
-            import ray
-
+        ray = sys.modules.get("ray")  # inside a Ray worker it is loaded; outside, asking would start one
+        if ray is not None and ray.is_initialized():
             gpu_ids = [str(g) for g in ray.get_runtime_context().get_accelerator_ids().get("GPU", [])]
-        except Exception:  # noqa: BLE001 - outside Ray (tests) there is no runtime context
-            pass
         return {
             "name": self.name,
             "host": socket.gethostname(),
