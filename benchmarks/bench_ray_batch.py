@@ -8,16 +8,24 @@ separator loads), one torch thread per process. Ray runs on this machine only
 
 Two rates are printed: ``wall`` counts from the call to the last clip, so it
 includes starting the workers (processes, imports, model builds); ``running``
-counts from the first worker being ready, which is what a long batch sees.
+counts from the first worker being ready; ``all ready`` counts only the clips that finished
+after the last worker was ready, over that time (the steady rate of a long batch).
 
 Example::
 
     nice -n 10 python benchmarks/bench_ray_batch.py --clips 12 --workers 1 2
 
-Measured on the project's 2-core virtual machine (shared with other jobs, so the
-numbers move by ±20 %), 12 clips of 1 s, 3 Euler steps:
+Measured on a 2-core virtual machine running other jobs (load average 5), 24 clips
+of 1 s, 3 Euler steps, no video written:
 
-    see the project notes (ray.md) for the table of the last run.
+    runner       workers  wall s  clips/min wall  clips/min running  clips/min all ready
+    one process        1    12.9           111.6              130.1                130.1
+    Ray                1    24.0            60.1               90.0                 90.1
+    Ray                2    29.7            48.5              119.3                122.4
+
+On two busy cores two workers cannot beat one process; the table is there to show the
+per-clip cost of going through Ray at toy size and the start-up (one worker start is
+10-20 s here). Run it where there are cores (or GPUs) to spare to see the scaling.
 """
 
 from __future__ import annotations
@@ -75,23 +83,39 @@ def run_single(items, out: Path, options) -> dict:  # noqa: ANN001
     ready = time.perf_counter()
     summary = run_batch(pipeline, items, out, options)
     end = time.perf_counter()
-    return {"done": summary.count("done"), "wall": end - start, "running": end - ready}
+    return {
+        "done": summary.count("done"),
+        "wall": end - start,
+        "running": end - ready,
+        "steady": float("nan"),
+    }
 
 
 def run_ray(items, out: Path, options, workers: int) -> dict:  # noqa: ANN001
     from deepsound.distributed import RayBatch
 
     marks: dict[str, float] = {}
+    finished: list[float] = []
 
     def on_event(event) -> None:  # noqa: ANN001
         if event.kind == "worker_ready":
             marks.setdefault("first_ready", time.perf_counter())
+            marks["last_ready"] = time.perf_counter()
+        elif event.kind == "finished":
+            finished.append(time.perf_counter())
 
     start = time.perf_counter()
     with RayBatch(tiny_pipeline, address=None, workers=workers, gpus_per_worker=0) as pool:
         summary = pool.run(items, out, options, on_event=on_event)
         end = time.perf_counter()
-    return {"done": summary.count("done"), "wall": end - start, "running": end - marks["first_ready"]}
+    after = [t for t in finished if t > marks["last_ready"]]
+    steady = 60 * len(after) / (after[-1] - marks["last_ready"]) if len(after) >= 2 else float("nan")
+    return {
+        "done": summary.count("done"),
+        "wall": end - start,
+        "running": end - marks["first_ready"],
+        "steady": steady,
+    }
 
 
 def main() -> None:
@@ -137,11 +161,12 @@ def main() -> None:
     base = rows[0][2]["running"]
     print(f"\n{args.clips} clips of {args.seconds:g} s, {args.steps} steps, tiny models, CPU\n")
     print(f"{'runner':<12} {'workers':>7} {'done':>5} {'wall s':>8} {'clips/min wall':>15} "
-          f"{'clips/min running':>18} {'vs one process':>15}")  # fmt: skip
+          f"{'clips/min running':>18} {'vs one process':>15} {'clips/min all ready':>20}")  # fmt: skip
     for name, workers, r in rows:
+        steady = r["steady"] if workers > 1 or name != "one process" else 60 * r["done"] / r["running"]
         print(
             f"{name:<12} {workers:>7} {r['done']:>5} {r['wall']:>8.1f} {60 * r['done'] / r['wall']:>15.1f} "
-            f"{60 * r['done'] / r['running']:>18.1f} {base / r['running']:>14.2f}x"
+            f"{60 * r['done'] / r['running']:>18.1f} {base / r['running']:>14.2f}x {steady:>20.1f}"
         )
 
 
