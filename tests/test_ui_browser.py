@@ -72,7 +72,10 @@ def page_server():
     # The random MLLM's answers are undecided, taken as voice-over; a silence threshold above any
     # level makes step 4 call the rest silent: so every step and the neg fallback run.
     config = PipelineConfig(
-        device="cpu", judge="mllm", planner="mllm", undecided_is_voice_over=True,
+        device="cpu",
+        judge="mllm",
+        planner="mllm",
+        undecided_is_voice_over=True,
         silence=SilenceConfig(threshold_db=60.0),
     )
     settings = UiSettings(

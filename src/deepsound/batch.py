@@ -24,6 +24,7 @@ from deepsound.errors import ConfigError, DeepSoundError
 from deepsound.files import ensure_dir, write_json
 from deepsound.media.kinds import VIDEO_SUFFIXES
 from deepsound.pipeline import OutputPaths, Pipeline
+from deepsound.progress import Listener
 
 log = logging.getLogger(__name__)
 
@@ -150,13 +151,13 @@ def run_batch(
     ensure_dir(output_dir)
     index, count = shard
     mine = items[index::count]
-    _check_unique_names(mine)
+    check_unique_names(mine)
     summary = BatchSummary()
     start = time.perf_counter()
     name = "batch_summary.json" if count == 1 else f"batch_summary.{index}-of-{count}.json"
     path = output_dir / name
     for item in mine:
-        outcome = _run_one(pipeline, item, output_dir, options, overwrite)
+        outcome = run_one(pipeline, item, output_dir, options, overwrite)
         summary.items.append(outcome)
         summary.seconds = time.perf_counter() - start
         # rewritten (atomically) after every clip: a killed batch loses at most the clip in flight
@@ -168,14 +169,22 @@ def run_batch(
     return summary
 
 
-def _run_one(pipeline: Pipeline, item: BatchItem, output_dir: Path, options: RunOptions, overwrite: bool):
+def run_one(
+    pipeline: Pipeline,
+    item: BatchItem,
+    output_dir: Path,
+    options: RunOptions,
+    overwrite: bool = False,
+    progress: Listener | None = None,
+) -> ItemOutcome:
+    """One clip as a batch runs it (also each Ray worker): skip if finished, never raise."""
     video = str(item.video)
     if not overwrite and is_finished(output_dir, item.video):
         return _finished_outcome(output_dir, item.video)
     clip_options = options.replace(prompt=item.prompt) if item.prompt is not None else options
     start = time.perf_counter()
     try:
-        result = pipeline.run(item.video, output_dir, clip_options)
+        result = pipeline.run(item.video, output_dir, clip_options, progress=progress)
     except DeepSoundError as exc:
         return ItemOutcome(video, "failed", str(exc), time.perf_counter() - start)
     except Exception as exc:  # a bug or a model failure on one clip must not end the batch
@@ -208,7 +217,7 @@ def _finished_outcome(output_dir: Path, video: Path) -> ItemOutcome:
     return outcome
 
 
-def _check_unique_names(items: list[BatchItem]) -> None:
+def check_unique_names(items: list[BatchItem]) -> None:
     """Outputs are named after the video's stem: two clips with one stem would overwrite each other."""
     seen: dict[str, Path] = {}
     for item in items:

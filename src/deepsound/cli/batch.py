@@ -26,6 +26,14 @@ def batch_command(
         str | None, typer.Option(help="K/N: this worker's share of the list (every N-th from K).")
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Redo clips whose outputs exist.")] = False,
+    ray: Annotated[
+        str | None,
+        typer.Option("--ray", help="Run on Ray: auto (the running cluster), local, or ADDRESS (host:port)."),
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Ray workers (default: as many as fit).")] = None,
+    gpus_per_worker: Annotated[
+        float | None, typer.Option(help="GPUs per Ray worker (0.5 shares one; 0: CPU workers).")
+    ] = None,
     quiet: Quiet = False,
     *,
     settings: Settings,
@@ -40,12 +48,21 @@ def batch_command(
     pipeline = options.build_pipeline(settings)
     total = len(items[shard_spec[0] :: shard_spec[1]])
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err_console, disable=quiet) as progress:
-        task = progress.add_task("clips", total=total)
-        summary = run_batch(
-            pipeline, items, output_dir, settings.run, shard=shard_spec, overwrite=overwrite,
-            on_item=lambda outcome: progress.advance(task),
+    if ray is not None:
+        from deepsound.distributed.console import batch_on_ray
+
+        summary = batch_on_ray(
+            pipeline, items, output_dir, settings.run, address=ray, workers=workers,
+            gpus_per_worker=gpus_per_worker, overwrite=overwrite, shard=shard_spec, console=err_console,
+            quiet=quiet,
         )  # fmt: skip
+    else:
+        with Progress(*columns, console=err_console, disable=quiet) as progress:
+            task = progress.add_task("clips", total=total)
+            summary = run_batch(
+                pipeline, items, output_dir, settings.run, shard=shard_spec, overwrite=overwrite,
+                on_item=lambda outcome: progress.advance(task),
+            )  # fmt: skip
     table = Table(
         title=f"batch: {summary.count('done')} done, {summary.count('skipped')} skipped, "
         f"{summary.count('failed')} failed"
