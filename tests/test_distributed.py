@@ -29,8 +29,8 @@ from media_factory import make_video
 from typer.testing import CliRunner
 
 from deepsound import cli
-from deepsound.cli import options as cli_options
 from deepsound.batch import BatchItem, read_inputs
+from deepsound.cli import options as cli_options
 from deepsound.config import PipelineConfig, RunOptions
 from deepsound.distributed import RayBatch, run_batch_ray
 from deepsound.pipeline import Pipeline
@@ -75,11 +75,11 @@ class TinyComponents(Components):
         if kind == "judge":
             from deepsound.steps.voice_over import build_judge
 
-            return build_judge(self.config.judge, self.config, speech=self.speech, mllm=lambda: self.mllm)
+            return build_judge(self.config.judge, speech=self.speech, mllm=lambda: self.mllm)
         if kind == "planner":
             from deepsound.steps.plan import build_planner
 
-            return build_planner(self.config.planner, self.config, mllm=lambda: self.mllm)
+            return build_planner(self.config.planner, mllm=lambda: self.mllm)
         raise KeyError(kind)
 
 
