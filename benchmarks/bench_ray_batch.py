@@ -39,6 +39,8 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
+from deepsound.testing import tiny as toy
+
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
@@ -64,14 +66,13 @@ def tiny_pipeline():  # noqa: ANN201
     import torch
 
     from deepsound.config import PipelineConfig
-    from deepsound.models.mmaudio.generator import MMAudioGenerator
     from deepsound.models.silero.detector import SileroSpeechDetector
     from deepsound.pipeline import Pipeline
     from deepsound.registry import Components
 
     torch.set_num_threads(1)
     config = PipelineConfig(device="cpu")
-    overrides = {"generator": MMAudioGenerator.tiny(seed=0, mode="16k"), "speech": SileroSpeechDetector()}
+    overrides = {"generator": toy.mmaudio_generator(seed=0, mode="16k"), "speech": SileroSpeechDetector()}
     return Pipeline(config, Components(config, overrides))
 
 

@@ -35,6 +35,7 @@ from deepsound.config import PipelineConfig, RunOptions
 from deepsound.distributed import RayBatch, run_batch_ray
 from deepsound.pipeline import Pipeline
 from deepsound.registry import Components
+from deepsound.testing import tiny as toy
 
 if importlib.util.find_spec("ray") is None:  # found without importing: see the fixture
     pytest.skip("Ray is not installed (extra `dist`)", allow_module_level=True)
@@ -57,13 +58,9 @@ class TinyComponents(Components):
 
     def _make(self, kind: str):  # noqa: ANN202
         if kind == "generator":
-            from deepsound.models.mmaudio.generator import MMAudioGenerator
-
-            return MMAudioGenerator.tiny(seed=0, mode="16k")
+            return toy.mmaudio_generator(seed=0, mode="16k")
         if kind == "separator":
-            from deepsound.models.bs_roformer.separator import BsRoformerSeparator
-
-            return BsRoformerSeparator.tiny(seed=0)
+            return toy.bs_roformer_separator(seed=0)
         if kind == "speech":
             from deepsound.models.silero.detector import SileroSpeechDetector
 

@@ -23,19 +23,18 @@ from deepsound import cli, media
 from deepsound.batch import read_inputs, run_batch
 from deepsound.config import PipelineConfig, RunOptions, SilenceConfig
 from deepsound.interfaces import VoiceOverVerdict
-from deepsound.models.bs_roformer.separator import BsRoformerSeparator
-from deepsound.models.mmaudio.generator import MMAudioGenerator
 from deepsound.models.qwen_omni.reasoner import OmniReasoner
 from deepsound.models.silero.detector import SileroSpeechDetector
 from deepsound.pipeline import Pipeline
 from deepsound.registry import Components, register, unregister
+from deepsound.testing import tiny as toy
 
 
 @pytest.fixture(scope="module")
 def tiny_models() -> dict:
     return {
-        "generator": MMAudioGenerator.tiny(seed=0, mode="16k"),
-        "separator": BsRoformerSeparator.tiny(seed=0),
+        "generator": toy.mmaudio_generator(seed=0, mode="16k"),
+        "separator": toy.bs_roformer_separator(seed=0),
         "speech": SileroSpeechDetector(),
         "mllm": OmniReasoner.tiny(seed=0, max_new_tokens=8),
     }

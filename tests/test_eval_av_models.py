@@ -26,6 +26,7 @@ from conftest import SHARED_MEDIA
 
 from deepsound.errors import MediaError
 from deepsound.models.eval import synchformer_audio as sfa
+from deepsound.testing import tiny as toy
 from deepsound.testing.equivalence import (
     fill_seeded,
     load_manifest,
@@ -231,9 +232,8 @@ def test_imagebind_clip_bounds_follow_the_sampler() -> None:
 
 def test_synchformer_video_windows_match_the_mmaudio_encoder() -> None:
     """Same windows, same order as the visual encoder MMAudio uses (proven against the official one)."""
-    from deepsound.models.mmaudio.synchformer import SynchformerEncoder
 
-    encoder = SynchformerEncoder.tiny(seed=3)
+    encoder = toy.synchformer_encoder(seed=3)
     model = sfa.SynchformerAV(
         sfa.SynchformerAVConfig(visual=encoder.config, dim=64, audio_depth=1, audio_heads=4, audio_mlp=128)
     )

@@ -44,6 +44,7 @@ import torch
 from deepsound.errors import MediaError, WeightsError
 from deepsound.models.mmaudio.clip import ClipConditioner, default_model_config, tiny_model_config
 from deepsound.models.mmaudio.synchformer import SynchformerConfig, SynchformerEncoder
+from deepsound.testing import tiny as toy
 from deepsound.testing.equivalence import fill_seeded, manifest_diff, parameter_manifest, relative_l2
 
 DATA = Path(__file__).parent / "data" / "mmaudio_cond"
@@ -70,7 +71,7 @@ def _save_tiny_sync_checkpoint(path: Path) -> None:
 
 
 def _save_tiny_clip(folder: Path) -> tuple[Path, Path]:
-    model = fill_seeded(ClipConditioner.tiny().model, seed=1)
+    model = fill_seeded(toy.clip_conditioner().model, seed=1)
     weights, config = folder / "open_clip_pytorch_model.bin", folder / "open_clip_config.json"
     torch.save(model.state_dict(), weights)
     config.write_text(json.dumps({"model_cfg": tiny_model_config()}), encoding="utf-8")
@@ -115,7 +116,7 @@ def test_synchformer_matches_official_features(tmp_path):
 
 
 def test_synchformer_windows_are_16_frames_every_8():
-    model = SynchformerEncoder.tiny()
+    model = toy.synchformer_encoder()
     frames = torch.rand(1, 31, 3, 224, 224) * 2 - 1
     features = model.encode(frames)
     assert features.shape == (1, 16, 64)  # (31 - 16) // 8 + 1 = 2 windows, 8 features each
@@ -126,7 +127,7 @@ def test_synchformer_windows_are_16_frames_every_8():
 
 
 def test_synchformer_rejects_short_or_misshaped_video():
-    model = SynchformerEncoder.tiny()
+    model = toy.synchformer_encoder()
     with pytest.raises(MediaError, match="15 frames"):
         model.encode(torch.zeros(1, 15, 3, 224, 224))
     with pytest.raises(ValueError, match="224"):
@@ -154,7 +155,7 @@ def test_synchformer_load_names_the_file_on_problems(tmp_path):
 
 
 def test_synchformer_bfloat16_follows_float32():
-    model = SynchformerEncoder.tiny()
+    model = toy.synchformer_encoder()
     frames = torch.rand(1, 16, 3, 224, 224) * 2 - 1
     reference = model.encode(frames)
     half = model.to(torch.bfloat16).encode(frames)
@@ -179,7 +180,7 @@ def test_clip_matches_official_features(tmp_path):
 
 
 def test_clip_features_are_unit_vectors_per_frame_and_token():
-    clip = ClipConditioner.tiny()
+    clip = toy.clip_conditioner()
     image = clip.encode_image(torch.rand(1, 2, 3, 384, 384))
     text = clip.encode_text(["birds singing"])
     torch.testing.assert_close(image.norm(dim=-1), torch.ones(1, 2))
@@ -202,7 +203,7 @@ def test_clip_load_names_the_file_on_problems(tmp_path):
 
 
 def test_clip_bfloat16_follows_float32():
-    clip = ClipConditioner.tiny()
+    clip = toy.clip_conditioner()
     frames = torch.rand(1, 2, 3, 384, 384)
     reference_image, reference_text = clip.encode_image(frames), clip.encode_text(["a cat purring"])
     clip = clip.to(torch.bfloat16)

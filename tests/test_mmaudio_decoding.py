@@ -54,6 +54,7 @@ from deepsound.models.mmaudio.vocoder import (
     fold_weight_norm,
     load_bigvgan,
 )
+from deepsound.testing import tiny as toy
 from deepsound.testing.equivalence import load_manifest, manifest_diff, relative_l2, seeded_tensor
 
 DATA = Path(__file__).parent / "data" / "mmaudio_dec"
@@ -118,8 +119,8 @@ def manifest(state: dict[str, torch.Tensor]) -> dict[str, list[int]]:
 
 
 def tiny_cfgs(mode: str) -> tuple[VAEConfig, BigVGANConfig]:
-    tiny = AudioDecoder.tiny(mode)
-    return tiny.vae.cfg, tiny.vocoder.cfg
+    small = toy.audio_decoder(mode)
+    return small.vae.cfg, small.vocoder.cfg
 
 
 def golden(name: str) -> dict:
@@ -234,7 +235,7 @@ def test_snake_inference_path_equals_autograd_path():
 
 
 def test_bfloat16_decoder_runs():
-    dec = AudioDecoder.tiny("44k", need_encoder=True).to(torch.bfloat16)
+    dec = toy.audio_decoder("44k", need_encoder=True).to(torch.bfloat16)
     wave = dec.vocode(dec.decode(torch.randn(1, 3, dec.latent_dim)))
     assert wave.dtype == torch.float32 and torch.isfinite(wave).all()
     assert dec.encode(wave).mean.shape == (1, 3, dec.latent_dim)
@@ -254,7 +255,7 @@ def test_slaney_filterbank_matches_librosa(params):
 # ------------------------------------------------------------------ API and errors
 @pytest.mark.parametrize("mode", MODES)
 def test_tiny_decoder_shapes_and_rates(mode):
-    dec = AudioDecoder.tiny(mode)
+    dec = toy.audio_decoder(mode)
     assert dec.sample_rate == {"16k": 16_000, "44k": 44_100}[mode]
     latents = torch.randn(2, 5, dec.latent_dim)
     mel = dec.decode(latents)

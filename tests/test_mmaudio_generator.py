@@ -40,13 +40,12 @@ import torch
 from deepsound.audio import Audio
 from deepsound.errors import ConfigError, MediaError, WeightsError
 from deepsound.interfaces import GenerationRequest, Generator
-from deepsound.models.mmaudio.clip import ClipConditioner
 from deepsound.models.mmaudio.generator import MMAudioGenerator
 from deepsound.models.mmaudio.network import MMAudioNetwork
-from deepsound.models.mmaudio.synchformer import SynchformerEncoder
 from deepsound.models.mmaudio.vae import AudioDecoder, vae_from_state
 from deepsound.models.mmaudio.variants import sequence_config, tiny_spec
 from deepsound.models.mmaudio.vocoder import bigvgan_from_state
+from deepsound.testing import tiny as toy
 from deepsound.testing.equivalence import fill_seeded, relative_l2, seeded_tensor
 
 DATA = Path(__file__).parent / "data" / "mmaudio"
@@ -65,10 +64,10 @@ def _seeded_state(params: dict, buffers: dict, seed: int) -> dict[str, torch.Ten
 def _official_twin(mode: str, golden: dict) -> MMAudioGenerator:
     """Our tiny generator carrying the same seeded weights as the official parts of the golden."""
     seed = golden["seed"]
-    clip = ClipConditioner.tiny()
+    clip = toy.clip_conditioner()
     fill_seeded(clip.model, seed=seed)
-    sync = fill_seeded(SynchformerEncoder.tiny(), seed=seed)
-    shapes = AudioDecoder.tiny(mode)
+    sync = fill_seeded(toy.synchformer_encoder(), seed=seed)
+    shapes = toy.audio_decoder(mode)
     vae = vae_from_state(
         _seeded_state(golden["vae_params"], golden["vae_buffers"], seed), shapes.vae.cfg, "golden"
     )
@@ -135,7 +134,7 @@ def test_generation_matches_official(mode: str, case_name: str) -> None:
 
 @pytest.fixture(scope="module")
 def tiny16k() -> MMAudioGenerator:
-    return MMAudioGenerator.tiny(seed=0, mode="16k")
+    return toy.mmaudio_generator(seed=0, mode="16k")
 
 
 @pytest.fixture(scope="module")
@@ -233,8 +232,8 @@ def test_media_errors_name_the_file(tiny16k: MMAudioGenerator, tmp_path: Path) -
 
 
 def test_bf16_generation_runs_and_tracks_fp32() -> None:
-    fp32 = MMAudioGenerator.tiny(seed=0, mode="16k")
-    bf16 = MMAudioGenerator.tiny(seed=0, mode="16k", dtype=torch.bfloat16)
+    fp32 = toy.mmaudio_generator(seed=0, mode="16k")
+    bf16 = toy.mmaudio_generator(seed=0, mode="16k", dtype=torch.bfloat16)
     request = _request(None, prompt="wind", duration=0.7, num_steps=2)
     with torch.inference_mode():
         a = fp32.generate_waveform(request)

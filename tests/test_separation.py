@@ -48,6 +48,7 @@ from deepsound.models.bs_roformer import network as bsr
 from deepsound.models.bs_roformer.config import BsRoformerConfig
 from deepsound.models.bs_roformer.demix import demix, fade_window, plan_chunks
 from deepsound.models.bs_roformer.separator import BsRoformerSeparator, rms_db, speech_gain
+from deepsound.testing import tiny as toy
 from deepsound.testing.equivalence import (
     fill_seeded,
     load_manifest,
@@ -216,7 +217,7 @@ def test_chunk_plan_skips_only_chunks_inside_the_cut_padding():
 
 
 def test_separator_meets_protocol_and_keeps_mix_minus_vocals():
-    sep = BsRoformerSeparator.tiny(seed=1)
+    sep = toy.bs_roformer_separator(seed=1)
     assert isinstance(sep, Separator) and sep.name == "bs_roformer"
     mix = sine_mix(0.3, 44100)
     result = sep.separate(mix)
@@ -239,7 +240,7 @@ def test_separator_meets_protocol_and_keeps_mix_minus_vocals():
 
 
 def test_mono_input_is_duplicated_and_returned_mono():
-    sep = BsRoformerSeparator.tiny(seed=2)
+    sep = toy.bs_roformer_separator(seed=2)
     mono = sine_mix(0.2, 44100, channels=1)
     result = sep.separate(mono)
     assert result.vocals.num_channels == 1 and result.instrumental.num_channels == 1
@@ -248,7 +249,7 @@ def test_mono_input_is_duplicated_and_returned_mono():
 
 
 def test_other_sample_rates_are_resampled_there_and_back():
-    sep = BsRoformerSeparator.tiny(seed=3)
+    sep = toy.bs_roformer_separator(seed=3)
     audio = sine_mix(0.25, 16000)
     result = sep.separate(audio)
     assert result.vocals.sample_rate == 16000 and result.vocals.num_samples == audio.num_samples
@@ -261,7 +262,7 @@ def test_other_sample_rates_are_resampled_there_and_back():
 
 
 def test_more_than_two_channels_are_separated_one_by_one():
-    sep = BsRoformerSeparator.tiny(seed=4)
+    sep = toy.bs_roformer_separator(seed=4)
     audio = sine_mix(0.1, 44100, channels=3)
     result = sep.separate(audio)
     assert result.vocals.num_channels == 3
@@ -284,7 +285,7 @@ class FixedSpeech:
 
 def test_only_speech_keeps_the_mix_outside_speech_with_crossfades():
     mix = sine_mix(1.0, 16000)
-    tiny = BsRoformerSeparator.tiny(seed=5)
+    tiny = toy.bs_roformer_separator(seed=5)
     full = tiny.separate(mix)
     gated = BsRoformerSeparator(
         tiny.model, speech_detector=FixedSpeech([(0.4, 0.6)]), only_speech=True, crossfade_s=0.05
@@ -316,7 +317,7 @@ def test_speech_gain_ramps_and_overlaps():
 
 
 def test_bfloat16_runs_and_stays_close_to_float32():
-    tiny = BsRoformerSeparator.tiny(seed=6)
+    tiny = toy.bs_roformer_separator(seed=6)
     mix = sine_mix(0.2, 44100)
     ref = tiny.separate(mix).vocals.waveform
     bf16 = BsRoformerSeparator(fill_seeded(bsr.build_model(tiny.config), 6), dtype="bfloat16")
@@ -340,7 +341,7 @@ def test_pipeline_step3_with_tiny_separator(tmp_path):
 
     video = make_video(tmp_path / "clip.mp4", duration=1.0, fps=25, size=(96, 64))
     cfg = PipelineConfig()
-    sep = BsRoformerSeparator.tiny(seed=7)
+    sep = toy.bs_roformer_separator(seed=7)
     components = Components(
         cfg,
         overrides={"generator": ToneGenerator(), "judge": ScriptedJudge(True), "separator": sep,
@@ -372,7 +373,7 @@ def cli(monkeypatch):
 
     def tiny_from_config(cls, config, **kwargs):
         built["config"] = config
-        return BsRoformerSeparator.tiny(seed=8, run_batch_size=config.separator.batch_size)
+        return toy.bs_roformer_separator(seed=8, run_batch_size=config.separator.batch_size)
 
     monkeypatch.setattr(BsRoformerSeparator, "from_config", classmethod(tiny_from_config))
     runner = CliRunner()
@@ -456,7 +457,7 @@ def test_from_files_loads_checkpoint_and_yaml(tmp_path):
     loaded = BsRoformerSeparator.from_files(ckpt, yaml_path)
     mix = sine_mix(0.2, 44100)
     np.testing.assert_array_equal(
-        loaded.separate(mix).vocals.waveform, BsRoformerSeparator.tiny(seed=9).separate(mix).vocals.waveform
+        loaded.separate(mix).vocals.waveform, toy.bs_roformer_separator(seed=9).separate(mix).vocals.waveform
     )
     assert loaded.source == str(ckpt)
 
@@ -493,7 +494,7 @@ def test_real_clip_with_silero_gating_and_muxing(media_dir, tmp_path):
     from deepsound.models.silero.detector import SileroSpeechDetector
 
     clip = media_dir / "aa.mp4"
-    tiny = BsRoformerSeparator.tiny(seed=10)
+    tiny = toy.bs_roformer_separator(seed=10)
     gated = BsRoformerSeparator(tiny.model, speech_detector=SileroSpeechDetector(), only_speech=True)
     paths = separate_file(gated, clip, tmp_path)
     report = json.loads(paths["evidence"].read_text())["evidence"]

@@ -21,6 +21,8 @@ from urllib.parse import urlparse
 import pytest
 from media_factory import make_video, tone, truncate_file
 
+from deepsound.testing import tiny as toy
+
 pytest.importorskip("gradio", reason="the ui extra (gradio) is not installed")
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python package) is not installed")
 
@@ -55,8 +57,6 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def page_server():
     from deepsound.config import PipelineConfig, RunOptions, SilenceConfig
-    from deepsound.models.bs_roformer.separator import BsRoformerSeparator
-    from deepsound.models.mmaudio.generator import MMAudioGenerator
     from deepsound.models.qwen_omni.reasoner import OmniReasoner
     from deepsound.models.silero.detector import SileroSpeechDetector
     from deepsound.pipeline import Pipeline
@@ -64,8 +64,8 @@ def page_server():
     from deepsound.ui import UiSettings, WebUI
 
     models = {
-        "generator": MMAudioGenerator.tiny(seed=0, mode="16k"),
-        "separator": BsRoformerSeparator.tiny(seed=0),
+        "generator": toy.mmaudio_generator(seed=0, mode="16k"),
+        "separator": toy.bs_roformer_separator(seed=0),
         "speech": SileroSpeechDetector(),
         "mllm": OmniReasoner.tiny(seed=0, max_new_tokens=8),
     }

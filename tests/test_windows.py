@@ -12,6 +12,7 @@ from deepsound.audio import Audio
 from deepsound.errors import ConfigError
 from deepsound.interfaces import GenerationRequest
 from deepsound.steps.generate import generate_windowed, window_starts
+from deepsound.testing import tiny as toy
 
 
 def test_window_starts_cover_the_duration():
@@ -74,11 +75,10 @@ def test_short_requests_are_one_call():
 
 
 def test_tiny_mmaudio_reads_each_window_of_the_video(tmp_path):
-    from deepsound.models.mmaudio.generator import MMAudioGenerator
 
     video = tmp_path / "long.mp4"
     make_video(video, duration=3.0, fps=25, size=(96, 64))
-    gen = MMAudioGenerator.tiny(seed=0, mode="16k")
+    gen = toy.mmaudio_generator(seed=0, mode="16k")
     request = GenerationRequest(video=video, duration=3.0, seed=5, num_steps=2)
     made = generate_windowed(gen, request, window=1.5, overlap=0.5)
     audio = made.audio

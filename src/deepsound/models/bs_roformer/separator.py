@@ -147,16 +147,6 @@ class BsRoformerSeparator:
             **kwargs,
         )
 
-    @classmethod
-    def tiny(cls, seed: int = 0, **kwargs: Any) -> BsRoformerSeparator:
-        """A toy-sized model with seeded random weights (tests, examples); runs in milliseconds."""
-        from deepsound.testing.equivalence import fill_seeded
-
-        config = kwargs.pop("config", None) or BsRoformerConfig.tiny()
-        model = fill_seeded(build_model(config), seed)
-        kwargs.setdefault("source", f"tiny random weights (seed {seed})")
-        return cls(model, **kwargs)
-
     # --- separation ----------------------------------------------------------------------------------
 
     def separate(self, audio: Audio) -> Separation:

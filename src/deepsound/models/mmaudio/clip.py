@@ -258,12 +258,6 @@ class ClipConditioner(nn.Module):
         dtype = torch_dtype(config.resolved_dtype())
         return cls.from_pretrained(weights, cfg, device=config.resolved_device(), dtype=dtype)
 
-    @classmethod
-    def tiny(cls, seed: int = 0) -> ClipConditioner:
-        """A small random CLIP built through the same open_clip code path, for tests."""
-        torch.manual_seed(seed)
-        return cls(tiny_model_config())
-
     @property
     def dtype(self) -> torch.dtype:
         return self.model.token_embedding.weight.dtype

@@ -16,7 +16,6 @@ reference.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -38,7 +37,6 @@ from deepsound.models.mmaudio.variants import (
     Variant,
     get_variant,
     sequence_config,
-    tiny_spec,
 )
 
 if TYPE_CHECKING:
@@ -127,48 +125,6 @@ class MMAudioGenerator:
             dtype=dtype,
             batched_cfg=config.generator.batched_cfg,
             compile=config.generator.compile,
-        )
-
-    @classmethod
-    def tiny(
-        cls,
-        seed: int = 0,
-        mode: Mode = "16k",
-        *,
-        v2: bool = False,
-        device: str = "cpu",
-        dtype: torch.dtype = torch.float32,
-        batched_cfg: bool | None = None,
-    ) -> MMAudioGenerator:
-        """Every part with the real structure, small widths and random weights (built in-process)."""
-        from deepsound.models.mmaudio.clip import ClipConditioner
-        from deepsound.models.mmaudio.synchformer import SynchformerEncoder
-        from deepsound.models.mmaudio.vae import AudioDecoder
-        from deepsound.testing.equivalence import fill_seeded
-
-        clip = ClipConditioner.tiny(seed=seed)
-        synchformer = SynchformerEncoder.tiny(seed=seed)
-        decoder = AudioDecoder.tiny(mode, seed=seed)
-        spec = dataclasses.replace(
-            tiny_spec(mode, v2=v2),
-            latent_dim=decoder.latent_dim,
-            clip_dim=clip.image_dim,
-            text_dim=clip.text_dim,
-            sync_dim=synchformer.feature_dim,
-        )
-        network = fill_seeded(MMAudioNetwork(spec), seed=seed)
-        with torch.no_grad():  # a usable latent scale: positive standard deviations
-            network.latent_std.abs_().add_(0.5)
-        return cls(
-            network,
-            clip,
-            synchformer,
-            decoder,
-            mode=mode,
-            variant=f"tiny_{mode}",
-            device=device,
-            dtype=dtype,
-            batched_cfg=batched_cfg,
         )
 
     def _check_dims(self) -> None:

@@ -145,16 +145,6 @@ class SynchformerEncoder(nn.Module):
         path = resolve_for(config, "synchformer")
         return cls.load(path, device=config.resolved_device(), dtype=torch_dtype(config.resolved_dtype()))
 
-    @classmethod
-    def tiny(cls, seed: int = 0) -> SynchformerEncoder:
-        """Small random encoder (width 64, 2 blocks) on the real 224 px / 16-frame grid, for tests."""
-        torch.manual_seed(seed)
-        model = cls(SynchformerConfig(embed_dim=64, depth=2, num_heads=4))
-        with torch.no_grad():
-            for p in model.parameters():
-                p.normal_(0.0, 0.02)
-        return model
-
     @property
     def dtype(self) -> torch.dtype:
         return self.vfeat_extractor.pos_embed.dtype

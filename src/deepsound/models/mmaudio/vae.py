@@ -126,36 +126,6 @@ class AudioDecoder(nn.Module):
             need_encoder=need_encoder,
         )
 
-    @classmethod
-    def tiny(cls, mode: Mode, *, seed: int = 0, need_encoder: bool = False) -> AudioDecoder:
-        """The same code path with small widths and random weights, for tests."""
-        _check_mode(mode)
-        full_vae, full_voc = _VAE_CONFIGS[mode], _VOCODER_CONFIGS[mode]
-        vae_cfg = VAEConfig(data_dim=full_vae.data_dim, embed_dim=full_vae.embed_dim, hidden_dim=8)
-        voc_cfg = BigVGANConfig(
-            num_mels=full_voc.num_mels,
-            upsample_rates=full_voc.upsample_rates,
-            upsample_kernel_sizes=full_voc.upsample_kernel_sizes,
-            upsample_initial_channel=128,
-            resblock_kernel_sizes=full_voc.resblock_kernel_sizes,
-            resblock_dilation_sizes=full_voc.resblock_dilation_sizes,
-            sampling_rate=full_voc.sampling_rate,
-            use_bias_at_final=full_voc.use_bias_at_final,
-            use_tanh_at_final=full_voc.use_tanh_at_final,
-        )
-        gen = torch.Generator().manual_seed(seed)
-        vae = MelVAE(vae_cfg, with_encoder=need_encoder)
-        vocoder = BigVGAN(voc_cfg)
-        with torch.no_grad():
-            for module in (vae, vocoder):
-                for name, p in module.named_parameters():
-                    scale = 0.1 if p.ndim <= 1 else 1.0 / max(p[0].numel(), 1) ** 0.5
-                    p.copy_(torch.randn(p.shape, generator=gen) * scale)
-                    if name.endswith("learnable_gain"):
-                        p.zero_()
-        vae.fold()
-        return cls(mode, vae.eval().requires_grad_(False), vocoder.eval().requires_grad_(False)).eval()
-
     # ---------------------------------------------------------------- properties
     @property
     def sample_rate(self) -> int:
