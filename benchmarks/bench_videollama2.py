@@ -101,7 +101,7 @@ def main() -> None:
         print(json.dumps(official(args.official, args.folder, args.clip, args.tokens)))
         return
 
-    from deepsound.models.videollama2.tiny import write_tiny_checkpoint
+    from deepsound.testing.videollama2_checkpoint import write_tiny_checkpoint
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = write_tiny_checkpoint(

@@ -26,8 +26,8 @@ from deepsound.models.videollama2.beats import Beats, BeatsConfig, beats_config_
 from deepsound.models.videollama2.connector import StcConnectorV35
 from deepsound.models.videollama2.fbank import kaldi_fbank
 from deepsound.models.videollama2.model import VideoLlama2, read_config
-from deepsound.models.videollama2.tiny import TINY_BEATS, write_tiny_checkpoint
 from deepsound.testing.equivalence import fill_seeded, manifest_diff, relative_l2
+from deepsound.testing.videollama2_checkpoint import TINY_BEATS, write_tiny_checkpoint
 
 DATA = Path(__file__).parent / "data" / "videollama2"
 _REPO = Path(__file__).resolve().parents[1]

@@ -25,7 +25,7 @@ from deepsound.models.videollama2.reasoner import (
     load_chat,
     reference_voice_over,
 )
-from deepsound.models.videollama2.tiny import write_tiny_checkpoint
+from deepsound.testing.videollama2_checkpoint import write_tiny_checkpoint
 
 STEP2 = (
     "Given a video and its corresponding audio, determine whether the audio contains voice-over? "

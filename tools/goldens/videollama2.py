@@ -154,8 +154,8 @@ def official_manifest(off: SimpleNamespace, work: Path) -> dict:
 def module_goldens(off: SimpleNamespace) -> dict[str, torch.Tensor]:
     import torchaudio.compliance.kaldi as kaldi
 
-    from deepsound.models.videollama2.tiny import TINY_BEATS
     from deepsound.testing.equivalence import fill_seeded
+    from deepsound.testing.videollama2_checkpoint import TINY_BEATS
 
     gen = torch.Generator().manual_seed(7)
     wave = (torch.rand(1, 16_000 + 123, generator=gen) * 2 - 1) * 0.3 * 2**15
@@ -184,7 +184,7 @@ def module_goldens(off: SimpleNamespace) -> dict[str, torch.Tensor]:
 def load_official_tiny(off: SimpleNamespace, folder: Path):
     import transformers
 
-    from deepsound.models.videollama2.tiny import TINY_BEATS
+    from deepsound.testing.videollama2_checkpoint import TINY_BEATS
 
     default_config = off.beats.BEATsConfig
     off.encoder.BEATsConfig = lambda cfg=None: default_config(
@@ -245,7 +245,7 @@ def as_fp32(x):
 
 def main() -> None:
     if sys.argv[1] == "--write-tiny":
-        from deepsound.models.videollama2.tiny import write_tiny_checkpoint
+        from deepsound.testing.videollama2_checkpoint import write_tiny_checkpoint
 
         write_tiny_checkpoint(Path(sys.argv[2]), seed=0)
         return
