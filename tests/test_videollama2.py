@@ -21,10 +21,10 @@ import pytest
 import torch
 
 from deepsound.errors import ConfigError, WeightsError
+from deepsound.models.kaldi import fbank as kaldi_fbank
 from deepsound.models.videollama2 import inputs
 from deepsound.models.videollama2.beats import Beats, BeatsConfig, beats_config_from_state
 from deepsound.models.videollama2.connector import StcConnectorV35
-from deepsound.models.videollama2.fbank import kaldi_fbank
 from deepsound.models.videollama2.model import VideoLlama2, read_config
 from deepsound.testing.equivalence import fill_seeded, manifest_diff, relative_l2
 from deepsound.testing.videollama2_checkpoint import TINY_BEATS, write_tiny_checkpoint

@@ -158,3 +158,24 @@ def load_into(
     """File → state dict → ``rules`` → strict load into ``module``; returns the module."""
     state = apply_rules(read_state_dict(path, what, rules.unwrap), rules)
     return load_state_into(module, state, path, what, assign=assign)
+
+
+def load_published(
+    module: nn.Module,
+    name: str,
+    what: str,
+    rules: LoadRules = LoadRules(),
+    *,
+    path: Path | str | None = None,
+    weights_dir: Path | None = None,
+    offline: bool = False,
+    device: str = "auto",
+) -> nn.Module:
+    """The registry file ``name`` (or ``path``: a file or a folder holding it) strictly into ``module``,
+    in eval mode on ``device``: resolution, checks and loading in one call for every model."""
+    from deepsound.weights.resolve import resolve
+
+    file = resolve(
+        name, explicit=Path(path) if path is not None else None, weights_dir=weights_dir, offline=offline
+    )
+    return load_into(module, file, what, rules).eval().to(resolve_device(device))

@@ -24,6 +24,8 @@ import math
 import numpy as np
 import torch
 
+from deepsound.models.kaldi import mel_banks
+
 # --- PANNs (torchlibrosa) -------------------------------------------------------------
 
 
@@ -78,31 +80,11 @@ def dft_conv_kernels(n_fft: int) -> tuple[torch.Tensor, torch.Tensor]:
 # --- PaSST (Kaldi mel banks) ----------------------------------------------------------
 
 
-def _mel_scalar(freq: float) -> float:
-    return 1127.0 * math.log(1.0 + freq / 700.0)
-
-
 def kaldi_mel_banks(
     num_bins: int, window_length_padded: int, sample_freq: float, low_freq: float, high_freq: float
 ) -> torch.Tensor:
     """``(num_bins, window_length_padded // 2)`` float32 triangles on Kaldi's mel scale (no VTLN warp)."""
-    num_fft_bins = window_length_padded / 2
-    nyquist = 0.5 * sample_freq
-    if high_freq <= 0.0:
-        high_freq += nyquist
-    if not (0.0 <= low_freq < nyquist and 0.0 < high_freq <= nyquist and low_freq < high_freq):
-        raise ValueError(f"bad mel range {low_freq}..{high_freq} Hz for Nyquist {nyquist} Hz")
-    fft_bin_width = sample_freq / window_length_padded
-    mel_low = _mel_scalar(low_freq)
-    mel_delta = (_mel_scalar(high_freq) - mel_low) / (num_bins + 1)
-    index = torch.arange(num_bins).unsqueeze(1)
-    left = mel_low + index * mel_delta
-    center = mel_low + (index + 1.0) * mel_delta
-    right = mel_low + (index + 2.0) * mel_delta
-    mel = (1127.0 * (1.0 + fft_bin_width * torch.arange(num_fft_bins) / 700.0).log()).unsqueeze(0)
-    up = (mel - left) / (center - left)
-    down = (right - mel) / (right - center)
-    return torch.max(torch.zeros(1), torch.min(up, down))
+    return mel_banks(num_bins, window_length_padded, sample_freq, low_freq, high_freq)
 
 
 # --- VGGish ---------------------------------------------------------------------------

@@ -30,14 +30,13 @@ code then divides by zero); it raises :class:`MediaError` instead.
 
 from __future__ import annotations
 
-import math
 from fractions import Fraction
-from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 
 from deepsound.errors import MediaError
+from deepsound.models.kaldi import fbank
 
 SAMPLE_RATE = 16000
 CLIP_SECONDS = 2
@@ -65,42 +64,11 @@ def clip_bounds(samples: int, rate: int = SAMPLE_RATE) -> list[tuple[int, int]]:
     return bounds
 
 
-@lru_cache(maxsize=4)
-def kaldi_mel_banks(device: str = "cpu") -> torch.Tensor:
-    """(128, 257) Kaldi triangular mel filters (last FFT bin zero), float32 as torchaudio builds them."""
-
-    def mel(freq: float) -> float:
-        return 1127.0 * math.log(1.0 + freq / 700.0)
-
-    nyquist = 0.5 * SAMPLE_RATE
-    low, high = mel(LOW_FREQ), mel(nyquist)
-    delta = (high - low) / (MEL_BINS + 1)
-    bins = torch.arange(MEL_BINS).unsqueeze(1)
-    left = low + bins * delta
-    center = low + (bins + 1.0) * delta
-    right = low + (bins + 2.0) * delta
-    fft_mel = 1127.0 * (1.0 + (SAMPLE_RATE / FFT) * torch.arange(FFT // 2) / 700.0).log()
-    fft_mel = fft_mel.unsqueeze(0)
-    up = (fft_mel - left) / (center - left)
-    down = (right - fft_mel) / (right - center)
-    banks = torch.max(torch.zeros(1), torch.min(up, down))
-    return F.pad(banks, (0, 1)).to(device)
-
-
 def kaldi_fbank(signal: torch.Tensor) -> torch.Tensor:
-    """(T,) float32 -> (frames, 128) log mel energies with ImageBind's Kaldi options."""
-    if signal.shape[0] < FRAME:
-        return signal.new_zeros((0, MEL_BINS))
-    frames = signal.unfold(0, FRAME, SHIFT)  # snip_edges: only whole frames
-    frames = frames - frames.mean(dim=1, keepdim=True)
-    previous = F.pad(frames.unsqueeze(0), (1, 0), mode="replicate").squeeze(0)[:, :-1]
-    frames = frames - PREEMPHASIS * previous
-    frames = frames * torch.hann_window(FRAME, periodic=False, device=signal.device, dtype=signal.dtype)
-    frames = F.pad(frames, (0, FFT - FRAME))
-    power = torch.fft.rfft(frames).abs().pow(2.0)
-    energies = torch.mm(power, kaldi_mel_banks(str(signal.device)).T)
-    eps = torch.tensor(torch.finfo(torch.float).eps, device=signal.device, dtype=signal.dtype)
-    return torch.max(energies, eps).log()
+    """(T,) float32 -> (frames, 128) log mel energies with ImageBind's Kaldi options (Hann window)."""
+    return fbank(
+        signal, num_mel_bins=MEL_BINS, sample_rate=SAMPLE_RATE, preemphasis=PREEMPHASIS, window="hanning"
+    )
 
 
 def audio_clips(wav: torch.Tensor, rate: int = SAMPLE_RATE) -> torch.Tensor:

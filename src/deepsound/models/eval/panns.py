@@ -23,8 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepsound.models.eval.frontends import dft_conv_kernels, slaney_mel_filterbank
-from deepsound.weights import resolve
-from deepsound.weights.loading import LoadRules, load_into, resolve_device
+from deepsound.weights.loading import LoadRules, load_published
 
 SAMPLE_RATE = 16000
 WINDOW = 512
@@ -138,14 +137,17 @@ def load_panns(
     ``path`` is a file or a folder; without it the registry entry ``panns_cnn14_16k`` is looked up
     in ``weights_dir``, the cache, and downloaded unless ``offline``.
     """
-    file = resolve(
+    model = load_published(
+        Cnn14(),
         REGISTRY_NAME,
-        explicit=Path(path) if path is not None else None,
+        "PANNs Cnn14 16 kHz",
+        LOAD_RULES,
+        path=path,
         weights_dir=weights_dir,
         offline=offline,
+        device=device,
     )
-    model = load_into(Cnn14(), file, "PANNs Cnn14 16 kHz", LOAD_RULES)
-    return model.eval().to(resolve_device(device))
+    return model  # type: ignore[return-value]
 
 
 @torch.inference_mode()

@@ -23,8 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepsound.models.eval.frontends import kaldi_mel_banks
-from deepsound.weights import resolve
-from deepsound.weights.loading import LoadRules, load_into, resolve_device
+from deepsound.weights.loading import LoadRules, load_published
 
 SAMPLE_RATE = 32000
 CLIP_SAMPLES = 320_000
@@ -179,14 +178,17 @@ def load_passt(
     ``path`` is a file or a folder; without it the registry entry ``passt_s_swa`` is looked up
     in ``weights_dir``, the cache, and downloaded unless ``offline``.
     """
-    file = resolve(
+    model = load_published(
+        PaSST(),
         REGISTRY_NAME,
-        explicit=Path(path) if path is not None else None,
+        "PaSST-S",
+        LOAD_RULES,
+        path=path,
         weights_dir=weights_dir,
         offline=offline,
+        device=device,
     )
-    model = load_into(PaSST(), file, "PaSST-S", LOAD_RULES)
-    return model.eval().to(resolve_device(device))
+    return model  # type: ignore[return-value]
 
 
 @torch.inference_mode()

@@ -19,8 +19,7 @@ import torch
 from torch import nn
 
 from deepsound.models.eval.frontends import vggish_examples
-from deepsound.weights import resolve
-from deepsound.weights.loading import LoadRules, load_into, resolve_device
+from deepsound.weights.loading import LoadRules, load_published
 
 SAMPLE_RATE = 16000
 EMBEDDING_DIM = 128
@@ -76,14 +75,17 @@ def load_vggish(
     ``path`` is a file or a folder; without it the registry entry ``vggish`` is looked up
     in ``weights_dir``, the cache, and downloaded unless ``offline``.
     """
-    file = resolve(
+    model = load_published(
+        VGGish(),
         REGISTRY_NAME,
-        explicit=Path(path) if path is not None else None,
+        "VGGish",
+        LOAD_RULES,
+        path=path,
         weights_dir=weights_dir,
         offline=offline,
+        device=device,
     )
-    model = load_into(VGGish(), file, "VGGish", LOAD_RULES)
-    return model.eval().to(resolve_device(device))
+    return model  # type: ignore[return-value]
 
 
 @torch.inference_mode()

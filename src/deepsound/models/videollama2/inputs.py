@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from deepsound.errors import MediaError
-from deepsound.models.videollama2.fbank import kaldi_fbank
+from deepsound.models.kaldi import fbank as kaldi_fbank
 
 SAMPLE_RATE = 16_000
 CLIPS = 8
