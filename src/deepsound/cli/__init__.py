@@ -93,6 +93,7 @@ WeightsDir = Annotated[
 ]
 Offline = Annotated[bool, typer.Option(help="Never download; fail with a clear message instead.")]
 MllmModel = Annotated[str, typer.Option(help="Hub id or local folder of the audio-visual LLM.")]
+MllmAdapter = Annotated[Path | None, typer.Option(help="LoRA adapter from `deepsound finetune` for the MLLM.")]
 OnlySpeech = Annotated[bool, typer.Option(help="Remove voice only around detected speech.")]
 NoVideo = Annotated[bool, typer.Option("--no-video", help="Write only the audio, not the muxed video.")]
 NoInter = Annotated[bool, typer.Option("--no-intermediates", help="Do not keep each step's audio.")]
@@ -123,6 +124,7 @@ def _setup(cli_values: dict[str, Any]):  # noqa: ANN202
         variant=v["variant"], device=v["device"], dtype=v["dtype"], weights_dir=v["weights_dir"],
         offline=v["offline"], judge=v["judge"], planner=v["plan"], silence=v["silence"],
         mllm_model=v["mllm_model"], separate_only_speech=v["only_speech"],
+        extra={"mllm_adapter": str(v["mllm_adapter"])} if v.get("mllm_adapter") else {},
     )  # fmt: skip
     return options, pipeline
 
@@ -151,6 +153,7 @@ def generate(
     weights_dir: WeightsDir = None,
     offline: Offline = False,
     mllm_model: MllmModel = "Qwen/Qwen2.5-Omni-7B",
+    mllm_adapter: MllmAdapter = None,
     only_speech: OnlySpeech = False,
     no_video: NoVideo = False,
     no_intermediates: NoInter = False,
@@ -197,6 +200,7 @@ def batch(
     weights_dir: WeightsDir = None,
     offline: Offline = False,
     mllm_model: MllmModel = "Qwen/Qwen2.5-Omni-7B",
+    mllm_adapter: MllmAdapter = None,
     only_speech: OnlySpeech = False,
     no_video: NoVideo = False,
     no_intermediates: NoInter = False,
@@ -238,6 +242,8 @@ def batch(
 
 def _register_subcommands() -> None:
     """Commands that live with their component (separation, reasoning, weights)."""
+    from deepsound.cli.dataset import build_command, dataset_app
+    from deepsound.cli.finetune import finetune_command
     from deepsound.cli.judge import judge_command
     from deepsound.cli.separate import separate_command
     from deepsound.cli.vo_rate import vo_rate_command
@@ -247,6 +253,9 @@ def _register_subcommands() -> None:
     app.command("judge")(user_errors(judge_command))
     app.command("vo-rate")(user_errors(vo_rate_command))
     app.add_typer(weights_app, name="weights", help="List, download and verify published weights.")
+    dataset_app.command("build")(user_errors(build_command))
+    app.add_typer(dataset_app, name="dataset", help="Build the CoT-V2A fine-tuning data from your own videos.")
+    app.command("finetune")(user_errors(finetune_command))
 
 
 _register_subcommands()

@@ -31,6 +31,9 @@ def judge_command(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 …")] = "auto",
     offline: Annotated[bool, typer.Option(help="Never download; fail with a clear message instead.")] = False,
     max_new_tokens: Annotated[int, typer.Option(help="Token budget of each MLLM answer.")] = 512,
+    mllm_adapter: Annotated[
+        Path | None, typer.Option(help="LoRA adapter from `deepsound finetune` for the MLLM.")
+    ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Also write the JSON lines to this file.")
     ] = None,
@@ -41,7 +44,8 @@ def judge_command(
     from deepsound.steps.voice_over import build_judge
 
     config = PipelineConfig(
-        judge=judge, device=device, offline=offline, mllm_model=mllm_model, mllm_max_new_tokens=max_new_tokens
+        judge=judge, device=device, offline=offline, mllm_model=mllm_model, mllm_max_new_tokens=max_new_tokens,
+        extra={"mllm_adapter": str(mllm_adapter)} if mllm_adapter else {},
     )
     judge_obj = build_judge(judge, config)
     lines: list[str] = []

@@ -253,7 +253,8 @@ class OmniReasoner:
         """The configured MLLM: fp32 on CPU, bf16 on CUDA unless the config says otherwise.
 
         A hub id whose last part names a folder inside ``weights_dir`` (e.g.
-        ``weights/Qwen2.5-Omni-7B``) loads from that folder.
+        ``weights/Qwen2.5-Omni-7B``) loads from that folder. ``extra["mllm_adapter"]``
+        names a fine-tuned LoRA adapter, checked against the base and merged in.
         """
         model: str | Path = config.mllm_model
         if config.weights_dir is not None:
@@ -265,7 +266,7 @@ class OmniReasoner:
             for key in ("fps", "max_frames", "min_pixels", "max_pixels")
             if f"mllm_{key}" in config.extra
         }
-        return cls.load(
+        reasoner = cls.load(
             model,
             device=config.resolved_device(),
             dtype=config.resolved_dtype(),
@@ -273,6 +274,12 @@ class OmniReasoner:
             max_new_tokens=config.mllm_max_new_tokens,
             **options,
         )
+        adapter = config.extra.get("mllm_adapter")  # a LoRA adapter from `deepsound finetune`
+        if adapter:
+            from deepsound.training.adapter import apply_adapter
+
+            apply_adapter(reasoner, Path(adapter))
+        return reasoner
 
     @classmethod
     def tiny(
