@@ -93,7 +93,9 @@ WeightsDir = Annotated[
 ]
 Offline = Annotated[bool, typer.Option(help="Never download; fail with a clear message instead.")]
 MllmModel = Annotated[str, typer.Option(help="Hub id or local folder of the audio-visual LLM.")]
-MllmAdapter = Annotated[Path | None, typer.Option(help="LoRA adapter from `deepsound finetune` for the MLLM.")]
+MllmAdapter = Annotated[
+    Path | None, typer.Option(help="LoRA adapter from `deepsound finetune` for the MLLM.")
+]
 OnlySpeech = Annotated[bool, typer.Option(help="Remove voice only around detected speech.")]
 NoVideo = Annotated[bool, typer.Option("--no-video", help="Write only the audio, not the muxed video.")]
 NoInter = Annotated[bool, typer.Option("--no-intermediates", help="Do not keep each step's audio.")]
@@ -254,7 +256,9 @@ def _register_subcommands() -> None:
     app.command("vo-rate")(user_errors(vo_rate_command))
     app.add_typer(weights_app, name="weights", help="List, download and verify published weights.")
     dataset_app.command("build")(user_errors(build_command))
-    app.add_typer(dataset_app, name="dataset", help="Build the CoT-V2A fine-tuning data from your own videos.")
+    app.add_typer(
+        dataset_app, name="dataset", help="Build the CoT-V2A fine-tuning data from your own videos."
+    )
     app.command("finetune")(user_errors(finetune_command))
 
 

@@ -44,7 +44,11 @@ def judge_command(
     from deepsound.steps.voice_over import build_judge
 
     config = PipelineConfig(
-        judge=judge, device=device, offline=offline, mllm_model=mllm_model, mllm_max_new_tokens=max_new_tokens,
+        judge=judge,
+        device=device,
+        offline=offline,
+        mllm_model=mllm_model,
+        mllm_max_new_tokens=max_new_tokens,
         extra={"mllm_adapter": str(mllm_adapter)} if mllm_adapter else {},
     )
     judge_obj = build_judge(judge, config)
