@@ -48,11 +48,11 @@ def speech(folder: Path, index: int) -> np.ndarray:
     return 0.6 * mono / max(1e-6, float(np.abs(mono).max()))
 
 
-def background(index: int) -> np.ndarray:
-    """A scene sound without voice: a tone or a quiet noise, varied with ``index``."""
+def background(index: int, noise_only: bool = False) -> np.ndarray:
+    """A scene sound without voice: a tone or a quiet noise (only noise with ``noise_only``), varied with ``index``."""
     rng = np.random.default_rng(index)
     t = np.arange(int(RATE * SECONDS)) / RATE
-    if (index // 2) % 2:  # clips alternate kinds, so each kind gets tones and noise alike
+    if noise_only or (index // 2) % 2:  # clips alternate kinds, so each kind gets tones and noise alike
         return (0.05 * rng.standard_normal(t.size)).astype(np.float32)
     return (0.3 * np.sin(2 * np.pi * (220 + 40 * index) * t)).astype(np.float32)
 
@@ -80,14 +80,16 @@ class SoundtrackGenerator:
         return Audio(wave[: int(round(request.duration * RATE))], RATE)
 
 
-def make_clips(folder: Path, kinds: list[str]) -> tuple[list[Path], dict[Path, str], SoundtrackGenerator]:
+def make_clips(
+    folder: Path, kinds: list[str], noise_only: bool = False
+) -> tuple[list[Path], dict[Path, str], SoundtrackGenerator]:
     """Write one clip per kind (in order); return the paths, each path's kind and the stand-in generator."""
     folder.mkdir(parents=True, exist_ok=True)
     generator = SoundtrackGenerator()
     videos, made = [], {}
     for index, kind in enumerate(kinds):
         path = folder / f"{index:02d}_{kind}.mp4"
-        base = background(index)
+        base = background(index, noise_only)
         if kind == "mute":
             make_video(path, duration=SECONDS, fps=10, size=(96, 64))
         else:

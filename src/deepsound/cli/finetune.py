@@ -30,6 +30,7 @@ def finetune_command(
     epochs: Annotated[int, typer.Option(help="Passes over the training split.")] = 1,
     lr: Annotated[float, typer.Option(help="Peak learning rate (cosine schedule with warm-up).")] = 2e-4,
     grad_accum: Annotated[int, typer.Option(help="Samples per optimizer step.")] = 1,
+    warmup_ratio: Annotated[float, typer.Option(help="Share of the steps spent warming the rate up.")] = 0.03,
     held_out: Annotated[float, typer.Option(help="Share of clips held out for evaluation.")] = 0.1,
     projectors: Annotated[bool, typer.Option(help="Also adapt the audio/vision projectors.")] = False,
     towers: Annotated[bool, typer.Option(help="Also adapt the audio and vision encoders.")] = False,
@@ -38,6 +39,13 @@ def finetune_command(
     ] = 0,
     max_new_tokens: Annotated[int, typer.Option(help="Token budget of evaluation answers.")] = 512,
     seed: Annotated[int, typer.Option(help="Split and shuffling seed.")] = 0,
+    max_frames: Annotated[
+        int | None, typer.Option(help="Frames the MLLM sees per clip (default: its own).")
+    ] = None,
+    max_pixels: Annotated[
+        int | None, typer.Option(help="Pixel budget per frame (default: the MLLM's).")
+    ] = None,
+    min_pixels: Annotated[int | None, typer.Option(help="Smallest pixel budget per frame.")] = None,
     resume: Annotated[
         bool, typer.Option(help="Continue the run in --output from its last checkpoint.")
     ] = False,
@@ -84,10 +92,13 @@ def finetune_command(
     samples = read_manifest(data, chosen)  # every line checked before any model loads
     settings = FinetuneSettings(
         lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, epochs=epochs, lr=lr,
-        grad_accum=grad_accum, held_out=held_out, seed=seed, projectors=projectors, towers=towers,
+        grad_accum=grad_accum, warmup_ratio=warmup_ratio, held_out=held_out, seed=seed, projectors=projectors, towers=towers,
         checkpoint_every=checkpoint_every, max_new_tokens=max_new_tokens,
     )  # fmt: skip
-    trainable = load_base(base, base_model, device=resolved, dtype=dtype, offline=offline)
+    trainable = load_base(
+        base, base_model, device=resolved, dtype=dtype, offline=offline,
+        max_frames=max_frames, max_pixels=max_pixels, min_pixels=min_pixels,
+    )  # fmt: skip
     result = Trainer(trainable, samples, settings).run(output, resume=resume)
     out = Console()
     for metrics in result["history"]:

@@ -85,10 +85,22 @@ class ClipOutcome:
 
 
 def clip_id(video: Path) -> str:
-    """A readable, collision-free name: the file's stem and a short hash of its full path."""
-    digest = hashlib.sha1(str(Path(video).resolve()).encode()).hexdigest()[:8]
-    stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(video).stem)[:60]
-    return f"{stem}-{digest}"
+    """A readable name that follows the file, not its place: the stem and a hash of its size and first MiB.
+
+    A dataset folder so stays resumable after the videos move, and one video
+    listed twice (or copied) is one clip, not two samples that would straddle
+    the training and held-out split.
+    """
+    path = Path(video)
+    digest = hashlib.sha1()
+    try:
+        with path.open("rb") as handle:
+            digest.update(str(path.stat().st_size).encode())
+            digest.update(handle.read(1 << 20))
+    except OSError:
+        digest.update(str(path.resolve()).encode())  # unreadable: probing it will report why
+    stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in path.stem)[:60]
+    return f"{stem}-{digest.hexdigest()[:8]}"
 
 
 class DatasetBuilder:

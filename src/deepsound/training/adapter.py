@@ -12,6 +12,10 @@ fingerprint hashes every parameter's name and shape and 64 evenly spaced values
 of it (as bfloat16, so that a float32 and a bfloat16 load of the same
 checkpoint agree); two different trainings of one architecture differ in it.
 
+The frame sampling the adapter was trained with (frames per second, frame
+count and pixel budgets) is kept too and restored when it is applied: a model
+tuned on 8 small frames judges best when it is shown 8 small frames.
+
 Loading the adapter goes through peft (the library that wrote it); for
 inference it is merged into the base weights, so answering costs what the base
 costs.
@@ -105,6 +109,9 @@ def apply_adapter(reasoner: Any, folder: Path | str, *, merge: bool = True) -> A
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise WeightsError(f"{folder}: adapter does not load into {reasoner.model_id} ({exc})") from None
     reasoner.model = (wrapped.merge_and_unload() if merge else wrapped).eval()
+    for key, value in info.get("inputs", {}).items():  # frame sampling as in training
+        if hasattr(reasoner, key):
+            setattr(reasoner, key, value)
     reasoner.model_id = f"{reasoner.model_id}+{folder.name}"
     reasoner.adapter = {"path": str(folder), "base_model": info["base_model"], "merged": merge}
     return reasoner

@@ -19,6 +19,7 @@ from deepsound.errors import ConfigError
 
 BASE_NAMES = ("qwen-omni", "videollama2", "videollama2-cot")
 IGNORE_INDEX = -100
+INPUT_SETTINGS = ("fps", "max_frames", "min_pixels", "max_pixels")  # OmniReasoner's frame sampling
 
 
 class TrainableBase(Protocol):
@@ -61,6 +62,10 @@ class OmniBase:
     @property
     def model(self) -> Any:
         return self.reasoner.model
+
+    def input_settings(self) -> dict[str, Any]:
+        """How frames are sampled; kept with the adapter so that inference sees what training saw."""
+        return {key: getattr(self.reasoner, key) for key in INPUT_SETTINGS}
 
     def lora_targets(self, *, projectors: bool, towers: bool) -> str:
         parts = [_OMNI_LLM] + ([_OMNI_PROJECTORS] if projectors else []) + ([_OMNI_TOWERS] if towers else [])
@@ -119,16 +124,23 @@ def load_base(
     device: str = "cpu",
     dtype: str = "float32",
     offline: bool = False,
+    **inputs: Any,
 ) -> TrainableBase:
-    """The base called ``name``, loaded from ``model`` (a hub id or local folder; default: the family's)."""
+    """The base called ``name``, loaded from ``model`` (a hub id or local folder; default: the family's).
+
+    ``inputs`` overrides how frames are sampled (``fps``, ``max_frames``, ``min_pixels``, ``max_pixels``).
+    """
     if name not in BASE_NAMES:
         raise ConfigError(f"unknown fine-tuning base {name!r}; choose one of: {', '.join(BASE_NAMES)}")
     if name == "qwen-omni":
         from deepsound.models.qwen_omni.reasoner import DEFAULT_MODEL, OmniReasoner
 
-        reasoner = OmniReasoner.load(model or DEFAULT_MODEL, device=device, dtype=dtype, offline=offline)
+        chosen = {k: v for k, v in inputs.items() if v is not None}
+        reasoner = OmniReasoner.load(
+            model or DEFAULT_MODEL, device=device, dtype=dtype, offline=offline, **chosen
+        )
         return OmniBase(reasoner)
-    return _videollama2_base(name, model, device=device, dtype=dtype, offline=offline)
+    return _videollama2_base(name, model, device=device, dtype=dtype, offline=offline, **inputs)
 
 
 def _videollama2_base(name: str, model: str | Path | None, **options: Any) -> TrainableBase:

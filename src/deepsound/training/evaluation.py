@@ -17,22 +17,25 @@ from deepsound.interfaces import CANONICAL_STEPS
 from deepsound.steps.parsing import parse_plan, parse_voice_over_cot
 
 
-def sample_loss(base: Any, sample: Sample) -> float:
+def sample_loss(base: Any, sample: Sample, encode: Any = None) -> float:
     import torch
 
     with torch.no_grad():
-        return float(base.model(**base.encode(sample)).loss)
+        return float(base.model(**(encode or base.encode)(sample)).loss)
 
 
 def evaluate(
-    base: Any, samples: list[Sample], *, max_new_tokens: int = 512, answers: bool = True
+    base: Any, samples: list[Sample], *, max_new_tokens: int = 512, answers: bool = True, encode: Any = None
 ) -> dict[str, Any]:
-    """Metrics over ``samples`` (the held-out split); ``answers=False`` only measures the loss."""
+    """Metrics over ``samples`` (the held-out split); ``answers=False`` only measures the loss.
+
+    ``encode`` replaces ``base.encode`` (the trainer passes its cached one).
+    """
     model = base.model
     was_training = model.training
     model.eval()
     try:
-        losses = [sample_loss(base, s) for s in samples]
+        losses = [sample_loss(base, s, encode) for s in samples]
         result: dict[str, Any] = {
             "eval_samples": len(samples),
             "eval_loss": round(sum(losses) / len(losses), 5) if losses else None,

@@ -56,6 +56,7 @@ class FinetuneSettings:
     checkpoint_every: int = 0  # optimizer steps between checkpoints (0: at each epoch's end)
     keep_checkpoints: int = 2
     max_new_tokens: int = 512  # evaluation answers (each is also capped at its target's length + 8)
+    cache_samples: int = 64  # encoded inputs are kept in memory when the dataset is at most this large
 
     def __post_init__(self) -> None:
         if self.lora_r < 1 or self.epochs < 1 or self.grad_accum < 1:
@@ -70,6 +71,12 @@ def _clip_label(samples: list[Sample]) -> str:
     return next((s.label for s in samples if s.label is not None), "-")
 
 
+def _split_key(clip: str, seed: int) -> str:
+    """Rank clips by name (the id without its content hash), so a re-encoded copy keeps its side."""
+    name = clip.rsplit("-", 1)[0] if "-" in clip else clip
+    return hashlib.sha1(f"{seed}:{name}".encode()).hexdigest()
+
+
 def split_samples(samples: list[Sample], held_out: float, seed: int = 0) -> tuple[list[Sample], list[Sample]]:
     """(train, held-out) by clip, stratified by label; at least one clip per label held out when possible."""
     by_clip: dict[str, list[Sample]] = {}
@@ -81,7 +88,7 @@ def split_samples(samples: list[Sample], held_out: float, seed: int = 0) -> tupl
     held: set[str] = set()
     if held_out > 0:
         for clips in strata.values():
-            ranked = sorted(clips, key=lambda c: hashlib.sha1(f"{seed}:{c}".encode()).hexdigest())
+            ranked = sorted(clips, key=lambda c: (_split_key(c, seed), c))
             count = round(len(ranked) * held_out)
             if count == 0 and len(ranked) >= 2:
                 count = 1
@@ -102,6 +109,17 @@ class Trainer:
         self.train_set, self.eval_set = split_samples(samples, self.settings.held_out, self.settings.seed)
         self.base_checksum = weights_fingerprint(base.model)  # before any LoRA layer exists
         self.peft_model: Any = None
+        self._cache: dict[str, dict[str, Any]] | None = (
+            {} if len(samples) <= self.settings.cache_samples else None
+        )
+
+    def encode(self, sample: Sample) -> dict[str, Any]:
+        """The sample's tensors; small datasets keep them (decoding frames and audio each epoch dominates)."""
+        if self._cache is None:
+            return self.base.encode(sample)
+        if sample.id not in self._cache:
+            self._cache[sample.id] = self.base.encode(sample)
+        return self._cache[sample.id]
 
     # ------------------------------------------------------------------ setup
     def _wrap(self) -> None:
@@ -140,6 +158,7 @@ class Trainer:
             "total_parameters": total,
             "gradient_checkpointing": self.checkpointing,
             "dtype": str(next(self.base.model.parameters()).dtype).replace("torch.", ""),
+            "inputs": self.base.input_settings() if hasattr(self.base, "input_settings") else {},
         }
 
     # ------------------------------------------------------------------ the run
@@ -177,9 +196,9 @@ class Trainer:
             position = state["position"]
             optimizer.zero_grad(set_to_none=True)
             for index in order[position:]:
-                loss = self.peft_model(**self.base.encode(self.train_set[index])).loss
+                loss = self.peft_model(**self.encode(self.train_set[index])).loss
                 (loss / s.grad_accum).backward()
-                state["losses"].append(float(loss))
+                state["losses"].append(float(loss.detach()))
                 position += 1
                 if position % s.grad_accum == 0 or position == len(order):
                     torch.nn.utils.clip_grad_norm_(params, s.max_grad_norm)
@@ -196,7 +215,9 @@ class Trainer:
             metrics = {"epoch": state["epoch"] + 1, "step": state["step"]}
             metrics["train_loss"] = round(sum(epoch_losses) / len(epoch_losses), 5) if epoch_losses else None
             if self.eval_set:
-                metrics.update(evaluate(self.base, self.eval_set, max_new_tokens=s.max_new_tokens))
+                metrics.update(
+                    evaluate(self.base, self.eval_set, max_new_tokens=s.max_new_tokens, encode=self.encode)
+                )
             metrics["seconds"] = round(time.perf_counter() - started, 3)
             log.info("epoch %d: %s", metrics["epoch"], {k: v for k, v in metrics.items() if k != "answers"})
             state["history"].append(metrics)
