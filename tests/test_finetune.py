@@ -231,6 +231,9 @@ class _EchoBase:
         self.model = torch.nn.Linear(1, 1)
         self._answer = answer
 
+    def loss(self, inputs: dict) -> float:
+        return 1.0
+
     def encode(self, sample: Sample) -> dict:
         import torch
 

@@ -28,9 +28,11 @@ class TrainableBase(Protocol):
     model_id: str
     model: Any  # the torch module LoRA is injected into
 
-    def lora_targets(self, *, projectors: bool, towers: bool) -> str: ...
+    def lora_targets(self, *, projectors: bool, towers: bool) -> list[str]: ...
 
     def encode(self, sample: Sample) -> dict[str, Any]: ...
+
+    def loss(self, inputs: dict[str, Any]) -> Any: ...
 
     def answer(self, sample: Sample, max_new_tokens: int) -> str: ...
 
@@ -39,11 +41,28 @@ class TrainableBase(Protocol):
 
 # Qwen2.5-Omni / Qwen3-Omni thinkers: transformers' module names
 _OMNI_LLM = r"model\.language_model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
-_OMNI_PROJECTORS = r"model\.audio_tower\.proj|model\.visual\.merger\.mlp\.(0|2)"
+_OMNI_PROJECTORS = r"model\.audio_tower\.proj|model\.visual\.merger\.mlp\.\d+"
 _OMNI_TOWERS = (
     r"model\.audio_tower\.layers\.\d+\.(self_attn\.(q|k|v|out)_proj|fc1|fc2)"
     r"|model\.visual\.blocks\.\d+\.(attn\.(q|k|v|qkv|proj)|mlp\.(gate|up|down)_proj)"
 )
+
+
+def linear_layers(model: Any, patterns: list[str]) -> list[str]:
+    """Names of the ``nn.Linear`` modules whose full name matches one of ``patterns`` (what LoRA adapts)."""
+    import re
+
+    from torch import nn
+
+    compiled = [re.compile(p) for p in patterns]
+    names = [
+        name
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Linear) and any(c.fullmatch(name) for c in compiled)
+    ]
+    if not names:
+        raise ConfigError(f"no linear layer of {type(model).__name__} matches the LoRA targets")
+    return names
 
 
 class OmniBase:
@@ -67,9 +86,13 @@ class OmniBase:
         """How frames are sampled; kept with the adapter so that inference sees what training saw."""
         return {key: getattr(self.reasoner, key) for key in INPUT_SETTINGS}
 
-    def lora_targets(self, *, projectors: bool, towers: bool) -> str:
+    def lora_targets(self, *, projectors: bool, towers: bool) -> list[str]:
         parts = [_OMNI_LLM] + ([_OMNI_PROJECTORS] if projectors else []) + ([_OMNI_TOWERS] if towers else [])
-        return "|".join(f"(?:{p})" for p in parts)
+        return linear_layers(self.model, parts)
+
+    def loss(self, inputs: dict[str, Any]) -> Any:
+        """Teacher-forced loss over the answer (LoRA layers sit inside the model, so it is called directly)."""
+        return self.model(**inputs).loss
 
     def _audio(self, sample: Sample) -> Any:
         if sample.audio is None:

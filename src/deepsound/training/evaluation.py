@@ -21,7 +21,7 @@ def sample_loss(base: Any, sample: Sample, encode: Any = None) -> float:
     import torch
 
     with torch.no_grad():
-        return float(base.model(**(encode or base.encode)(sample)).loss)
+        return float(base.loss((encode or base.encode)(sample)))
 
 
 def evaluate(

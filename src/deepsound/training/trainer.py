@@ -196,7 +196,7 @@ class Trainer:
             position = state["position"]
             optimizer.zero_grad(set_to_none=True)
             for index in order[position:]:
-                loss = self.peft_model(**self.encode(self.train_set[index])).loss
+                loss = self.base.loss(self.encode(self.train_set[index]))
                 (loss / s.grad_accum).backward()
                 state["losses"].append(float(loss.detach()))
                 position += 1
