@@ -174,11 +174,6 @@ def _videollama2_base(name: str, model: str | Path | None, **options: Any) -> Tr
             f"the {name} base needs the VideoLLaMA2 model family (deepsound.models.videollama2), "
             "which this installation does not hold; use --base qwen-omni"
         )
-    from deepsound.models import videollama2
+    from deepsound.training.videollama2_base import load_videollama2
 
-    factory = getattr(videollama2, "trainable_base", None)
-    if factory is None:
-        raise ConfigError(
-            f"deepsound.models.videollama2 offers no trainable base for {name}; use --base qwen-omni"
-        )
-    return factory(name, model, **options)
+    return load_videollama2(name, model, **options)
