@@ -39,7 +39,7 @@ def _clip(path: Path, seconds: float) -> Path:
         audio = out.add_stream("aac", rate=rate)
         audio.layout = "mono"
         rng = np.random.default_rng(0)
-        for i in range(int(seconds * fps)):
+        for _ in range(int(seconds * fps)):
             pixels = rng.integers(0, 255, (360, 640, 3), dtype=np.uint8)
             for packet in video.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
                 out.mux(packet)
