@@ -56,7 +56,7 @@ class Components:
             "separator": self.config.separator,
             "silence": self.config.silence,
             "speech": "silero",
-            "mllm": "omni",
+            "mllm": _mllm_name(self.config),
         }
         return names[kind]
 
@@ -171,7 +171,25 @@ def _mllm_silence(config: PipelineConfig, components: Components) -> Any:
     return MllmSilenceDetector.from_config(config, mllm=lambda: components.mllm)
 
 
+def _mllm_name(config: PipelineConfig) -> str:
+    """The configured MLLM: ``config.mllm`` (a name, or a section with ``name``), else ``extra["mllm"]``."""
+    value = getattr(config, "mllm", None)
+    value = value if isinstance(value, str) else getattr(value, "name", None)
+    return value or config.extra.get("mllm", "omni")
+
+
+def _videollama2_factory(mode: str) -> Factory:
+    def build(config: PipelineConfig, _: Components) -> Any:
+        from deepsound.models.videollama2.reasoner import VideoLlamaReasoner
+
+        return VideoLlamaReasoner.from_config(config, mode)
+
+    return build
+
+
 register("mllm", "omni", _omni)
+register("mllm", "videollama2-cot", _videollama2_factory("cot"))
+register("mllm", "videollama2-qa", _videollama2_factory("qa"))
 register("silence", "mllm", _mllm_silence)
 for _name in ("cascade", "mllm", "speech"):
     register("judge", _name, _judge_factory(_name))

@@ -244,6 +244,7 @@ def batch(
 
 def _register_subcommands() -> None:
     """Commands that live with their component (separation, reasoning, weights)."""
+    from deepsound.cli.ask import ask_command
     from deepsound.cli.dataset import build_command, dataset_app
     from deepsound.cli.finetune import finetune_command
     from deepsound.cli.judge import judge_command
@@ -253,6 +254,7 @@ def _register_subcommands() -> None:
 
     app.command("separate")(user_errors(separate_command))
     app.command("judge")(user_errors(judge_command))
+    app.command("ask")(user_errors(ask_command))
     app.command("vo-rate")(user_errors(vo_rate_command))
     app.add_typer(weights_app, name="weights", help="List, download and verify published weights.")
     dataset_app.command("build")(user_errors(build_command))

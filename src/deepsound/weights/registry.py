@@ -226,6 +226,40 @@ _ENTRIES: tuple[WeightFile, ...] = (
     ),
 )
 
+
+# The paper's reasoner: multi-file hub checkpoints. The entries name each repository's config.json (the
+# loader takes the whole folder: weights_dir/ext_weights/<repo name>/, the hub cache, or a snapshot
+# download); the publishers state no checksums for them.
+_VIDEOLLAMA2 = (
+    (
+        "videollama2-cot",
+        "lym0302/VideoLLaMA2.1-7B-AV-CoT",
+        "VideoLLaMA2.1-7B-AV fine-tuned on DeepSound-V1's CoT data (steps 0 and 2)",
+    ),
+    (
+        "videollama2-qa",
+        "lym0302/VideoLLaMA2.1-7B-AV-QA",
+        "VideoLLaMA2.1-7B-AV fine-tuned to answer step 2 with a bare letter",
+    ),
+    (
+        "siglip-so400m-patch14-384",
+        "google/siglip-so400m-patch14-384",
+        "SigLIP vision tower named by VideoLLaMA2's mm_vision_tower",
+    ),
+)
+_ENTRIES = _ENTRIES + tuple(
+    WeightFile(
+        name=name,
+        filename="config.json",
+        subdir="ext_weights",
+        hub_repo=repo,
+        hub_filename="config.json",
+        licence="Apache-2.0 (VideoLLaMA2 and SigLIP releases)",
+        notes=notes + "; a folder checkpoint (config, safetensors, tokenizer)",
+    )
+    for name, repo, notes in _VIDEOLLAMA2
+)
+
 REGISTRY: dict[str, WeightFile] = {entry.name: entry for entry in _ENTRIES}
 
 

@@ -1,0 +1,276 @@
+"""The paper's own reasoner: VideoLLaMA2.1-7B-AV-CoT (steps 0 and 2) and -QA (step 2, a bare letter).
+
+:class:`VideoLlamaReasoner` has the interface of
+:class:`~deepsound.models.qwen_omni.reasoner.OmniReasoner` (``ask(question,
+video=, audio=, system=, step=)`` → ``MllmAnswer``, ``calls``, ``model_id``), so
+the planner and the judges use either. Differences that follow the paper:
+
+* the question goes in verbatim after ``<video>``; the step's system prompt
+  is not sent (the fine-tuned models never saw one) and the record says so;
+* step 0 sees the video alone; step 2 sees the video with the step-1
+  waveform as its soundtrack, converted in memory as the reference's ffmpeg
+  call would convert the muxed file (frames end where the audio ends);
+* mode ``cot`` asks the CoT model everything; mode ``qa`` asks step 2 of the
+  QA model (each model loaded once);
+* a step-2 record carries what the reference's own parser would have
+  decided (``reference_verdict``; CoT: the character after the last
+  ``<CONCLUSION>`` tag and its newline is ``A``; QA: the whole answer is
+  ``A``), beside the project's tolerant parse, and flags a disagreement.
+
+Precision: float32 on the CPU, float16 on CUDA by default (the reference
+loads in float16), bfloat16 on request; 8-/4-bit weights (bitsandbytes,
+CUDA only) and CPU offload (accelerate's device map) load the language model
+through transformers' ``from_pretrained``, the rest through the strict loader.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+
+from deepsound.errors import ConfigError, WeightsError
+from deepsound.models.videollama2 import inputs
+from deepsound.models.videollama2.chat import DEFAULT_MAX_NEW_TOKENS, VideoLlamaChat
+
+if TYPE_CHECKING:
+    from deepsound.audio import Audio
+    from deepsound.config import PipelineConfig
+
+log = logging.getLogger(__name__)
+
+COT_MODEL = "lym0302/VideoLLaMA2.1-7B-AV-CoT"
+QA_MODEL = "lym0302/VideoLLaMA2.1-7B-AV-QA"
+MODES = ("cot", "qa")
+
+
+@dataclass
+class VideoLlamaSettings:
+    """Everything that decides how the reasoner is loaded; ``from_config`` fills it from a pipeline config."""
+
+    mode: Literal["cot", "qa"] = "cot"
+    cot_model: str = COT_MODEL
+    qa_model: str = QA_MODEL
+    device: str = "auto"
+    dtype: str = "auto"  # float16 on CUDA (the reference's), float32 on the CPU
+    quantization: Literal["8bit", "4bit"] | None = None
+    offload: bool = False  # spread over GPU and CPU memory with accelerate's device map
+    max_gpu_memory: str | None = None  # e.g. "10GiB", with offload
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
+    weights_dir: Path | None = None
+    offline: bool = False
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"unknown VideoLLaMA2 mode {self.mode!r}; choose cot or qa")
+        if self.quantization not in (None, "8bit", "4bit"):
+            raise ConfigError(f"quantization must be 8bit or 4bit, not {self.quantization!r}")
+        if self.max_new_tokens < 1:
+            raise ConfigError(f"the MLLM token budget must be at least 1, got {self.max_new_tokens}")
+
+    @classmethod
+    def from_config(cls, config: PipelineConfig, mode: str) -> VideoLlamaSettings:
+        """``mllm_model`` names the CoT checkpoint unless it is still the Qwen-Omni default; other settings in ``extra``."""
+        extra = config.extra
+        model = str(config.mllm_model)
+        return cls(
+            mode=mode,  # type: ignore[arg-type]
+            cot_model=extra.get("videollama2_cot_model", COT_MODEL if "omni" in model.lower() else model),
+            qa_model=extra.get("videollama2_qa_model", QA_MODEL),
+            device=config.device,
+            dtype=extra.get("videollama2_dtype", config.dtype if config.dtype != "auto" else "auto"),
+            quantization=extra.get("mllm_quantization"),
+            offload=bool(extra.get("mllm_offload", False)),
+            max_gpu_memory=extra.get("mllm_max_gpu_memory"),
+            max_new_tokens=int(extra.get("videollama2_max_new_tokens", DEFAULT_MAX_NEW_TOKENS)),
+            weights_dir=config.weights_dir,
+            offline=config.offline,
+        )
+
+    def torch_device(self) -> str:
+        from deepsound.weights.loading import resolve_device
+
+        return resolve_device(self.device)
+
+    def torch_dtype(self) -> torch.dtype:
+        from deepsound.weights.loading import torch_dtype
+
+        if self.dtype == "auto":
+            return torch.float16 if self.torch_device().startswith("cuda") else torch.float32
+        return torch_dtype(self.dtype)
+
+
+def reference_voice_over(text: str, mode: str) -> dict[str, Any]:
+    """What DeepSound-V1's step 2 decides from ``text`` (its exact rule), with the rule's name."""
+    if mode == "qa":
+        return {"reference_verdict": text == "A", "reference_rule": "answer == 'A'"}
+    tail = text.split("<CONCLUSION>")[-1]
+    rule = "answer.split('<CONCLUSION>')[-1][1] == 'A'"
+    if len(tail) < 2:
+        return {
+            "reference_verdict": None,
+            "reference_rule": rule,
+            "reference_error": "IndexError: nothing after the tag",
+        }
+    return {"reference_verdict": tail[1] == "A", "reference_rule": rule}
+
+
+def checkpoint_folder(name: str | Path, *, weights_dir: Path | None, offline: bool, what: str) -> Path:
+    """A local folder for ``name``: itself, where the weights resolver finds a registered repository
+    (``--weights-dir``, the cache, the hub cache), ``weights_dir/<last part>``, or a snapshot download."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists() or str(name).startswith((".", "/", "~")):
+        raise WeightsError(f"{name}: {what} must be a checkpoint folder (config.json + weights)")
+    from deepsound.weights import REGISTRY, locate
+
+    entry = next(
+        (e for e in REGISTRY.values() if e.hub_repo == str(name) and e.filename == "config.json"), None
+    )
+    if entry is not None and (found := locate(entry, weights_dir=weights_dir)) is not None:
+        return found[1].parent  # the registered repository's folder, found the way every weight file is
+    last = str(name).rstrip("/").split("/")[-1]
+    for candidate in (
+        () if weights_dir is None else (Path(weights_dir) / last, Path(weights_dir) / "ext_weights" / last)
+    ):
+        if (candidate / "config.json").is_file():
+            return candidate
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(str(name), local_files_only=True))
+    except Exception:  # noqa: BLE001 - not cached (hub raises several types)
+        if offline:
+            raise WeightsError(
+                f"{name}: {what} is not available locally and downloads are off (offline); run "
+                f"`deepsound weights download` while online or pass a local folder"
+            ) from None
+    try:
+        return Path(snapshot_download(str(name)))
+    except Exception as exc:  # noqa: BLE001
+        raise WeightsError(
+            f"{name}: could not download {what} ({type(exc).__name__}: {str(exc)[:160]})"
+        ) from None
+
+
+def load_chat(name: str | Path, settings: VideoLlamaSettings) -> VideoLlamaChat:
+    """One checkpoint, its SigLIP tower (from ``mm_vision_tower``) and tokenizer, loaded per ``settings``."""
+    from deepsound.models.videollama2.model import read_config
+
+    folder = checkpoint_folder(
+        name, weights_dir=settings.weights_dir, offline=settings.offline, what="VideoLLaMA2"
+    )
+    tower_name = read_config(folder)["mm_vision_tower"]
+    tower = checkpoint_folder(
+        tower_name, weights_dir=settings.weights_dir, offline=settings.offline, what="the SigLIP tower"
+    )
+    device, dtype = settings.torch_device(), settings.torch_dtype()
+    started = time.perf_counter()
+    if settings.quantization or settings.offload:
+        from deepsound.models.videollama2.accelerated import load_accelerated
+
+        chat = load_accelerated(folder, tower, settings, dtype=dtype, device=device, name=str(name))
+    else:
+        chat = VideoLlamaChat.from_folder(folder, tower, dtype=dtype, device=device, name=str(name))
+    log.info("loaded %s (%s, %s) in %.1f s", name, device, dtype, time.perf_counter() - started)
+    return chat
+
+
+class VideoLlamaReasoner:
+    """The CoT model (and in ``qa`` mode the QA model for step 2), asked many questions."""
+
+    name = "videollama2"
+
+    def __init__(
+        self,
+        cot: VideoLlamaChat,
+        qa: VideoLlamaChat | None = None,
+        *,
+        mode: str = "cot",
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        history: int = 1000,
+    ) -> None:
+        if mode == "qa" and qa is None:
+            raise ConfigError("videollama2-qa needs the QA model for step 2")
+        self.cot, self.qa, self.mode = cot, qa, mode
+        self.max_new_tokens = max_new_tokens
+        self.calls: deque[dict[str, Any]] = deque(maxlen=history)
+        self._lock = threading.Lock()
+
+    @property
+    def model_id(self) -> str:
+        return self.cot.name if self.qa is None else f"{self.cot.name} + {self.qa.name}"
+
+    @classmethod
+    def load(cls, settings: VideoLlamaSettings) -> VideoLlamaReasoner:
+        cot = load_chat(settings.cot_model, settings)
+        qa = load_chat(settings.qa_model, settings) if settings.mode == "qa" else None
+        return cls(cot, qa, mode=settings.mode, max_new_tokens=settings.max_new_tokens)
+
+    @classmethod
+    def from_config(cls, config: PipelineConfig, mode: str = "cot") -> VideoLlamaReasoner:
+        return cls.load(VideoLlamaSettings.from_config(config, mode))
+
+    def chat_for(self, step: str) -> tuple[VideoLlamaChat, str]:
+        if self.mode == "qa" and step == "step2":
+            return self.qa, "qa"  # type: ignore[return-value]
+        return self.cot, "cot"
+
+    def ask(
+        self,
+        question: str,
+        *,
+        video: Path | None = None,
+        audio: Audio | None = None,
+        system: str | None = None,
+        step: str = "",
+    ) -> Any:
+        """Ask ``question`` about ``video`` (with ``audio`` as its soundtrack when given); greedy."""
+        from deepsound.models.qwen_omni.reasoner import MllmAnswer
+
+        if video is None:
+            raise ConfigError(
+                "VideoLLaMA2 answers about a video; this call gave none (audio-only runs need --mllm omni)"
+            )
+        chat, kind = self.chat_for(step)
+        samples = seconds = None
+        if audio is not None:
+            samples = inputs.resample_waveform(audio.waveform, audio.sample_rate)
+            seconds = audio.duration
+        with self._lock:
+            pixels, fbank, given = chat.media(
+                Path(video), samples, with_audio=audio is not None, seconds=seconds
+            )
+            reply = chat.answer(question, pixels, fbank, max_new_tokens=self.max_new_tokens, given=given)
+        record: dict[str, Any] = {
+            "step": step,
+            "model": chat.name,
+            "model_kind": kind,
+            "system": None,
+            "system_ignored": system,
+            "prompt": question,
+            "chat_prompt": reply.prompt,
+            "inputs": reply.inputs,
+            "answer": reply.text,
+            "verdict": None,
+            "tokens_in": reply.prompt_tokens,
+            "tokens_out": len(reply.token_ids),
+            "token_ids": reply.token_ids,
+            "seconds": reply.seconds,
+        }
+        if step == "step2":
+            from deepsound.steps.parsing import parse_voice_over_cot
+
+            record.update(reference_voice_over(reply.text, kind))
+            tolerant = parse_voice_over_cot(reply.text).has_voice_over
+            record["tolerant_verdict"] = tolerant
+            record["parsers_disagree"] = record["reference_verdict"] != tolerant
+        self.calls.append(record)
+        return MllmAnswer(reply.text, record)
