@@ -34,7 +34,7 @@ def test_lora_on_videollama2_learns_and_saves_an_adapter_for_its_checkpoint(tmp_
 
     from deepsound.cli import app
     from deepsound.models.videollama2.tiny import write_tiny_checkpoint
-    from deepsound.training.adapter import read_adapter_info, weights_fingerprint
+    from deepsound.training.adapter import AdapterMismatchError, read_adapter_info, weights_fingerprint
     from deepsound.training.videollama2_base import load_videollama2
 
     videos, _, generator = make_clips(tmp_path / "clips", ["vo", "clean"] * 4, noise_only=True)
@@ -59,3 +59,15 @@ def test_lora_on_videollama2_learns_and_saves_an_adapter_for_its_checkpoint(tmp_
     assert any("mm_projector" in name for name in config["target_modules"])  # --projectors
     wrapped = peft.PeftModel.from_pretrained(base.model, str(out))
     assert any("lora_A" in name for name, _ in wrapped.named_parameters())
+
+    # the pipeline's MLLM with --mllm-adapter: merged into the checkpoint that answers step 2
+    extra = {"mllm": "videollama2-cot", "videollama2_cot_model": str(checkpoint), "mllm_adapter": str(out)}
+    extra["videollama2_max_new_tokens"] = 3
+    mllm = Components(PipelineConfig(device="cpu", offline=True, extra=extra)).mllm
+    assert mllm.model_id == f"{checkpoint}+{out.name}"
+    answer = mllm.ask("Is there a voice-over?", video=videos[0], step="step2")
+    assert isinstance(answer.text, str)
+    other = write_tiny_checkpoint(tmp_path / "other", seed=5)
+    extra["videollama2_cot_model"] = str(other)
+    with pytest.raises(AdapterMismatchError):
+        Components(PipelineConfig(device="cpu", offline=True, extra=extra)).get("mllm")

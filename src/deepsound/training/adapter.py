@@ -115,3 +115,30 @@ def apply_adapter(reasoner: Any, folder: Path | str, *, merge: bool = True) -> A
     reasoner.model_id = f"{reasoner.model_id}+{folder.name}"
     reasoner.adapter = {"path": str(folder), "base_model": info["base_model"], "merged": merge}
     return reasoner
+
+
+def apply_to_videollama2(reasoner: Any, folder: Path | str) -> Any:
+    """Apply an adapter to the VideoLLaMA2 checkpoint that answers step 2 (the QA one in ``qa`` mode)."""
+    import peft
+
+    folder = Path(folder).expanduser()
+    info = read_adapter_info(folder)
+    chat = reasoner.qa if getattr(reasoner, "qa", None) is not None else reasoner.cot
+    check_base(info, chat.model, chat.name, folder)
+    try:
+        wrapped = peft.PeftModel.from_pretrained(chat.model, str(folder), is_trainable=False)
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise WeightsError(f"{folder}: adapter does not load into {chat.name} ({exc})") from None
+    chat.model = wrapped.merge_and_unload().eval()
+    chat.name = f"{chat.name}+{folder.name}"
+    return reasoner
+
+
+def apply_configured_adapter(reasoner: Any, config: Any) -> Any:
+    """The pipeline's hook: the adapter named by ``config.extra["mllm_adapter"]``, on whichever MLLM was built."""
+    adapter = config.extra.get("mllm_adapter")
+    if not adapter:
+        return reasoner
+    if hasattr(reasoner, "cot"):  # VideoLLaMA2 reasoner
+        return apply_to_videollama2(reasoner, adapter)
+    return apply_adapter(reasoner, adapter)
