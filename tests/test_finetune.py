@@ -271,3 +271,30 @@ def test_evaluation_reads_answers_with_the_pipeline_parsers(monkeypatch: pytest.
     assert wrong["step2_cot"] == {"samples": 2, "accuracy": 0.5, "parse_rate": 1.0}
     assert wrong["step2_qa"] == {"samples": 1, "accuracy": 0.0, "parse_rate": 0.0}
     assert wrong["step0_plan"]["accuracy"] == 0.0 and wrong["eval_loss"] == 1.0
+
+
+def test_chain_of_thought_and_plan_samples_train_and_are_scored(
+    world: dict[str, Path], tmp_path: Path
+) -> None:
+    """The long path: the judge's system prompt, the four-tag answer, the plan; one epoch on four clips."""
+    rows = [json.loads(line) for line in (world["data"] / "manifest.jsonl").read_text().splitlines()]
+    chosen = [r for r in rows if r["task"] in ("step2_cot", "step0_plan") and int(r["clip"][:2]) < 4]
+    subset = world["data"] / "subset.jsonl"  # beside the audio folder its relative paths name
+    subset.write_text("".join(json.dumps(r) + "\n" for r in chosen))
+    out = tmp_path / "cot"
+    try:
+        result = CliRunner().invoke(
+            app,
+            ["finetune", str(subset), "--base-model", str(world["base"]), "-o", str(out), "--epochs", "1"]
+            + ["--tasks", "step2_cot,step0_plan", "--held-out", "0.5", "--lora-r", "8", "--device", "cpu"]
+            + ["--offline", "--quiet", "--max-frames", "8", "--min-pixels", "3136", "--max-pixels", "12544"],
+        )
+    finally:
+        subset.unlink()
+    assert result.exit_code == 0, result.output
+    (metrics,) = _metrics(out)
+    assert metrics["eval_samples"] == 4 and metrics["step2_cot"]["samples"] == 2
+    assert metrics["step0_plan"]["samples"] == 2
+    assert 0.0 <= metrics["parse_rate"] <= 1.0 and metrics["train_loss"] > 0
+    answers = json.loads((out / "eval_answers.json").read_text())
+    assert {a["task"] for a in answers} == {"step2_cot", "step0_plan"}
