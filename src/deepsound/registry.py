@@ -219,8 +219,9 @@ def _mllm_silence(config: PipelineConfig, components: Components) -> Any:
 def _videollama2_factory(mode: str) -> Factory:
     def build(config: PipelineConfig, _: Components) -> Any:
         from deepsound.models.videollama2.reasoner import VideoLlamaReasoner
+        from deepsound.training.adapter import apply_configured_adapter
 
-        return VideoLlamaReasoner.from_config(config, mode)
+        return apply_configured_adapter(VideoLlamaReasoner.from_config(config, mode), config)
 
     return build
 

@@ -13,8 +13,10 @@ def _register_commands() -> None:
     from deepsound.cli.ask import ask_command
     from deepsound.cli.batch import batch_command
     from deepsound.cli.config_cmd import config_app
+    from deepsound.cli.dataset import build_command, dataset_app
     from deepsound.cli.evaluate import evaluate_command
     from deepsound.cli.experiment import experiment_command
+    from deepsound.cli.finetune import finetune_command
     from deepsound.cli.generate import generate_command
     from deepsound.cli.judge import judge_command
     from deepsound.cli.separate import separate_command
@@ -32,6 +34,11 @@ def _register_commands() -> None:
     app.command("evaluate")(user_errors(evaluate_command))
     app.command("experiment")(user_errors(experiment_command))
     app.add_typer(weights_app, name="weights", help="List, download and verify published weights.")
+    dataset_app.command("build")(user_errors(build_command))
+    app.add_typer(
+        dataset_app, name="dataset", help="Build the CoT-V2A fine-tuning data from your own videos."
+    )
+    app.command("finetune")(user_errors(finetune_command))
     app.add_typer(config_app, name="config", help="Show the effective configuration and the presets.")
 
 

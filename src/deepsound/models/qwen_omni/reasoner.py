@@ -253,7 +253,8 @@ class OmniReasoner:
         """The configured MLLM: fp32 on CPU, bf16 on CUDA unless the config says otherwise.
 
         A hub id whose last part names a folder inside ``weights_dir`` (e.g.
-        ``weights/Qwen2.5-Omni-7B``) loads from that folder.
+        ``weights/Qwen2.5-Omni-7B``) loads from that folder. ``mllm.adapter``
+        names a fine-tuned LoRA adapter, checked against the base and merged in.
         """
         mllm = config.mllm
         model: str | Path = mllm.model or DEFAULT_MODEL
@@ -266,7 +267,7 @@ class OmniReasoner:
             for key in ("fps", "max_frames", "min_pixels", "max_pixels")
             if getattr(mllm, key) is not None
         }
-        return cls.load(
+        reasoner = cls.load(
             model,
             device=config.resolved_device(),
             dtype=config.resolved_dtype(),
@@ -274,6 +275,11 @@ class OmniReasoner:
             max_new_tokens=mllm.max_new_tokens,
             **options,
         )
+        if mllm.adapter is not None:  # a LoRA adapter from `deepsound finetune`
+            from deepsound.training.adapter import apply_adapter
+
+            apply_adapter(reasoner, Path(mllm.adapter))
+        return reasoner
 
     @classmethod
     def tiny(

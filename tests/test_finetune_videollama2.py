@@ -1,0 +1,72 @@
+"""``--base videollama2``: LoRA on the paper's model family (a tiny official-format checkpoint, random weights).
+
+The checkpoint folder is written by :func:`deepsound.models.videollama2.tiny.write_tiny_checkpoint`
+and loaded through the family's own loader; the dataset is built as in
+``test_finetune.py`` (step 1 a stand-in that returns known audio). Checked: the
+loss over the answers falls, the held-out answers are read by the pipeline's
+parser, the adapter is saved with the checkpoint's checksum and reloads onto it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from cot_clips import espeak_available, make_clips
+from typer.testing import CliRunner
+
+from deepsound.config import MllmConfig, PipelineConfig
+from deepsound.dataset.builder import BuildSettings, DatasetBuilder
+from deepsound.registry import Components
+
+pytestmark = [
+    pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed"),
+    pytest.mark.skipif(
+        importlib.util.find_spec("deepsound.models.videollama2") is None, reason="no VideoLLaMA2 family"
+    ),
+]
+
+
+def test_lora_on_videollama2_learns_and_saves_an_adapter_for_its_checkpoint(tmp_path: Path) -> None:
+    import peft
+    from deepsound.models.videollama2.tiny import write_tiny_checkpoint
+
+    from deepsound.cli import app
+    from deepsound.training.adapter import AdapterMismatchError, read_adapter_info, weights_fingerprint
+    from deepsound.training.videollama2_base import load_videollama2
+
+    videos, _, generator = make_clips(tmp_path / "clips", ["vo", "clean"] * 4, noise_only=True)
+    components = Components(PipelineConfig(), {"generator": generator})
+    DatasetBuilder(components, BuildSettings(duration=2.0, separator=False)).build(videos, tmp_path / "data")
+    checkpoint = write_tiny_checkpoint(tmp_path / "vl2", seed=0)
+    out = tmp_path / "adapter"
+    result = CliRunner().invoke(
+        app,
+        ["finetune", str(tmp_path / "data"), "--base", "videollama2", "--base-model", str(checkpoint)]
+        + ["-o", str(out), "--tasks", "step2_qa", "--epochs", "3", "--lr", "5e-3", "--lora-r", "8"]
+        + ["--held-out", "0.25", "--projectors", "--device", "cpu", "--offline", "--quiet"],
+    )
+    assert result.exit_code == 0, result.output
+    history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(history) == 3 and history[-1]["train_loss"] < history[0]["train_loss"]
+    assert history[-1]["eval_samples"] == 2 and 0.0 <= history[-1]["judge_accuracy"] <= 1.0
+    info = read_adapter_info(out)
+    base = load_videollama2("videollama2", checkpoint, device="cpu", dtype="float32", offline=True)
+    assert info["base_checksum"] == weights_fingerprint(base.model) and info["inputs"] == {"num_frames": 4}
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert any("mm_projector" in name for name in config["target_modules"])  # --projectors
+    wrapped = peft.PeftModel.from_pretrained(base.model, str(out))
+    assert any("lora_A" in name for name, _ in wrapped.named_parameters())
+
+    # the pipeline's MLLM with --mllm-adapter: merged into the checkpoint that answers step 2
+    section = MllmConfig(name="videollama2-cot", model=str(checkpoint), adapter=out, max_new_tokens=3)
+    mllm = Components(PipelineConfig(device="cpu", offline=True, mllm=section)).mllm
+    assert mllm.model_id == f"{checkpoint}+{out.name}"
+    answer = mllm.ask("Is there a voice-over?", video=videos[0], step="step2")
+    assert isinstance(answer.text, str)
+    other = write_tiny_checkpoint(tmp_path / "other", seed=5)
+    section = MllmConfig(name="videollama2-cot", model=str(other), adapter=out, max_new_tokens=3)
+    with pytest.raises(AdapterMismatchError):
+        Components(PipelineConfig(device="cpu", offline=True, mllm=section)).get("mllm")
