@@ -76,12 +76,13 @@ def main() -> None:
     from deepsound.interfaces import SpeechReport
     from deepsound.models.qwen_omni import reasoner as omni
     from deepsound.steps.prompts import VOICE_OVER_QUESTION, VOICE_OVER_SYSTEM_PROMPT
+    from deepsound.testing import tiny as toy
     from deepsound.training.bases import OmniBase
 
     cuda = args.device.startswith("cuda")
     dtype = torch.bfloat16 if cuda else torch.float32
-    processor = omni._tiny_processor()
-    tiny = omni._tiny_thinker_config(processor.tokenizer)
+    processor = toy._tiny_processor()
+    tiny = toy._tiny_thinker_config(processor.tokenizer)
     if args.size == "full":
         tokens = {
             k: getattr(tiny, k) for k in ("audio_token_index", "image_token_index", "video_token_index")

@@ -31,10 +31,10 @@ from machine import describe
 
 from deepsound.audio import Audio
 from deepsound.media import probe, read_audio
-from deepsound.models.qwen_omni.reasoner import OmniReasoner
 from deepsound.models.silero.detector import SileroSpeechDetector
 from deepsound.steps.plan import CanonicalPlanner, MllmPlanner
 from deepsound.steps.voice_over import CascadeJudge, MllmJudge, SpeechJudge
+from deepsound.testing import tiny as toy
 
 REPO = Path(__file__).resolve().parents[1]
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".webm", ".avi"}
@@ -111,7 +111,7 @@ def main() -> int:
     audios = {clip: clip_audio(clip) for clip in clips}
 
     speech = SileroSpeechDetector()
-    mllm = OmniReasoner.tiny(seed=0, max_new_tokens=args.max_new_tokens)
+    mllm = toy.omni_reasoner(seed=0, max_new_tokens=args.max_new_tokens)
     reports = {}
     for clip in clips:
         started = time.perf_counter()

@@ -26,6 +26,7 @@ from media_factory import make_video
 
 from deepsound.audio import Audio
 from deepsound.interfaces import GenerationRequest
+from deepsound.testing import tiny as toy
 
 RATE = 16000
 SECONDS = 2.0
@@ -114,9 +115,7 @@ def learnable_tiny_reasoner(seed: int = 0):  # noqa: ANN201
     """
     import torch
 
-    from deepsound.models.qwen_omni.reasoner import OmniReasoner
-
-    reasoner = OmniReasoner.tiny(seed=seed, max_new_tokens=8)
+    reasoner = toy.omni_reasoner(seed=seed, max_new_tokens=8)
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, param in reasoner.model.named_parameters():

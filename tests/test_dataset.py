@@ -27,6 +27,7 @@ from deepsound.registry import Components
 from deepsound.steps.cot import parse_voice_over_cot
 from deepsound.steps.plan import parse_plan
 from deepsound.steps.prompts import VOICE_OVER_QUESTION, VOICE_OVER_SYSTEM_PROMPT
+from deepsound.testing import tiny as toy
 
 pytestmark = pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed")
 
@@ -127,11 +128,10 @@ def test_a_rebuild_resumes_without_generating_again(built) -> None:
 def test_the_separator_vocal_share_is_kept_and_compared_with_the_speech_detector(
     built, tmp_path: Path
 ) -> None:
-    from deepsound.models.bs_roformer.separator import BsRoformerSeparator
 
     _, videos, kinds, generator, _, _ = built
     components = Components(
-        PipelineConfig(), {"generator": generator, "separator": BsRoformerSeparator.tiny()}
+        PipelineConfig(), {"generator": generator, "separator": toy.bs_roformer_separator()}
     )
     summary = DatasetBuilder(components, BuildSettings(duration=2.0, kinds=("qa",))).build(
         videos[:2], tmp_path / "sep"
@@ -155,11 +155,10 @@ def test_limit_stops_once_enough_clips_are_in(built, tmp_path: Path) -> None:
 
 
 def test_caption_from_the_mllm_is_quoted_in_the_chain_of_thought(built, tmp_path: Path) -> None:
-    from deepsound.models.qwen_omni.reasoner import OmniReasoner
 
     _, videos, _, generator, _, _ = built
     components = Components(
-        PipelineConfig(), {"generator": generator, "mllm": OmniReasoner.tiny(max_new_tokens=6)}
+        PipelineConfig(), {"generator": generator, "mllm": toy.omni_reasoner(max_new_tokens=6)}
     )
     settings = BuildSettings(duration=2.0, separator=False, caption=True, kinds=("cot",))
     DatasetBuilder(components, settings).build(videos[:1], tmp_path / "cap")

@@ -66,9 +66,7 @@ class TinyComponents(Components):
 
             return SileroSpeechDetector()
         if kind == "mllm":
-            from deepsound.models.qwen_omni.reasoner import OmniReasoner
-
-            return OmniReasoner.tiny(seed=0, max_new_tokens=8)
+            return toy.omni_reasoner(seed=0, max_new_tokens=8)
         if kind == "judge":
             from deepsound.steps.voice_over import build_judge
 

@@ -23,7 +23,6 @@ from deepsound import cli, media
 from deepsound.batch import read_inputs, run_batch
 from deepsound.config import PipelineConfig, RunOptions, SilenceConfig
 from deepsound.interfaces import VoiceOverVerdict
-from deepsound.models.qwen_omni.reasoner import OmniReasoner
 from deepsound.models.silero.detector import SileroSpeechDetector
 from deepsound.pipeline import Pipeline
 from deepsound.registry import Components, register, unregister
@@ -36,7 +35,7 @@ def tiny_models() -> dict:
         "generator": toy.mmaudio_generator(seed=0, mode="16k"),
         "separator": toy.bs_roformer_separator(seed=0),
         "speech": SileroSpeechDetector(),
-        "mllm": OmniReasoner.tiny(seed=0, max_new_tokens=8),
+        "mllm": toy.omni_reasoner(seed=0, max_new_tokens=8),
     }
 
 

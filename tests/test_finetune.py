@@ -27,6 +27,7 @@ from deepsound.dataset.builder import BuildSettings, DatasetBuilder
 from deepsound.dataset.manifest import Sample, read_manifest
 from deepsound.models.qwen_omni.reasoner import OmniReasoner
 from deepsound.registry import Components
+from deepsound.testing import tiny as toy
 from deepsound.training.adapter import AdapterMismatchError, apply_adapter, weights_fingerprint
 from deepsound.training.evaluation import evaluate
 from deepsound.training.trainer import split_samples
@@ -130,7 +131,7 @@ def test_judge_command_uses_the_adapter_and_refuses_one_for_another_base(
     assert all(r["evidence"]["mllm_model"] == f"{world['base']}+{trained.name}" for r in rows)
     assert all(r["mllm_calls"] == 1 and isinstance(r["cot"], str) for r in rows)
 
-    other = OmniReasoner.tiny(seed=7).export_checkpoint(tmp_path / "other")
+    other = toy.omni_reasoner(seed=7).export_checkpoint(tmp_path / "other")
     refused = CliRunner().invoke(app, [*common, "--mllm-model", str(other), "--mllm-adapter", str(trained)])
     assert refused.exit_code == 2
     message = refused.output.strip().splitlines()[-1]  # one line (after the loader's progress bar)
@@ -138,7 +139,7 @@ def test_judge_command_uses_the_adapter_and_refuses_one_for_another_base(
         message.startswith("error:") and "adapter was trained on" in message and str(world["base"]) in message
     )
     with pytest.raises(AdapterMismatchError):
-        apply_adapter(OmniReasoner.tiny(seed=7), trained)
+        apply_adapter(toy.omni_reasoner(seed=7), trained)
 
 
 def test_merge_writes_a_folder_that_mllm_model_loads(

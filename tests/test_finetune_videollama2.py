@@ -1,6 +1,6 @@
 """``--base videollama2``: LoRA on the paper's model family (a tiny official-format checkpoint, random weights).
 
-The checkpoint folder is written by :func:`deepsound.models.videollama2.tiny.write_tiny_checkpoint`
+The checkpoint folder is written by :func:`deepsound.testing.videollama2_checkpoint.write_tiny_checkpoint`
 and loaded through the family's own loader; the dataset is built as in
 ``test_finetune.py`` (step 1 a stand-in that returns known audio). Checked: the
 loss over the answers falls, the held-out answers are read by the pipeline's
@@ -31,9 +31,9 @@ pytestmark = [
 
 def test_lora_on_videollama2_learns_and_saves_an_adapter_for_its_checkpoint(tmp_path: Path) -> None:
     import peft
-    from deepsound.models.videollama2.tiny import write_tiny_checkpoint
 
     from deepsound.cli import app
+    from deepsound.testing.videollama2_checkpoint import write_tiny_checkpoint
     from deepsound.training.adapter import AdapterMismatchError, read_adapter_info, weights_fingerprint
     from deepsound.training.videollama2_base import load_videollama2
 

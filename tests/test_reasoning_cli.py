@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from deepsound.audio import Audio
 from deepsound.cli.judge import judge_command
-from deepsound.models.qwen_omni.reasoner import OmniReasoner
+from deepsound.testing import tiny as toy
 
 app = typer.Typer()
 app.command()(judge_command)
@@ -68,7 +68,7 @@ def test_a_bad_file_gets_an_error_line_and_the_others_go_on(clips: dict[str, Pat
 def test_mllm_judge_loads_a_local_checkpoint_and_reports_its_chain_of_thought(
     clips: dict[str, Path], tmp_path: Path
 ) -> None:
-    folder = OmniReasoner.tiny(seed=3).export_checkpoint(tmp_path / "tiny-omni")
+    folder = toy.omni_reasoner(seed=3).export_checkpoint(tmp_path / "tiny-omni")
     result = CliRunner().invoke(
         app,
         ["judge-command", str(clips["noise"]), "--judge", "mllm", "--mllm-model", str(folder)]

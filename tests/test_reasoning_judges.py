@@ -29,6 +29,7 @@ from deepsound.steps import prompts
 from deepsound.steps.mllm_silence import MllmSilenceDetector
 from deepsound.steps.plan import CanonicalPlanner, MllmPlanner, build_planner
 from deepsound.steps.voice_over import CascadeJudge, MllmJudge, SpeechJudge, build_judge
+from deepsound.testing import tiny as toy
 
 COT_ON_SCREEN = (
     "<SUMMARY>I will check whether the voice belongs to someone in the picture.</SUMMARY>\n"
@@ -71,7 +72,7 @@ def speech() -> SileroSpeechDetector:
 
 @pytest.fixture(scope="module")
 def tiny() -> OmniReasoner:
-    return OmniReasoner.tiny(seed=0, max_new_tokens=4)
+    return toy.omni_reasoner(seed=0, max_new_tokens=4)
 
 
 @pytest.fixture(scope="module")

@@ -20,13 +20,15 @@ from media_factory import make_video, read_frame_index, tone
 
 from deepsound.config import MllmConfig, PipelineConfig
 from deepsound.errors import ConfigError, MediaError, WeightsError
-from deepsound.models.qwen_omni.reasoner import SAMPLE_RATE, OmniReasoner, sample_frames
+from deepsound.models.qwen_omni.frames import sample_frames
+from deepsound.models.qwen_omni.reasoner import SAMPLE_RATE, OmniReasoner
 from deepsound.steps import prompts
+from deepsound.testing import tiny as toy
 
 
 @pytest.fixture(scope="module")
 def reasoner() -> OmniReasoner:
-    return OmniReasoner.tiny(seed=0, max_new_tokens=6)
+    return toy.omni_reasoner(seed=0, max_new_tokens=6)
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +104,7 @@ def test_ask_is_greedy_budgeted_and_recorded(reasoner: OmniReasoner, clip: Path)
 
 
 def test_bfloat16_weights_get_bfloat16_pixels_and_features(clip: Path) -> None:
-    small = OmniReasoner.tiny(seed=1, max_new_tokens=2, dtype="bfloat16")
+    small = toy.omni_reasoner(seed=1, max_new_tokens=2, dtype="bfloat16")
     batch, _, _ = small.prepare("?", video=clip, audio=tone(1.0, 16000))
     assert batch["pixel_values_videos"].dtype == torch.bfloat16
     assert batch["input_features"].dtype == torch.bfloat16
@@ -191,7 +193,7 @@ def test_unreadable_videos_are_media_errors(tmp_path: Path) -> None:
 
 def test_qwen3_omni_goes_through_the_same_code_path(clip: Path) -> None:
     """Qwen3-Omni (MoE thinker, 16-pixel patches, its own processor) is driven by the same ``ask``."""
-    qwen3 = OmniReasoner.tiny(seed=0, max_new_tokens=3, family="qwen3_omni_moe")
+    qwen3 = toy.omni_reasoner(seed=0, max_new_tokens=3, family="qwen3_omni_moe")
     assert type(qwen3.model).__name__ == "Qwen3OmniMoeThinkerForConditionalGeneration"
     batch, _, given = qwen3.prepare(prompts.VOICE_OVER_QUESTION, video=clip, audio=tone(3.0, 16000))
     ids = batch["input_ids"][0].tolist()
@@ -205,7 +207,7 @@ def test_qwen3_omni_goes_through_the_same_code_path(clip: Path) -> None:
 def test_cuda_loads_in_bfloat16_and_answers(clip: Path, tmp_path: Path) -> None:
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
-    folder = OmniReasoner.tiny(seed=0).export_checkpoint(tmp_path / "omni")
+    folder = toy.omni_reasoner(seed=0).export_checkpoint(tmp_path / "omni")
     config = PipelineConfig(mllm=MllmConfig(model=str(folder), max_new_tokens=4), device="cuda", offline=True)
     reasoner = OmniReasoner.from_config(config)
     reasoner.max_frames, reasoner.min_pixels, reasoner.max_pixels = 8, 4 * 784, 16 * 784

@@ -57,7 +57,6 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def page_server():
     from deepsound.config import PipelineConfig, RunOptions, SilenceConfig
-    from deepsound.models.qwen_omni.reasoner import OmniReasoner
     from deepsound.models.silero.detector import SileroSpeechDetector
     from deepsound.pipeline import Pipeline
     from deepsound.registry import Components
@@ -67,7 +66,7 @@ def page_server():
         "generator": toy.mmaudio_generator(seed=0, mode="16k"),
         "separator": toy.bs_roformer_separator(seed=0),
         "speech": SileroSpeechDetector(),
-        "mllm": OmniReasoner.tiny(seed=0, max_new_tokens=8),
+        "mllm": toy.omni_reasoner(seed=0, max_new_tokens=8),
     }
     # The random MLLM's answers are undecided, taken as voice-over; a silence threshold above any
     # level makes step 4 call the rest silent: so every step and the neg fallback run.

@@ -25,6 +25,7 @@ from deepsound.models.videollama2.reasoner import (
     load_chat,
     reference_voice_over,
 )
+from deepsound.testing import tiny as toy
 from deepsound.testing.videollama2_checkpoint import write_tiny_checkpoint
 
 STEP2 = (
@@ -196,9 +197,8 @@ def test_ask_on_another_model_type_is_one_line(tmp_path, folders):
 
 @pytest.mark.timeout(300)
 def test_ask_works_for_qwen_omni(folders, tmp_path):
-    from deepsound.models.qwen_omni.reasoner import OmniReasoner
 
-    folder = OmniReasoner.tiny(max_new_tokens=3).export_checkpoint(tmp_path / "omni")
+    folder = toy.omni_reasoner(max_new_tokens=3).export_checkpoint(tmp_path / "omni")
     result = _ask(
         str(folders["clip"]),
         "--question",

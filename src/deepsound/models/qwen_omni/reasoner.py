@@ -25,7 +25,6 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +32,7 @@ import numpy as np
 
 from deepsound.audio import Audio
 from deepsound.errors import ConfigError, MediaError, WeightsError
+from deepsound.models.qwen_omni.frames import sample_frames
 from deepsound.weights.loading import torch_dtype as to_torch_dtype
 
 if TYPE_CHECKING:
@@ -55,95 +55,11 @@ _FAMILIES: dict[str, tuple[str, str]] = {
 
 
 @dataclass
-class Frames:
-    """Frames sampled from a video: ``(T, H, W, 3)`` uint8 RGB at ``fps`` from ``start``."""
-
-    frames: np.ndarray
-    fps: float
-    start: float
-    duration: float
-    source_size: tuple[int, int]  # (height, width) of the video stream
-
-
-@dataclass
 class MllmAnswer:
     """One answer and its record (the same dict object is kept in :attr:`OmniReasoner.calls`)."""
 
     text: str
     record: dict[str, Any] = field(default_factory=dict)
-
-
-def sample_frames(
-    path: Path,
-    *,
-    fps: float = 2.0,
-    start: float = 0.0,
-    duration: float | None = None,
-    max_frames: int = 64,
-    max_pixels: int = 640 * 360,
-) -> Frames:
-    """Decode the frames an MLLM sees: ``fps`` frames per second (fewer when ``max_frames`` binds).
-
-    Frames keep their aspect ratio (the processor resizes them onto its patch
-    grid within its own pixel budget); they are scaled down at decode time
-    to at most ``max_pixels`` so that a 1080p clip does not cost 1080p memory.
-    The count is made even because the vision encoder groups frames by two.
-    """
-    from deepsound.media._open import media_errors, open_input
-
-    path = Path(path)
-    container = open_input(path)
-    with container, media_errors(path, "decoding frames"):
-        if not container.streams.video:
-            raise MediaError(f"{path}: has no video stream")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        height, width = stream.codec_context.height, stream.codec_context.width
-        length = _stream_seconds(stream, container)
-        end = length
-        if duration is not None:
-            end = start + duration if length <= 0 else min(length, start + duration)
-        span = max(end - start, 1e-3)
-        count = max(1, min(max_frames, int(np.floor(span * fps + 1e-6)) or 1))
-        targets = start + np.arange(count) * (span / count)
-        scale = min(1.0, float(np.sqrt(max_pixels / max(1, height * width))))
-        out_w, out_h = max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
-
-        picked: list[np.ndarray] = []
-        last = None
-        for frame in container.decode(stream):
-            if frame.time is None:
-                continue
-            last = frame
-            while len(picked) < count and frame.time + 1e-6 >= targets[len(picked)]:
-                picked.append(_upright(frame, stream, out_w, out_h))
-            if len(picked) == count:
-                break
-        if last is None:
-            raise MediaError(f"{path}: no decodable video frame")
-        while len(picked) < count:  # the stream ended before the last target: hold the last frame
-            picked.append(_upright(last, stream, out_w, out_h))
-    if len(picked) % 2:
-        picked.append(picked[-1])
-    effective_fps = count / span
-    return Frames(np.stack(picked), effective_fps, start, span, (height, width))
-
-
-def _upright(frame: Any, stream: Any, width: int, height: int) -> np.ndarray:
-    """RGB pixels as a viewer sees them: phone clips store pictures turned and tag the turn."""
-    from deepsound.media.info import frame_rotation
-
-    pixels = frame.to_ndarray(format="rgb24", width=width, height=height)
-    turns = frame_rotation(frame, stream) // 90
-    return np.ascontiguousarray(np.rot90(pixels, turns)) if turns else pixels
-
-
-def _stream_seconds(stream: Any, container: Any) -> float:
-    if stream.duration is not None and stream.time_base is not None:
-        return float(stream.duration * Fraction(stream.time_base))
-    if container.duration is not None:
-        return container.duration / 1_000_000
-    return 0.0
 
 
 def _audio_array(audio: Audio, seconds: float | None = None) -> np.ndarray:
@@ -280,45 +196,6 @@ class OmniReasoner:
 
             apply_adapter(reasoner, Path(mllm.adapter))
         return reasoner
-
-    @classmethod
-    def tiny(
-        cls, *, seed: int = 0, max_new_tokens: int = 8, dtype: str = "float32", family: str = "qwen2_5_omni"
-    ) -> OmniReasoner:
-        """A real Qwen-Omni thinker with random weights and small dimensions, built in-process.
-
-        ``family`` is ``qwen2_5_omni`` (the default model's) or ``qwen3_omni_moe``.
-        The tokenizer is a byte-level BPE vocabulary (256 byte symbols, no merges)
-        wrapped in transformers' Qwen2 tokenizer class with the special tokens the
-        processor and chat template need; the feature extractor, image and video
-        processors are the real classes. Nothing is read from disk or the network.
-        """
-        import torch
-        import transformers
-
-        if family not in ("qwen2_5_omni", "qwen3_omni_moe"):
-            raise ConfigError(f"no tiny configuration for model family {family!r}")
-        qwen3 = family == "qwen3_omni_moe"
-        patch = 16 if qwen3 else 14  # vision patch side; a merged token covers (2 * patch)^2 pixels
-        processor = _tiny_processor(qwen3=qwen3, patch_size=patch)
-        config = _tiny_thinker_config(processor.tokenizer, qwen3=qwen3)
-        torch.manual_seed(seed)
-        thinker_cls = getattr(transformers, _FAMILIES[family][0])
-        model = thinker_cls(config).eval()
-        model.to(getattr(torch, dtype))
-        tok = processor.tokenizer
-        model.generation_config.eos_token_id = [tok.convert_tokens_to_ids("<|im_end|>"), tok.eos_token_id]
-        model.generation_config.pad_token_id = tok.pad_token_id
-        token_pixels = (2 * patch) ** 2
-        return cls(
-            model,
-            processor,
-            model_id=f"tiny-random-{family}",
-            max_new_tokens=max_new_tokens,
-            max_frames=8,
-            min_pixels=4 * token_pixels,
-            max_pixels=16 * token_pixels,
-        )
 
     def export_checkpoint(self, folder: Path) -> Path:
         """Write this thinker as a Qwen2.5-Omni checkpoint folder that :meth:`load` (and transformers) reads.
@@ -492,108 +369,3 @@ def _missing_message(model: str, offline: bool, exc: BaseException) -> str:
 
 
 # ---------------------------------------------------------------------- tiny random model
-
-_TINY_SPECIAL_TOKENS = {
-    "audio_token": "<|AUDIO|>",
-    "image_token": "<|IMAGE|>",
-    "video_token": "<|VIDEO|>",
-    "audio_bos_token": "<|audio_bos|>",
-    "audio_eos_token": "<|audio_eos|>",
-    "vision_bos_token": "<|vision_bos|>",
-    "vision_eos_token": "<|vision_eos|>",
-}
-_TINY_CHAT_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
-
-# ChatML, the conversation format of the Qwen family, with Qwen-Omni's media placeholders.
-_TINY_CHAT_TEMPLATE = (
-    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
-    "{% if message['content'] is string %}{{ message['content'] }}"
-    "{% else %}{% for part in message['content'] %}"
-    "{% if part['type'] == 'video' %}<|vision_bos|><|VIDEO|><|vision_eos|>"
-    "{% elif part['type'] == 'image' %}<|vision_bos|><|IMAGE|><|vision_eos|>"
-    "{% elif part['type'] == 'audio' %}<|audio_bos|><|AUDIO|><|audio_eos|>"
-    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
-    "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-
-
-def _tiny_processor(*, qwen3: bool = False, patch_size: int = 14) -> Any:
-    """The real Qwen-Omni processor over a locally built byte-level tokenizer."""
-    import transformers
-    from tokenizers import AddedToken
-    from tokenizers.pre_tokenizers import ByteLevel
-
-    vocab = {symbol: index for index, symbol in enumerate(sorted(ByteLevel.alphabet()))}
-    specials = [*_TINY_CHAT_TOKENS, *_TINY_SPECIAL_TOKENS.values()]
-    for token in specials:
-        vocab[token] = len(vocab)
-    tokenizer = transformers.Qwen2Tokenizer(
-        vocab=vocab, merges=[], extra_special_tokens=dict(_TINY_SPECIAL_TOKENS)
-    )
-    tokenizer.add_tokens(
-        [AddedToken(t, special=True, normalized=False) for t in specials], special_tokens=True
-    )
-    processor_cls = transformers.Qwen3OmniMoeProcessor if qwen3 else transformers.Qwen2_5OmniProcessor
-    return processor_cls(
-        image_processor=transformers.Qwen2VLImageProcessor(patch_size=patch_size),
-        video_processor=transformers.Qwen2VLVideoProcessor(patch_size=patch_size),
-        feature_extractor=transformers.WhisperFeatureExtractor(feature_size=128, sampling_rate=SAMPLE_RATE),
-        tokenizer=tokenizer,
-        chat_template=_TINY_CHAT_TEMPLATE,
-    )
-
-
-def _tiny_thinker_config(tokenizer: Any, *, qwen3: bool = False) -> Any:
-    """A thinker with the published structure (audio tower, vision tower, M-RoPE decoder) and tiny widths."""
-    import transformers
-
-    audio = {
-        "num_mel_bins": 128,
-        "encoder_layers": 1,
-        "encoder_attention_heads": 2,
-        "encoder_ffn_dim": 32,
-        "d_model": 16,
-        "output_dim": 32,
-    }
-    vision = {"depth": 2, "hidden_size": 16, "intermediate_size": 32, "num_heads": 2, "out_hidden_size": 32}
-    text = {
-        "vocab_size": len(tokenizer),
-        "hidden_size": 32,
-        "intermediate_size": 64,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        "num_key_value_heads": 1,
-        "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]},
-    }
-    tokens = {
-        "audio_start_token_id": tokenizer.audio_bos_token_id,
-        "audio_end_token_id": tokenizer.audio_eos_token_id,
-        "vision_start_token_id": tokenizer.vision_bos_token_id,
-        "vision_end_token_id": tokenizer.vision_eos_token_id,
-        "user_token_id": tokenizer.convert_tokens_to_ids("u"),
-    }
-    if qwen3:
-        audio.update(downsample_hidden_size=8)
-        vision.update(patch_size=16, num_position_embeddings=64, deepstack_visual_indexes=[1])
-        text.update(head_dim=16, moe_intermediate_size=16, num_experts=4, num_experts_per_tok=2)
-        text["rope_parameters"] = {**text["rope_parameters"], "mrope_interleaved": True}
-        return transformers.Qwen3OmniMoeThinkerConfig(
-            audio_config=audio,
-            vision_config=vision,
-            text_config=text,
-            audio_token_id=tokenizer.audio_token_id,
-            image_token_id=tokenizer.image_token_id,
-            video_token_id=tokenizer.video_token_id,
-            **tokens,
-        )
-    vision.update(fullatt_block_indexes=[1])
-    return transformers.Qwen2_5OmniThinkerConfig(
-        audio_config=audio,
-        vision_config=vision,
-        text_config=text,
-        audio_token_index=tokenizer.audio_token_id,
-        image_token_index=tokenizer.image_token_id,
-        video_token_index=tokenizer.video_token_id,
-        **tokens,
-    )
