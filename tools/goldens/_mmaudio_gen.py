@@ -11,6 +11,7 @@ a generator seeded 31 (CLIP frames in [0, 1], then Synchformer frames in [-1, 1]
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import torch
@@ -50,8 +51,6 @@ def _network(mode: str):
 
 def _parts(mode: str, data: Path):
     """The official FeaturesUtils holding tiny seeded CLIP, Synchformer, VAE and vocoder."""
-    import json
-
     import open_clip
     from mmaudio.ext.autoencoder.autoencoder import AutoEncoderModule
     from mmaudio.ext.bigvgan.bigvgan import BigVGAN

@@ -17,6 +17,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from pathlib import Path
 
@@ -126,8 +127,6 @@ def main(args: argparse.Namespace) -> list[Path]:
             manifest = parameter_manifest(BSRoformer(**viperx).state_dict())
         target = out / "bs_roformer" / "manifest_viperx.json"
         target.parent.mkdir(parents=True, exist_ok=True)
-        import json
-
         target.write_text(json.dumps(manifest, indent=0) + "\n", encoding="utf-8")
         written.append(Path("bs_roformer/manifest_viperx.json"))
 

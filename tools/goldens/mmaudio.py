@@ -13,6 +13,8 @@ Usage: ``python tools/make_goldens.py mmaudio --official /path/to/MMAudio [--ful
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 from pathlib import Path
 
 import torch
@@ -53,8 +55,6 @@ def main(args: argparse.Namespace) -> list[Path]:
 
 # ------------------------------------------------------------------------------------------ network
 def _seq(mode: str, duration: float):
-    import dataclasses
-
     from mmaudio.model.sequence_config import CONFIG_16K, CONFIG_44K
 
     return dataclasses.replace(CONFIG_16K if mode == "16k" else CONFIG_44K, duration=duration)
@@ -119,8 +119,6 @@ def _sample(net, *, seed: int, steps: int, cfg: float, negative: bool, dtype: to
 
 
 def network_goldens(out: Path, *, full: bool) -> list[Path]:
-    import json
-
     from mmaudio.model.networks import get_my_mmaudio
 
     from deepsound.testing.equivalence import fill_seeded, parameter_manifest
