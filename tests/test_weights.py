@@ -670,3 +670,25 @@ def test_hub_download_with_wrong_checksum_is_removed(tmp_path: Path, monkeypatch
         with pytest.raises(WeightsError, match="checksum mismatch.*removed the bad copy"):
             call()
         assert not fetched[-1].exists() and not (tmp_path / "blobs" / "deadbeef").exists()
+
+
+def test_weights_download_fetches_a_whole_folder_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import huggingface_hub
+
+    asked: list[tuple[str, str | None]] = []
+
+    def fake_snapshot(repo_id, revision=None, local_dir=None):
+        asked.append((repo_id, local_dir))
+        folder = Path(local_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.json").write_text("{}")
+        return str(folder)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot)
+    path = download("videollama2-cot", dest_root=tmp_path / "w")
+    assert asked == [
+        ("lym0302/VideoLLaMA2.1-7B-AV-CoT", str(tmp_path / "w" / "ext_weights" / "VideoLLaMA2.1-7B-AV-CoT"))
+    ]
+    assert (path / "config.json").is_file()

@@ -61,6 +61,9 @@ class WeightFile:
     notes: str = ""
     checksum_origin: str = ""
     packaged: str | None = None
+    # a multi-file hub checkpoint (config, weight shards, tokenizer): `filename` is its config.json and
+    # `weights download` fetches the whole repository
+    folder: bool = False
 
     @property
     def relpath(self) -> str:
@@ -294,6 +297,7 @@ _ENTRIES = _ENTRIES + tuple(
         hub_filename="config.json",
         licence="Apache-2.0 (VideoLLaMA2 and SigLIP releases)",
         notes=notes + "; a folder checkpoint (config, safetensors, tokenizer)",
+        folder=True,
     )
     for name, repo, notes in _VIDEOLLAMA2
 )

@@ -148,6 +148,26 @@ def resolve(
     return download_url(entry, cache / entry.relpath, stamp_dir=stamps)
 
 
+def download_folder(entry: WeightFile, root: Path | None) -> Path:
+    """A whole hub checkpoint (weights, config, tokenizer) into ``root/<subdir>/<repo name>`` or the
+    Hugging Face cache; returns the folder. The publishers state no checksums for these files; the
+    hub client checks each against its LFS hash while downloading."""
+    import huggingface_hub
+
+    if entry.hub_repo is None:
+        raise WeightsError(f"{entry.name}: no hub repository to download from")
+    local = root / entry.subdir / entry.hub_repo.split("/")[-1] if root is not None else None
+    try:
+        path = huggingface_hub.snapshot_download(
+            repo_id=entry.hub_repo, revision=entry.hub_revision, local_dir=str(local) if local else None
+        )
+    except Exception as exc:  # the hub raises many types (HTTP, offline, not found)
+        raise WeightsError(
+            f"{entry.name}: cannot download {entry.hub_repo} ({type(exc).__name__}: {exc})"
+        ) from None
+    return Path(path)
+
+
 def verified_or_removed(entry: WeightFile, path: Path, *, verify: Verify, stamp_dir: Path | None) -> Path:
     """Check a downloaded or cached copy; one that fails is deleted (with its hub blob) so that
     no later run can pick it up, and the error says so."""
@@ -180,6 +200,8 @@ def download(
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     stamps = stamp_dir_for(cache)
     root = Path(dest_root).expanduser() if dest_root is not None else None
+    if entry.folder:
+        return download_folder(entry, root)
     if entry.is_hub:
         existing = (
             next((p for p in _in_folder(entry, root) if p.is_file()), None) if root else hub_cached(entry)
