@@ -2,7 +2,7 @@
 
 Usage (the official checkout made with ``git archive`` of the pinned commit)::
 
-    PYTHONPATH=src /work/refenv/bin/python tools/goldens/av_benchmark_metrics.py /path/to/av-benchmark
+    PYTHONPATH=src /path/to/venv-with-torchaudio/bin/python tools/goldens/av_benchmark_metrics.py /path/to/av-benchmark
 
 What it does:
 
