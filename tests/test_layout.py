@@ -15,35 +15,16 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _imports() -> dict[str, set[str]]:
-    """Module → the deepsound modules it imports (at any depth: lazy imports count too)."""
+def _imports(*, top_level_only: bool = False) -> dict[str, set[str]]:
+    """Module → the deepsound modules it imports: at any depth (lazy imports count too), or only
+    those run when the module itself is imported (``if TYPE_CHECKING:`` blocks never run)."""
     modules = {_module_name(p): p for p in SRC.rglob("*.py")}
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
-        found: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            targets: list[str] = []
-            if isinstance(node, ast.Import):
-                targets = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-            for target in targets:
-                if target in modules and target != name:
-                    found.add(target)
-        graph[name] = found
-    return graph
-
-
-def _top_level_imports() -> dict[str, set[str]]:
-    """Imports executed when the module itself is imported (not those inside functions)."""
-    modules = {_module_name(p): p for p in SRC.rglob("*.py")}
-    graph: dict[str, set[str]] = {}
-    for name, path in modules.items():
-        found: set[str] = set()
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in tree.body:
-            if isinstance(node, ast.If):  # `if TYPE_CHECKING:` blocks never run
-                continue
+        nodes = [n for n in tree.body if not isinstance(n, ast.If)] if top_level_only else ast.walk(tree)
+        found: set[str] = set()
+        for node in nodes:
             targets: list[str] = []
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
@@ -55,7 +36,7 @@ def _top_level_imports() -> dict[str, set[str]]:
 
 
 def test_no_import_cycles_at_import_time():
-    graph = _top_level_imports()
+    graph = _imports(top_level_only=True)
     state: dict[str, int] = {}
     cycles: list[list[str]] = []
 

@@ -102,10 +102,11 @@ def _nones(data: Any, cls: type) -> Any:
     if not isinstance(data, dict):
         return data
     out = dict(data)
+    defaults = cls()
     for f in fields(cls):
         if f.name not in out:
             continue
-        default = getattr(cls(), f.name)
+        default = getattr(defaults, f.name)
         if is_dataclass(default):
             out[f.name] = _nones(out[f.name], type(default))
         elif out[f.name] == NONE and "None" in str(f.type):

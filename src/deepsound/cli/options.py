@@ -42,7 +42,7 @@ def _default(target: tuple[str, ...]) -> Any:
 
 
 def _help(opt: Opt) -> str:
-    if not opt.target or isinstance(opt.type, type) and opt.type is bool:
+    if not opt.target or opt.type is bool:
         return opt.help
     default = _default(opt.target)
     shown = "none" if default is None else ("" if default == "" else default)

@@ -29,10 +29,11 @@ class SileroExtractor:
 
     def __init__(self, settings: Settings, detector: Any = None) -> None:
         self.settings = settings
-        if detector is None:
-            from deepsound.models.silero.detector import SileroSpeechDetector
+        if detector is None:  # the process's one detector, shared with any pipeline in it
+            from deepsound.config import PipelineConfig
+            from deepsound.registry import Components
 
-            detector = SileroSpeechDetector()
+            detector = Components(PipelineConfig()).speech
         self.detector = detector
 
     def fingerprint(self) -> dict[str, Any]:

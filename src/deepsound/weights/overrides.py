@@ -73,15 +73,13 @@ def used_overrides() -> dict[str, dict[str, Any]]:
 
 
 def _with_all_missing(exc: WeightsError, config: PipelineConfig, name: str) -> WeightsError:
-    """A failed download names every file of the run still missing, not just the first."""
+    """A failed download names every file of the run still missing, not just the first.
+
+    A file that is present but fails its check is not missing, so its own message stands alone.
+    """
     from deepsound.weights.requirements import missing_for, missing_message
 
     missing = missing_for(config)
-    if (
-        not missing
-        or name not in {e.name for e in missing}
-        or "checksum" in str(exc)
-        or "wrong size" in str(exc)
-    ):
+    if name not in {e.name for e in missing}:
         return exc
     return WeightsError(f"{exc}; {missing_message(missing, config.weights_dir, offline=config.offline)}")

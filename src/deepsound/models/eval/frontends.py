@@ -8,8 +8,6 @@ original's formula evaluated in the original's precision and order:
   area normalisation, float32 result), which torchlibrosa stores as PANNs' ``melW``;
 * :func:`dft_conv_kernels` - torchlibrosa's STFT-as-convolution kernels (periodic
   Hann times the DFT matrix), stored in PANNs' checkpoint as ``conv_real/conv_imag``;
-* :func:`kaldi_mel_banks` - Kaldi's triangular mel banks as torchaudio's
-  ``compliance.kaldi.get_mel_banks`` builds them in float32 (PaSST's front end);
 * :func:`vggish_examples` - the VGGish reference ``waveform_to_examples`` (numpy,
   float64 throughout) on torch float64, so it batches and runs on a GPU.
 
@@ -23,8 +21,6 @@ import math
 
 import numpy as np
 import torch
-
-from deepsound.models.kaldi import mel_banks
 
 # --- PANNs (torchlibrosa) -------------------------------------------------------------
 
@@ -78,13 +74,6 @@ def dft_conv_kernels(n_fft: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 # --- PaSST (Kaldi mel banks) ----------------------------------------------------------
-
-
-def kaldi_mel_banks(
-    num_bins: int, window_length_padded: int, sample_freq: float, low_freq: float, high_freq: float
-) -> torch.Tensor:
-    """``(num_bins, window_length_padded // 2)`` float32 triangles on Kaldi's mel scale (no VTLN warp)."""
-    return mel_banks(num_bins, window_length_padded, sample_freq, low_freq, high_freq)
 
 
 # --- VGGish ---------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepsound.models.eval.frontends import kaldi_mel_banks
+from deepsound.models.kaldi import mel_banks
 from deepsound.weights.loading import LoadRules, load_published
 
 SAMPLE_RATE = 32000
@@ -57,7 +57,7 @@ class MelFrontEnd(nn.Module):
         super().__init__()
         self.register_buffer("window", torch.hann_window(WIN_LENGTH, periodic=False), persistent=False)
         self.register_buffer("preemphasis", torch.as_tensor([[[-0.97, 1.0]]]), persistent=False)
-        banks = kaldi_mel_banks(N_MELS, N_FFT, SAMPLE_RATE, 0.0, FMAX)
+        banks = mel_banks(N_MELS, N_FFT, SAMPLE_RATE, 0.0, FMAX)
         self.register_buffer("mel_basis", F.pad(banks, (0, 1)), persistent=False)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:

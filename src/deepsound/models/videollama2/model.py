@@ -37,7 +37,7 @@ from torch import nn
 from deepsound.errors import ConfigError, WeightsError
 from deepsound.models.videollama2.beats import Beats, BeatsConfig, beats_config_from_state
 from deepsound.models.videollama2.connector import StcConnectorV35, projector
-from deepsound.weights.loading import LoadRules, apply_rules, describe_mismatch
+from deepsound.weights.loading import LoadRules, apply_rules, load_state_into
 
 MODEL_TYPES = ("videollama2_qwen2",)
 PLACEHOLDER_ID = -201  # the reference's index for "<video>" in token ids
@@ -282,11 +282,8 @@ def assign_strict(
     module: nn.Module, state: dict[str, torch.Tensor], source: Path | str, what: str, dtype: torch.dtype
 ) -> None:
     """Strict load that adopts the tensors (``assign``), so meta-built parameters cost no second copy."""
-    problem = describe_mismatch(module.state_dict(), state)
-    if problem:
-        raise WeightsError(f"{source}: does not fit {what} ({problem})")
     cast = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in state.items()}
-    module.load_state_dict(cast, strict=True, assign=True)
+    load_state_into(module, cast, source, what, assign=True)
 
 
 def load_model(folder: Path, tower_folder: Path, *, dtype: torch.dtype = torch.float32) -> VideoLlama2:
