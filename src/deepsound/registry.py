@@ -158,6 +158,12 @@ def _mmaudio(config: PipelineConfig, _: Components) -> Any:
     return MMAudioGenerator.from_config(config)
 
 
+def _foleycrafter(config: PipelineConfig, _: Components) -> Any:
+    from deepsound.models.foleycrafter.generator import FoleyCrafterGenerator
+
+    return FoleyCrafterGenerator.from_config(config)
+
+
 def _bs_roformer(config: PipelineConfig, components: Components) -> Any:
     from deepsound.models.bs_roformer.separator import BsRoformerSeparator
 
@@ -179,6 +185,7 @@ def _rms(config: PipelineConfig, _: Components) -> Any:
 
 
 register("generator", "mmaudio", _mmaudio)
+register("generator", "foleycrafter", _foleycrafter)
 register("separator", "bs_roformer", _bs_roformer)
 register("speech", "silero", _silero)
 register("silence", "rms", _rms)

@@ -302,6 +302,75 @@ _ENTRIES = _ENTRIES + tuple(
     for name, repo, notes in _VIDEOLLAMA2
 )
 
+# FoleyCrafter, the paper's second generator: its adapters, detector and vocoder, Auffusion (a diffusers
+# folder: UNet, VAE, CLIP text encoder, tokenizer, scheduler) and IP-Adapter's image encoder. The
+# publishers state no checksums and only rounded sizes (temporal adapter ≈ 4.3 GB, detector ≈ 377 MB);
+# the hub client checks each download against its LFS hash. Revisions are the branches the official
+# inference downloads (only short commit ids of them are public).
+_FOLEYCRAFTER_LICENCE = "Apache-2.0 (FoleyCrafter); Auffusion and IP-Adapter under their own terms"
+
+
+def _hub_file(name: str, repo: str, path: str, notes: str) -> WeightFile:
+    return WeightFile(
+        name=name,
+        filename=path,
+        subdir="ext_weights",
+        hub_repo=repo,
+        hub_filename=path,
+        licence=_FOLEYCRAFTER_LICENCE,
+        notes=notes,
+        checksum_origin="no checksum published; the hub client checks the LFS hash while downloading",
+    )
+
+
+_ENTRIES = _ENTRIES + (
+    _hub_file(
+        "foleycrafter_temporal_adapter",
+        "ymzhang319/FoleyCrafter",
+        "temporal_adapter.ckpt",
+        "FoleyCrafter temporal adapter (ControlNet on onsets), ≈ 4.3 GB",
+    ),
+    _hub_file(
+        "foleycrafter_timestamp_detector",
+        "ymzhang319/FoleyCrafter",
+        "timestamp_detector.pth.tar",
+        "FoleyCrafter timestamp detector (R(2+1)D onset network), ≈ 377 MB",
+    ),
+    _hub_file(
+        "foleycrafter_semantic_adapter",
+        "ymzhang319/FoleyCrafter",
+        "semantic/semantic_adapter.bin",
+        "FoleyCrafter semantic adapter (IP-Adapter)",
+    ),
+    _hub_file(
+        "foleycrafter_vocoder", "ymzhang319/FoleyCrafter", "vocoder/vocoder.pt", "HiFi-GAN vocoder, 16 kHz"
+    ),
+    _hub_file(
+        "foleycrafter_vocoder_config", "ymzhang319/FoleyCrafter", "vocoder/config.json", "vocoder config"
+    ),
+    _hub_file(
+        "ip_adapter_image_encoder",
+        "h94/IP-Adapter",
+        "models/image_encoder/model.safetensors",
+        "IP-Adapter image encoder (OpenCLIP ViT-H/14 as CLIPVisionModelWithProjection), ≈ 2.5 GB",
+    ),
+    _hub_file(
+        "ip_adapter_image_encoder_config", "h94/IP-Adapter", "models/image_encoder/config.json", "its config"
+    ),
+    WeightFile(
+        name="auffusion_full_no_adapter",
+        filename="model_index.json",
+        subdir="ext_weights",
+        hub_repo="auffusion/auffusion-full-no-adapter",
+        hub_filename="model_index.json",
+        licence=_FOLEYCRAFTER_LICENCE,
+        notes="Auffusion text-to-audio base of FoleyCrafter; a folder checkpoint (unet, vae, text_encoder, "
+        "tokenizer, scheduler)",
+        folder=True,
+    ),
+)
+
+
 REGISTRY: dict[str, WeightFile] = {entry.name: entry for entry in _ENTRIES}
 
 

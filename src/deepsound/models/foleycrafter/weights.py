@@ -1,0 +1,50 @@
+"""FoleyCrafter's files resolved by their registry names, each overridable with ``--weights NAME=PATH``.
+
+Single files go through the project's resolver (weights folder, cache, hub cache, download, with
+every missing file of the run named at once offline). Auffusion is a diffusers folder; its entry
+names the folder's ``model_index.json``, and ``--weights auffusion_full_no_adapter=DIR`` (or that
+file) points at a local copy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from deepsound.errors import WeightsError
+from deepsound.models.foleycrafter.layout import AUFFUSION, FILE_NAMES, Files
+
+if TYPE_CHECKING:
+    from deepsound.config import PipelineConfig
+
+FILES = (AUFFUSION, *FILE_NAMES.values())  # the same list as weights.requirements.FOLEYCRAFTER_FILES
+
+
+def files_for_config(config: PipelineConfig) -> Files:
+    from deepsound.weights.overrides import resolve_for
+
+    resolved = {field: resolve_for(config, name) for field, name in FILE_NAMES.items()}
+    return Files(auffusion=auffusion_folder(config), **resolved)
+
+
+def auffusion_folder(config: PipelineConfig) -> Path:
+    """The Auffusion folder: the user's, a local copy the resolver finds, or a snapshot download."""
+    from deepsound.weights.registry import get
+    from deepsound.weights.resolve import download_folder, locate, offline_from_env
+
+    override = config.weights.get(AUFFUSION)
+    if override is not None:
+        path = Path(override).expanduser()
+        folder = path if path.is_dir() else path.parent
+        if not (folder / "unet" / "config.json").is_file():
+            raise WeightsError(f"{path}: not an Auffusion folder (no unet/config.json; given with --weights)")
+        return folder
+    entry = get(AUFFUSION)
+    found = locate(entry, weights_dir=config.weights_dir)
+    if found is not None:
+        return found[1].parent
+    if config.offline or offline_from_env():
+        from deepsound.weights.requirements import missing_for, missing_message
+
+        raise WeightsError(missing_message(missing_for(config), config.weights_dir, offline=True))
+    return download_folder(entry, config.weights_dir)
