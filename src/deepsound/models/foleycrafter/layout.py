@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,24 +139,52 @@ def read_weights(path: Path, what: str, rules: LoadRules) -> StateDict:
     return apply_rules(state, rules)
 
 
-def load_module(module: nn.Module, path: Path, what: str, rules: LoadRules) -> nn.Module:
-    return load_state_into(module, read_weights(path, what, rules), path, what).eval()
+def load_module(build: Callable[[], nn.Module], path: Path, what: str, rules: LoadRules) -> nn.Module:
+    """Build the module on the meta device and take the file's tensors as its parameters: no random
+    initialisation and no second copy of the weights while loading (the official loaders keep one
+    too, through accelerate)."""
+    with torch.device("meta"):
+        module = build()
+    return _materialized(load_state_into(module, read_weights(path, what, rules), path, what, assign=True))
+
+
+def _materialized(module: nn.Module) -> nn.Module:
+    """Buffers no file holds (CLIP's ``position_ids``) rebuilt on the CPU after a meta-device load."""
+    for name, buffer in list(module.named_buffers()):
+        if not buffer.is_meta:
+            continue
+        owner_name, _, leaf = name.rpartition(".")
+        if leaf != "position_ids":
+            raise WeightsError(f"{type(module).__name__}: buffer {name} was not loaded")
+        owner = module.get_submodule(owner_name)
+        owner.register_buffer(
+            leaf, torch.arange(buffer.shape[-1]).expand(buffer.shape).clone(), persistent=False
+        )
+    return module.eval()
 
 
 def load_unet(folder: Path) -> nn.Module:
     from diffusers import UNet2DConditionModel
 
     sub = Path(folder) / "unet"
-    unet = UNet2DConditionModel.from_config(read_json(sub / "config.json"))
-    return load_module(unet, weights_file(sub, _DIFFUSERS_WEIGHTS), "the Auffusion UNet", DIFFUSERS_RULES)
+    config = read_json(sub / "config.json")
+    path = weights_file(sub, _DIFFUSERS_WEIGHTS)
+    return load_module(
+        lambda: UNet2DConditionModel.from_config(config), path, "the Auffusion UNet", DIFFUSERS_RULES
+    )
 
 
 def load_vae(folder: Path) -> nn.Module:
     from diffusers import AutoencoderKL
 
     sub = Path(folder) / "vae"
-    vae = AutoencoderKL.from_config(read_json(sub / "config.json"))
-    return load_module(vae, weights_file(sub, _DIFFUSERS_WEIGHTS), "the Auffusion VAE", VAE_RULES)
+    config = read_json(sub / "config.json")
+    return load_module(
+        lambda: AutoencoderKL.from_config(config),
+        weights_file(sub, _DIFFUSERS_WEIGHTS),
+        "the Auffusion VAE",
+        VAE_RULES,
+    )
 
 
 def load_text_encoder(folder: Path) -> tuple[nn.Module, Any]:
@@ -163,11 +192,14 @@ def load_text_encoder(folder: Path) -> tuple[nn.Module, Any]:
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     sub = Path(folder) / "text_encoder"
-    model = CLIPTextModel(CLIPTextConfig.from_dict(read_json(sub / "config.json")))
+    config = CLIPTextConfig.from_dict(read_json(sub / "config.json"))
     rules = CLIP_RULES
-    if not any(k.startswith("text_model.") for k in model.state_dict()):  # transformers >= 5 flattened it
+    with torch.device("meta"):
+        flat = not any(k.startswith("text_model.") for k in CLIPTextModel(config).state_dict())
+    if flat:  # transformers >= 5 has no text_model level
         rules = LoadRules(unwrap=(), rename=((r"^text_model\.", ""),), drop=CLIP_RULES.drop)
-    load_module(model, weights_file(sub, _TRANSFORMERS_WEIGHTS), "the CLIP text encoder", rules)
+    path = weights_file(sub, _TRANSFORMERS_WEIGHTS)
+    model = load_module(lambda: CLIPTextModel(config), path, "the CLIP text encoder", rules)
     try:
         tokenizer = CLIPTokenizer.from_pretrained(str(Path(folder) / "tokenizer"))
     except (OSError, ValueError) as exc:
@@ -185,15 +217,18 @@ def load_scheduler(folder: Path) -> Any:
 def load_image_encoder(path: Path, config: Path) -> nn.Module:
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
-    model = CLIPVisionModelWithProjection(CLIPVisionConfig.from_dict(read_json(config)))
-    return load_module(model, path, "the IP-Adapter image encoder", CLIP_RULES)
+    numbers = CLIPVisionConfig.from_dict(read_json(config))
+    return load_module(
+        lambda: CLIPVisionModelWithProjection(numbers), path, "the IP-Adapter image encoder", CLIP_RULES
+    )
 
 
 def controlnet_for(unet: nn.Module) -> nn.Module:
     """The temporal adapter's shape: a ControlNet copy of the UNet with a one-channel condition."""
     from diffusers import ControlNetModel
 
-    return ControlNetModel.from_unet(unet, conditioning_channels=1, load_weights_from_unet=False)
+    with torch.device("meta"):
+        return ControlNetModel.from_unet(unet, conditioning_channels=1, load_weights_from_unet=False)
 
 
 def load_temporal_adapter(unet: nn.Module, path: Path) -> nn.Module:
@@ -216,14 +251,19 @@ def load_temporal_adapter(unet: nn.Module, path: Path) -> nn.Module:
             ", ".join(extra[:3]),
         )
     state = {k: v for k, v in state.items() if k in wanted}
-    return load_state_into(controlnet, state, path, "the temporal adapter (ControlNet)").eval()
+    loaded = load_state_into(controlnet, state, path, "the temporal adapter (ControlNet)", assign=True)
+    return _materialized(loaded)
 
 
 def load_detector(path: Path, *, batch_statistics: bool = True) -> nn.Module:
     from deepsound.models.foleycrafter.detector import TimestampDetector
 
-    detector = TimestampDetector(batch_statistics=batch_statistics)
-    return load_module(detector, path, "the timestamp detector", TRAINING_WRAPPER_RULES)
+    return load_module(
+        lambda: TimestampDetector(batch_statistics=batch_statistics),
+        path,
+        "the timestamp detector",
+        TRAINING_WRAPPER_RULES,
+    )
 
 
 def load_vocoder(path: Path, config: Path) -> nn.Module:
@@ -231,7 +271,7 @@ def load_vocoder(path: Path, config: Path) -> nn.Module:
 
     numbers = VocoderConfig.from_dict(read_json(config))
     rules = LoadRules(unwrap=("generator",), transform=fold_weight_norm)
-    return load_module(HifiGanVocoder(numbers), path, "the HiFi-GAN vocoder", rules)
+    return load_module(lambda: HifiGanVocoder(numbers), path, "the HiFi-GAN vocoder", rules)
 
 
 def read_semantic_adapter(path: Path) -> dict[str, StateDict]:
