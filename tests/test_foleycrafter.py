@@ -273,7 +273,7 @@ def test_half_precision_stays_near_the_float32_result(files: Files) -> None:
     """bfloat16 (a GPU's memory saver) on the same inputs: close to the official float32 numbers
     (measured 2.6e-2 relative L2 on the latents, 2.0e-2 on the spectrogram), audio in float32."""
     gold = _golden("e2e_small.pt")
-    generator = FoleyCrafterGenerator.from_files(files, FoleyCrafterSettings(width=256, dtype="bfloat16"))
+    generator = FoleyCrafterGenerator.from_files(files, FoleyCrafterSettings(width=256), dtype="bfloat16")
     assert (
         generator.parts.unet.dtype == torch.bfloat16
         and generator.vocoder.conv_pre.weight.dtype == torch.float32

@@ -20,16 +20,6 @@ if TYPE_CHECKING:
 _DECODERS = {"16k": ("vae_16k", "bigvgan_16k"), "44k": ("vae_44k", "bigvgan_v2_44k", "bigvgan_v2_44k_config")}
 _CONDITIONERS = ("clip_dfn5b", "clip_dfn5b_config", "synchformer")
 _SEPARATOR = ("bs_roformer_viperx", "bs_roformer_viperx_config")
-FOLEYCRAFTER_FILES = (
-    "auffusion_full_no_adapter",
-    "foleycrafter_temporal_adapter",
-    "foleycrafter_timestamp_detector",
-    "foleycrafter_semantic_adapter",
-    "foleycrafter_vocoder",
-    "foleycrafter_vocoder_config",
-    "ip_adapter_image_encoder",
-    "ip_adapter_image_encoder_config",
-)
 
 
 def variant_files(variant: str) -> list[str]:
@@ -44,7 +34,9 @@ def files_for(config: PipelineConfig) -> list[str]:
     if config.generator.name == "mmaudio":
         names += variant_files(config.generator.variant)
     elif config.generator.name == "foleycrafter":
-        names += list(FOLEYCRAFTER_FILES)
+        from deepsound.models.foleycrafter.settings import WEIGHT_FILES  # light: no torch, no models
+
+        names += list(WEIGHT_FILES)
     if config.separator.name == "bs_roformer":
         names += list(_SEPARATOR)
     return [n for n in names if n not in config.weights]  # a user's own file stands in

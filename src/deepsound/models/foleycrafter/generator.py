@@ -40,7 +40,7 @@ from deepsound.models.foleycrafter.sampler import (
     sample_spectrogram,
 )
 from deepsound.models.foleycrafter.semantic import averaged_image_embedding, guided_image_embeds
-from deepsound.models.foleycrafter.settings import FoleyCrafterSettings
+from deepsound.models.foleycrafter.settings import SAMPLE_RATE, FoleyCrafterSettings
 from deepsound.models.foleycrafter.vocoder import denormalize_spectrogram, pcm16
 
 if TYPE_CHECKING:
@@ -49,7 +49,6 @@ if TYPE_CHECKING:
     from deepsound.config import PipelineConfig
     from deepsound.models.foleycrafter.layout import Files
 
-SAMPLE_RATE = 16000
 STAGES = (
     "video decode",
     "detector",
@@ -92,12 +91,13 @@ class FoleyCrafterGenerator:
         settings: FoleyCrafterSettings | None = None,
         *,
         device: torch.device | str = "cpu",
+        dtype: torch.dtype | str = torch.float32,
     ) -> None:
         from deepsound.weights.loading import torch_dtype
 
         self.settings = settings or FoleyCrafterSettings()
         self.device = torch.device(device)
-        self.dtype = torch_dtype(self.settings.dtype)
+        self.dtype = torch_dtype(dtype)
         for module in parts.modules().values():
             module.to(self.device, self.dtype).eval().requires_grad_(False)
         self.parts = parts
@@ -114,7 +114,12 @@ class FoleyCrafterGenerator:
 
     @classmethod
     def from_files(
-        cls, files: Files, settings: FoleyCrafterSettings | None = None, *, device: str = "cpu"
+        cls,
+        files: Files,
+        settings: FoleyCrafterSettings | None = None,
+        *,
+        device: str = "cpu",
+        dtype: torch.dtype | str = torch.float32,
     ) -> FoleyCrafterGenerator:
         """Load every part strictly from ``files`` (see :mod:`.layout` for the rules)."""
         from deepsound.models.foleycrafter import layout
@@ -141,19 +146,28 @@ class FoleyCrafterGenerator:
             layout.load_vocoder(files.vocoder, files.vocoder_config),
             settings,
             device=device,
+            dtype=dtype,
         )
+
+    @classmethod
+    def from_settings(cls, settings: FoleyCrafterSettings, placement: Any) -> FoleyCrafterGenerator:
+        """Resolve the published files (or ``--weights NAME=PATH`` overrides) and load them once.
+
+        ``placement`` says where (``device``, ``dtype``, ``weights_dir``, ``offline``, ``weights``);
+        an ``auto`` dtype is float32, the precision the official inference runs in.
+        """
+        from deepsound.models.foleycrafter.weights import files_for_config
+
+        dtype = "float32" if placement.dtype == "auto" else placement.dtype
+        files = files_for_config(placement)
+        return cls.from_files(files, settings, device=placement.resolved_device(), dtype=dtype)
 
     @classmethod
     def from_config(
         cls, config: PipelineConfig, settings: FoleyCrafterSettings | None = None
     ) -> FoleyCrafterGenerator:
-        """Resolve the published files (or ``--weights NAME=PATH`` overrides) and load them once."""
-        from deepsound.models.foleycrafter.weights import files_for_config
-
-        settings = settings or FoleyCrafterSettings()
-        if config.dtype != "auto":  # auto keeps the official float32
-            settings.dtype = config.dtype
-        return cls.from_files(files_for_config(config), settings, device=config.resolved_device())
+        """The generator a pipeline configuration names (its placement, these settings)."""
+        return cls.from_settings(settings or FoleyCrafterSettings(), config)
 
     # ------------------------------------------------------------ generation
 

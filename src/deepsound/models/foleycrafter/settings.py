@@ -1,8 +1,17 @@
-"""FoleyCrafter's own settings: the official inference's numbers as defaults."""
+"""FoleyCrafter's own settings: the official inference's numbers as defaults.
+
+Light on purpose (no torch): a component registry can read the fields (their ``help``) to offer
+them as options before any model loads. Where the model runs and in which precision is not here:
+that is the placement's (device, dtype, weights), which every model receives beside its settings.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+SAMPLE_RATE = 16000
+DURATION_RANGE = (0.0, None)  # any length: up to ~10 s in one official pass, longer ones in windows
+DISPLAY_NAME = "FoleyCrafter"
 
 
 @dataclass
@@ -15,20 +24,32 @@ class FoleyCrafterSettings:
     official code treats as 10 s, 16 kHz output.
     """
 
-    semantic_scale: float = 1.0
-    temporal_scale: float = 0.2
-    guidance_scale: float = 7.5
-    frames: int = 150
-    # the canvas: 1024 columns mapped onto `canvas_seconds` of video, 256 frequency rows
-    canvas_seconds: float = 10.0
-    height: int = 256
-    width: int = 1024
-    # videos longer than window + window_slack seconds are made in equal windows of at most `window`
-    # seconds; up to the slack the official single pass (condition squeezed, audio cut) is kept
-    window: float = 10.0
-    window_slack: float = 0.5
-    # the official detector normalises with each clip's own statistics (it is left in training mode)
-    detector_batch_statistics: bool = True
-    # "float32" is what the official runs; "float16" / "bfloat16" halve memory on a GPU
-    dtype: str = "float32"
-    image_batch: int = 32  # frames per image-encoder pass
+    semantic_scale: float = field(default=1.0, metadata={"help": "IP-Adapter (visual content) scale"})
+    temporal_scale: float = field(default=0.2, metadata={"help": "ControlNet (onset timing) scale"})
+    guidance_scale: float = field(default=7.5, metadata={"help": "classifier-free guidance"})
+    frames: int = field(default=150, metadata={"help": "frames read per clip (spread evenly)"})
+    canvas_seconds: float = field(default=10.0, metadata={"help": "seconds the onset map's columns span"})
+    height: int = field(default=256, metadata={"help": "spectrogram rows (the vocoder's mel bins)"})
+    width: int = field(default=1024, metadata={"help": "spectrogram columns"})
+    window: float = field(default=10.0, metadata={"help": "longest stretch made in one pass (s)"})
+    window_slack: float = field(
+        default=0.5, metadata={"help": "a clip this much longer than a window still gets one official pass"}
+    )
+    detector_batch_statistics: bool = field(
+        default=True,
+        metadata={"help": "the detector normalises with each clip's statistics, as the official runs it"},
+    )
+    image_batch: int = field(default=32, metadata={"help": "frames per image-encoder pass"})
+
+
+# every published file FoleyCrafter loads (names of deepsound.weights.registry)
+WEIGHT_FILES = (
+    "auffusion_full_no_adapter",
+    "foleycrafter_temporal_adapter",
+    "foleycrafter_timestamp_detector",
+    "foleycrafter_semantic_adapter",
+    "foleycrafter_vocoder",
+    "foleycrafter_vocoder_config",
+    "ip_adapter_image_encoder",
+    "ip_adapter_image_encoder_config",
+)

@@ -17,10 +17,9 @@ from deepsound.models.foleycrafter.layout import AUFFUSION, FILE_NAMES, Files
 if TYPE_CHECKING:
     from deepsound.config import PipelineConfig
 
-FILES = (AUFFUSION, *FILE_NAMES.values())  # the same list as weights.requirements.FOLEYCRAFTER_FILES
-
 
 def files_for_config(config: PipelineConfig) -> Files:
+    """Every file of :class:`Files`; ``config`` may be a pipeline configuration or a placement."""
     from deepsound.weights.overrides import resolve_for
 
     resolved = {field: resolve_for(config, name) for field, name in FILE_NAMES.items()}
