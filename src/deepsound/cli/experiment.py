@@ -29,7 +29,10 @@ def experiment_command(
         Path, typer.Option("--reference", help="Folder of reference audio/video, or an av-benchmark cache.")
     ],
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Experiment folder.")],
-    variant: Annotated[str, typer.Option(help="MMAudio variant.")] = "large_44k_v2",
+    generator: Annotated[str, typer.Option(help="Step-1 generator (a registered name).")] = "mmaudio",
+    variant: Annotated[
+        str | None, typer.Option(help="MMAudio variant (default: the generator's own).")
+    ] = None,
     setting: Annotated[list[str] | None, typer.Option("--setting", help=SETTINGS_HELP)] = None,
     duration: Annotated[float, typer.Option(help="Seconds generated and evaluated per clip.")] = 10.0,
     judge: Annotated[str, typer.Option(help="Voice-over judge: cascade, mllm, speech.")] = "cascade",
@@ -65,7 +68,7 @@ def experiment_command(
     items = read_inputs(videos)
     pipeline = Pipeline(
         PipelineConfig(
-            generator=GeneratorConfig(variant=variant),
+            generator=GeneratorConfig(generator, **({"variant": variant} if variant else {})),
             device=device,
             weights_dir=weights_dir,
             offline=offline,
