@@ -259,6 +259,8 @@ def test_from_config_resolves_and_reports_bad_weights(
 
     monkeypatch.setattr(overrides, "resolve", fake_resolve)
     with pytest.raises(WeightsError, match="mmaudio_small_16k.pth: does not fit MMAudio network"):
-        config = PipelineConfig(generator=GeneratorConfig(variant="small_16k"), device="cpu", weights_dir=tmp_path)
+        config = PipelineConfig(
+            generator=GeneratorConfig(variant="small_16k"), device="cpu", weights_dir=tmp_path
+        )
         _ = Components(config).generator
     assert resolved == ["mmaudio_small_16k"]

@@ -265,7 +265,9 @@ def forced_voice_over(monkeypatch) -> None:
     def factory(settings, components):  # noqa: ANN001, ANN202
         return VoiceOverAnyway(real.factory(settings, components))
 
-    monkeypatch.setitem(component_registry._ENTRIES["judge"], "speech", dataclasses.replace(real, factory=factory))
+    monkeypatch.setitem(
+        component_registry._ENTRIES["judge"], "speech", dataclasses.replace(real, factory=factory)
+    )
 
 
 def _invoke(args: list[str]):  # noqa: ANN202

@@ -307,6 +307,8 @@ def from_plain(cls: type, data: dict[str, Any], where: str) -> Any:
             values[name] = None
         else:
             values[name] = _coerce(value, current, f"{where}.{name}")
+            if "choices" in known[name].metadata:  # a settings field that declares its choices
+                _check(name, values[name], tuple(known[name].metadata["choices"]))
     try:
         return cls(**values)
     except TypeError as exc:  # a settings dataclass that checks its values itself

@@ -58,6 +58,7 @@ from deepsound.models.videollama2.settings import VideoLlama2Settings
 from deepsound.steps.silence import SilenceSettings
 from deepsound.weights.registry import WeightFile
 from deepsound.weights.registry import add as add_weight_file
+from deepsound.weights.registry import remove as remove_weight_file
 
 if TYPE_CHECKING:
     from deepsound.config import PipelineConfig
@@ -155,8 +156,14 @@ def register(
 
 def unregister(kind: str, name: str) -> None:
     """Take ``name`` back (a test or a notebook that registered a component for a while)."""
-    if _ENTRIES.get(kind, {}).pop(name, None) is not None:
-        _changed()
+    gone = _ENTRIES.get(kind, {}).pop(name, None)
+    if gone is None:
+        return
+    if not callable(gone.weight_files):  # the files it brought go with it
+        for file in gone.weight_files:
+            if isinstance(file, WeightFile):
+                remove_weight_file(file.name)
+    _changed()
 
 
 def available(kind: str) -> list[str]:

@@ -316,6 +316,11 @@ def add(entry: WeightFile) -> None:
     REGISTRY[entry.name] = entry
 
 
+def remove(name: str) -> None:
+    """Forget a component's own file again (its component was unregistered)."""
+    REGISTRY.pop(name, None)
+
+
 def get(name: str) -> WeightFile:
     """Look a name up, failing with the list of valid names."""
     try:
