@@ -10,8 +10,9 @@ import gradio as gr
 
 from deepsound.config import MODES, POSTPROCESS
 from deepsound.errors import ConfigError, DeepSoundError
-from deepsound.interfaces import DEFAULT_DURATION
+from deepsound.interfaces import DEFAULT_DURATION, Step
 from deepsound.registry import entries
+from deepsound.trace import TraceReader, TraceStep
 from deepsound.ui.jobs import Job, check_video, page_message
 from deepsound.ui.models import generator_controls
 from deepsound.ui.timeline import LiveStatus, render_trace
@@ -161,14 +162,14 @@ def build(ui: Any) -> None:
         yield _results(job.result, live)
 
     def _results(result: Any, live: LiveStatus) -> dict:
-        trace = result.trace.to_dict()
-        made = {rec["step"]: rec.get("outputs") or {} for rec in trace["steps"]}
-        sources = (
-            made.get("step1_generate", {}).get("audio"),
-            made.get("step3_remove_voice_over", {}).get("instrumental"),
-            made.get("step3_remove_voice_over", {}).get("vocals"),
-            made.get("postprocess_neg", {}).get("audio"),
+        trace = TraceReader.of(result.trace)
+        made = (
+            trace.output(Step.GENERATE, "audio"),
+            trace.output(Step.REMOVE_VOICE_OVER, "instrumental"),
+            trace.output(Step.REMOVE_VOICE_OVER, "vocals"),
+            trace.output(TraceStep.FALLBACK_NEG, "audio"),
         )
+        sources = tuple(str(path) if path is not None else None for path in made)
         files = [str(result.outputs[k]) for k in ("audio", "video", "trace") if k in result.outputs]
         note = (
             "Done." if result.audio is not None else "Done: the soundtrack was removed (nothing but voice)."
@@ -178,7 +179,7 @@ def build(ui: Any) -> None:
             message: message_html(note, ok=True),
             video_out: str(result.outputs["video"]) if "video" in result.outputs else None,
             downloads: files,
-            timeline: render_trace(trace),
+            timeline: render_trace(trace.data),
             **{
                 p: gr.update(value=src, visible=src is not None)
                 for p, src in zip(players, sources, strict=True)
