@@ -113,8 +113,9 @@ def build(ui: Any) -> None:
         return {video_out: None, downloads: None, timeline: "", message: "", status: "",
                 **{p: gr.update(value=None, visible=False) for p in players}}  # fmt: skip
 
-    def on_run(video, generator_v, judge_v, mode_v, fallback_v, prompt_v, negative_v, duration_v, whole_v,  # noqa: ANN001
-               seed_v, steps_v, cfg_v, *choice_values, request: gr.Request):  # fmt: skip
+    # the request comes first: the generators' choice controls vary in number and close the list
+    def on_run(request: gr.Request, video, generator_v, judge_v, mode_v, fallback_v, prompt_v, negative_v,  # noqa: ANN001
+               duration_v, whole_v, seed_v, steps_v, cfg_v, *choice_values):  # fmt: skip
         if not video:
             yield {**clear(), message: message_html("Upload a video first, or pick the example.")}
             return
