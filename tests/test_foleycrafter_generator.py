@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from media_factory import make_video
 
 from deepsound.config import GeneratorConfig, PipelineConfig
@@ -41,31 +42,26 @@ def overrides(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-def test_the_registry_builds_foleycrafter_from_the_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
-    from deepsound.models.foleycrafter.generator import FoleyCrafterGenerator
-
-    built: list[PipelineConfig] = []
-    monkeypatch.setattr(
-        FoleyCrafterGenerator, "from_config", classmethod(lambda cls, c: built.append(c) or "made")
-    )
-    assert "foleycrafter" in available("generator")
-    config = PipelineConfig(device="cpu", generator=GeneratorConfig(name="foleycrafter"))
-    assert Components(config).generator == "made" and built == [config]
-
-
-def test_generator_from_named_files_makes_16k_audio_cut_to_the_video(
+def test_registered_generator_makes_16k_audio_cut_to_the_video(
     overrides: dict[str, Path], tmp_path: Path
 ) -> None:
-    from deepsound.models.foleycrafter.generator import FoleyCrafterGenerator
-    from deepsound.models.foleycrafter.settings import FoleyCrafterSettings
+    """Built by name from the registry with its own settings (a 256-column canvas and 8 frames keep
+    this run to seconds; the official sizes are proven in test_foleycrafter.py)."""
+    from deepsound.registry import entry
 
+    assert "foleycrafter" in available("generator")
+    found = entry("generator", "foleycrafter")
+    assert found.rate(found.default_settings()) == 16000 and found.label == "FoleyCrafter"
+    assert set(found.files(found.default_settings())) == set(overrides)
     config = PipelineConfig(
-        device="cpu", generator=GeneratorConfig(name="foleycrafter"), weights=overrides, offline=True
+        device="cpu",
+        generator=GeneratorConfig("foleycrafter", width=256, frames=8),
+        weights=overrides,
+        offline=True,
     )
-    # a 256-column canvas and 8 frames keep this run to seconds; the official sizes are proven in
-    # test_foleycrafter.py
-    generator = FoleyCrafterGenerator.from_config(config, FoleyCrafterSettings(width=256, frames=8))
+    generator = Components(config).generator
     assert isinstance(generator, Generator) and generator.sample_rate == 16000
+    assert generator.settings.width == 256 and generator.dtype == torch.float32
     video = make_video(tmp_path / "clip.mp4", duration=1.2, fps=10, size=(64, 48))
     request = GenerationRequest(video=video, prompt="a door slams", duration=1.2, seed=3, num_steps=2)
     made = generator.generate(request)
@@ -85,12 +81,12 @@ def test_generator_from_named_files_makes_16k_audio_cut_to_the_video(
 
 def test_offline_without_files_names_every_missing_file(tmp_path: Path) -> None:
     config = PipelineConfig(
-        device="cpu", generator=GeneratorConfig(name="foleycrafter"), weights_dir=tmp_path, offline=True
+        device="cpu", generator=GeneratorConfig("foleycrafter"), weights_dir=tmp_path, offline=True
     )
-    from deepsound.models.foleycrafter.generator import FoleyCrafterGenerator
-
+    components = Components(config)
+    assert {e.name for e in components.missing_files(tmp_path)} >= {"foleycrafter_temporal_adapter"}
     with pytest.raises(WeightsError) as caught:
-        FoleyCrafterGenerator.from_config(config)
+        components.get("generator")
     message = str(caught.value)
     for name in (
         "temporal_adapter.ckpt",

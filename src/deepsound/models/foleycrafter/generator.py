@@ -46,7 +46,7 @@ from deepsound.models.foleycrafter.vocoder import denormalize_spectrogram, pcm16
 if TYPE_CHECKING:
     from torch import nn
 
-    from deepsound.config import PipelineConfig
+    from deepsound.interfaces import Placement
     from deepsound.models.foleycrafter.layout import Files
 
 STAGES = (
@@ -150,24 +150,16 @@ class FoleyCrafterGenerator:
         )
 
     @classmethod
-    def from_settings(cls, settings: FoleyCrafterSettings, placement: Any) -> FoleyCrafterGenerator:
+    def from_settings(cls, settings: FoleyCrafterSettings, placement: Placement) -> FoleyCrafterGenerator:
         """Resolve the published files (or ``--weights NAME=PATH`` overrides) and load them once.
 
-        ``placement`` says where (``device``, ``dtype``, ``weights_dir``, ``offline``, ``weights``);
-        an ``auto`` dtype is float32, the precision the official inference runs in.
+        An ``auto`` precision is float32 on every device: the precision the official inference runs in.
         """
-        from deepsound.models.foleycrafter.weights import files_for_config
+        from deepsound.models.foleycrafter.weights import files_for_placement
 
-        dtype = "float32" if placement.dtype == "auto" else placement.dtype
-        files = files_for_config(placement)
+        files = files_for_placement(placement)
+        dtype = placement.resolved_dtype(on_cuda="float32")
         return cls.from_files(files, settings, device=placement.resolved_device(), dtype=dtype)
-
-    @classmethod
-    def from_config(
-        cls, config: PipelineConfig, settings: FoleyCrafterSettings | None = None
-    ) -> FoleyCrafterGenerator:
-        """The generator a pipeline configuration names (its placement, these settings)."""
-        return cls.from_settings(settings or FoleyCrafterSettings(), config)
 
     # ------------------------------------------------------------ generation
 

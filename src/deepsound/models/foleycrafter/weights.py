@@ -15,18 +15,19 @@ from deepsound.errors import WeightsError
 from deepsound.models.foleycrafter.layout import AUFFUSION, FILE_NAMES, Files
 
 if TYPE_CHECKING:
-    from deepsound.config import PipelineConfig
+    from deepsound.interfaces import Placement
 
 
-def files_for_config(config: PipelineConfig) -> Files:
-    """Every file of :class:`Files`; ``config`` may be a pipeline configuration or a placement."""
+def files_for_placement(config: Placement) -> Files:
+    """Every file of :class:`Files` where ``config`` (device, weights folder, overrides) finds it."""
     from deepsound.weights.overrides import resolve_for
 
+    folder = auffusion_folder(config)
     resolved = {field: resolve_for(config, name) for field, name in FILE_NAMES.items()}
-    return Files(auffusion=auffusion_folder(config), **resolved)
+    return Files(auffusion=folder, **resolved)
 
 
-def auffusion_folder(config: PipelineConfig) -> Path:
+def auffusion_folder(config: Placement) -> Path:
     """The Auffusion folder: the user's, a local copy the resolver finds, or a snapshot download."""
     from deepsound.weights.registry import get
     from deepsound.weights.resolve import download_folder, locate, offline_from_env
@@ -43,7 +44,11 @@ def auffusion_folder(config: PipelineConfig) -> Path:
     if found is not None:
         return found[1].parent
     if config.offline or offline_from_env():
-        from deepsound.weights.requirements import missing_for, missing_message
+        from deepsound.models.foleycrafter.settings import WEIGHT_FILES
+        from deepsound.weights.requirements import missing, missing_message
 
-        raise WeightsError(missing_message(missing_for(config), config.weights_dir, offline=True))
+        names = [n for n in (config.run_files or WEIGHT_FILES) if n not in config.weights]
+        raise WeightsError(
+            missing_message(missing(names, config.weights_dir), config.weights_dir, offline=True)
+        )
     return download_folder(entry, config.weights_dir)
