@@ -13,7 +13,9 @@ image → HiFi-GAN → 16 kHz, cut to the clip. What differs, and why:
 * a still image or no video: the image tokens come from the picture (or are zero) and the onset
   map is empty (all -1), as for a clip where nothing happens;
 * frames are decoded once per clip and the encoders' results kept, so the paper's ``neg``
-  fallback (the same clip, another negative prompt) only samples again.
+  fallback (the same clip, another negative prompt) only samples again;
+* guidance is the settings' ``guidance_scale`` (the official 7.5), not the request's
+  ``cfg_strength``, whose default is MMAudio's 4.5; the evidence records the value used.
 """
 
 from __future__ import annotations
