@@ -96,3 +96,21 @@ def test_offline_without_files_names_every_missing_file(tmp_path: Path) -> None:
     ):
         assert name in message
     assert "\n" not in message
+
+
+def test_a_long_video_is_made_in_windows_joined_to_its_length(
+    overrides: dict[str, Path], tmp_path: Path
+) -> None:
+    """Windows of at most ``window`` seconds, each an official pass over its own stretch of frames."""
+    config = PipelineConfig(
+        device="cpu",
+        generator=GeneratorConfig("foleycrafter", width=256, frames=8, window=1.0, window_slack=0.2),
+        weights=overrides,
+        offline=True,
+    )
+    generator = Components(config).generator
+    video = make_video(tmp_path / "long.mp4", duration=2.5, fps=10, size=(64, 48))
+    made = generator.generate(GenerationRequest(video=video, duration=2.5, seed=1, num_steps=1))
+    assert made.audio.waveform.shape[-1] == 40000
+    assert [w[1] for w in made.evidence["windows"]] == pytest.approx([2.5 / 3] * 3, abs=1e-3)
+    assert len(made.evidence["onset_frames"]) == 3

@@ -190,11 +190,16 @@ class FoleyCrafterGenerator:
         self.timings = dict.fromkeys(STAGES, 0.0)
         generator = torch.Generator(device=self.device).manual_seed(int(request.seed))
         pieces, self._last_windows, self._last_onsets = [], [], []
-        for start, length in windows(float(request.duration), self.settings):
+        spans = windows(float(request.duration), self.settings)
+        for start, length in spans:
             visual = self._visual_for(request.video, float(request.start) + start, length)
             pieces.append(self._window(visual, request, length, generator))
             self._last_windows.append((start, length))
-        return torch.cat(pieces)
+        wave = torch.cat(pieces)
+        if len(spans) > 1:  # whole windows may round a sample short of the clip
+            total = int(round(float(request.duration) * SAMPLE_RATE))
+            wave = torch.nn.functional.pad(wave, (0, max(0, total - wave.shape[0])))[:total]
+        return wave
 
     @torch.inference_mode()
     def generate_from_frames(
@@ -271,7 +276,8 @@ class FoleyCrafterGenerator:
         key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, None if is_image else (start, length))
         if key in self._visual:
             return self._visual[key]
-        self._visual.clear()  # keep one clip's windows at most
+        if any(k[:3] != key[:3] for k in self._visual):
+            self._visual.clear()  # another clip: keep one clip's windows at most
         with self._stage("video decode"):
             if is_image:
                 frames = _image_frames(path)
