@@ -168,7 +168,7 @@ STEPS, GUIDANCE, SEMANTIC, TEMPORAL = 25, 7.5, 1.0, 0.2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--official", type=Path, required=True, help="checkout of open-mmlab/FoleyCrafter")
+    parser.add_argument("--official", type=Path, help="checkout of open-mmlab/FoleyCrafter (required)")
     parser.add_argument("--media", type=Path, default=Path("../shared/media"), help="folder holding aa.mp4")
     parser.add_argument("--only", nargs="+", default=["files", "components", "small", "e2e", "real"])
 
@@ -190,6 +190,8 @@ def _stub_unused_imports() -> None:
 
 
 def main(args: argparse.Namespace) -> list[Path]:
+    if args.official is None:
+        raise SystemExit("foleycrafter: --official (a checkout of open-mmlab/FoleyCrafter) is required")
     official = check_checkout(
         args.official, "foleycrafter/pipelines/pipeline_controlnet.py", COMMIT, "FoleyCrafter"
     )
