@@ -26,6 +26,7 @@ CITED = {
     "test_mmaudio_generator.py": ("mmaudio", "COMMIT"),
     "test_media.py": ("mmaudio", "COMMIT"),
     "test_separation.py": ("bs_roformer", "PAPER_COMMIT"),
+    "test_foleycrafter.py": ("foleycrafter", "COMMIT"),
 }
 
 
