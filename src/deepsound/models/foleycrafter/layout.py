@@ -40,6 +40,7 @@ from deepsound.weights.loading import (
     apply_rules,
     load_state_into,
     read_state_dict,
+    unwrap_state_dict,
 )
 
 log = logging.getLogger(__name__)
@@ -135,8 +136,19 @@ def read_weights(path: Path, what: str, rules: LoadRules) -> StateDict:
         except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
             raise WeightsError(f"{path}: not a readable safetensors file for {what} ({exc})") from None
     else:
-        state = read_state_dict(path, what, rules.unwrap)
+        state = _read_mapped(path, what, rules) or read_state_dict(path, what, rules.unwrap)
     return apply_rules(state, rules)
+
+
+def _read_mapped(path: Path, what: str, rules: LoadRules) -> StateDict | None:
+    """A PyTorch zip checkpoint memory-mapped: tensors the rules drop (most of the 4.3 GB temporal
+    adapter file) are never read, and kept ones are paged in from the file as they are used.
+    ``None`` for files that cannot be mapped (the legacy format); they are read whole."""
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - not mappable (legacy format) or unreadable: the plain reader says which
+        return None
+    return unwrap_state_dict(data, path, what, rules.unwrap)
 
 
 def load_module(build: Callable[[], nn.Module], path: Path, what: str, rules: LoadRules) -> nn.Module:
