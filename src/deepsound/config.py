@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from deepsound import registry
+from deepsound.devices import resolve_device, resolve_dtype_name
 from deepsound.errors import ConfigError
-from deepsound.interfaces import DEFAULT_DURATION, resolve_dtype_name
+from deepsound.interfaces import DEFAULT_DURATION
 
 MODES = ("s3", "s4")
 POSTPROCESS = ("rm", "rep", "neg")
@@ -202,8 +203,6 @@ class PipelineConfig:
         return getattr(self, kind)
 
     def resolved_device(self) -> str:
-        from deepsound.weights.loading import resolve_device  # torch loads only when a model does
-
         return resolve_device(self.device)
 
     def resolved_dtype(self) -> str:

@@ -15,8 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from deepsound.devices import resolve_dtype_name
 from deepsound.errors import ConfigError
-from deepsound.interfaces import resolve_dtype_name
 
 MLLMS = ("auto", "omni", "videollama2-cot", "videollama2-qa")
 
@@ -72,7 +72,8 @@ def _ask_videollama2(
 ) -> dict[str, Any]:
     from deepsound.models.videollama2 import inputs
     from deepsound.models.videollama2.chat import DEFAULT_MAX_NEW_TOKENS
-    from deepsound.models.videollama2.reasoner import VideoLlamaSettings, load_chat, reference_voice_over
+    from deepsound.models.videollama2.reasoner import VideoLlamaSettings, load_chat
+    from deepsound.steps.voice_over import reference_voice_over
 
     qa = family == "videollama2-qa" and hear  # the QA model answers the step with audio
     settings = VideoLlamaSettings(

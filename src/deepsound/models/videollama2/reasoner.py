@@ -12,10 +12,10 @@ the planner and the judges use either. Differences that follow the paper:
   call would convert the muxed file (frames end where the audio ends);
 * mode ``cot`` asks the CoT model everything; mode ``qa`` asks step 2 of the
   QA model (each model loaded once);
-* a step-2 record carries what the reference's own parser would have
-  decided (``reference_verdict``; CoT: the character after the last
-  ``<CONCLUSION>`` tag and its newline is ``A``; QA: the whole answer is
-  ``A``), beside the project's tolerant parse, and flags a disagreement.
+* every record names the checkpoint kind that answered (``model_kind``: ``cot`` or
+  ``qa``), so that step 2 (:func:`deepsound.steps.voice_over.ask_voice_over`) can add
+  what the reference's own parser would have decided beside the project's tolerant
+  parse, and flag a disagreement.
 
 Precision: float32 on the CPU, float16 on CUDA by default (the reference
 loads in float16), bfloat16 on request; 8-/4-bit weights (bitsandbytes,
@@ -31,12 +31,13 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 
+from deepsound.devices import resolve_dtype_name
 from deepsound.errors import ConfigError, WeightsError
-from deepsound.interfaces import MllmAnswer, MllmCall, Placement, resolve_dtype_name
+from deepsound.interfaces import MllmAnswer, MllmCall, Placement
 from deepsound.models.videollama2 import inputs
 from deepsound.models.videollama2.chat import DEFAULT_MAX_NEW_TOKENS, VideoLlamaChat
 
@@ -106,21 +107,6 @@ class VideoLlamaSettings:
 
         # the reference loads in float16 on CUDA
         return torch_dtype(resolve_dtype_name(self.dtype, self.torch_device(), on_cuda="float16"))
-
-
-def reference_voice_over(text: str, mode: str) -> dict[str, Any]:
-    """What DeepSound-V1's step 2 decides from ``text`` (its exact rule), with the rule's name."""
-    if mode == "qa":
-        return {"reference_verdict": text == "A", "reference_rule": "answer == 'A'"}
-    tail = text.split("<CONCLUSION>")[-1]
-    rule = "answer.split('<CONCLUSION>')[-1][1] == 'A'"
-    if len(tail) < 2:
-        return {
-            "reference_verdict": None,
-            "reference_rule": rule,
-            "reference_error": "IndexError: nothing after the tag",
-        }
-    return {"reference_verdict": tail[1] == "A", "reference_rule": rule}
 
 
 def checkpoint_folder(name: str | Path, *, weights_dir: Path | None, offline: bool, what: str) -> Path:
@@ -276,12 +262,5 @@ class VideoLlamaReasoner:
             "token_ids": reply.token_ids,
             "seconds": reply.seconds,
         }
-        if step == "step2":
-            from deepsound.steps.cot import parse_voice_over_cot
-
-            record.update(reference_voice_over(reply.text, kind))
-            tolerant = parse_voice_over_cot(reply.text).has_voice_over
-            record["tolerant_verdict"] = tolerant
-            record["parsers_disagree"] = record["reference_verdict"] != tolerant
         self.calls.append(record)
         return MllmAnswer(reply.text, record)
