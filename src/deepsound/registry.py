@@ -36,7 +36,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, is_dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from deepsound.errors import ConfigError
 from deepsound.interfaces import (
@@ -59,9 +60,6 @@ from deepsound.steps.silence import SilenceSettings
 from deepsound.weights.registry import WeightFile
 from deepsound.weights.registry import add as add_weight_file
 from deepsound.weights.registry import remove as remove_weight_file
-
-if TYPE_CHECKING:
-    from deepsound.config import PipelineConfig
 
 Factory = Callable[[Any, "Components"], Any]  # (the component's settings or None, components) -> component
 WeightFiles = Sequence[str | WeightFile] | Callable[[Any], Sequence[str | WeightFile]]
@@ -105,6 +103,32 @@ class Entry:
     def setting_fields(self) -> list[Any]:
         """The settings dataclass's fields (what the CLI, TOML and the page offer)."""
         return list(fields(self.settings)) if self.settings is not None else []
+
+
+class ChosenComponent(Protocol):
+    """A kind's section of the configuration: the chosen name and that component's settings."""
+
+    name: str
+
+    @property
+    def selected(self) -> Any: ...
+
+
+class Configuration(Protocol):
+    """What the registry reads of a configuration (:class:`deepsound.config.PipelineConfig` is one;
+    the registry sits below the configuration, which derives its tables from the entries)."""
+
+    device: str
+    dtype: str
+    weights_dir: Path | None
+    offline: bool
+    weights: dict[str, Path]
+    judge: str
+    planner: str
+
+    def section(self, kind: str) -> ChosenComponent: ...
+
+    def resolved_device(self) -> str: ...
 
 
 _ENTRIES: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
@@ -186,12 +210,13 @@ def entry(kind: str, name: str) -> Entry:
     return found
 
 
-def uses_mllm(config: PipelineConfig) -> bool:
+def uses_mllm(config: Configuration) -> bool:
     """Whether a run of ``config`` may ask the MLLM (then its weight files belong to the run)."""
-    return config.judge in ("mllm", "cascade") or config.planner == "mllm" or config.silence.name == "mllm"
+    asks = config.judge in ("mllm", "cascade") or config.planner == "mllm"
+    return asks or config.section("silence").name == "mllm"
 
 
-def files_for(config: PipelineConfig) -> list[str]:
+def files_for(config: Configuration) -> list[str]:
     """Registry names of every weight file the configured components load (a user's own file stands in)."""
     names: list[str] = []
     for kind in ("generator", "separator", "speech", "silence", "mllm"):
@@ -204,7 +229,7 @@ def files_for(config: PipelineConfig) -> list[str]:
     return [n for n in names if n not in config.weights]
 
 
-def placement_of(config: PipelineConfig) -> Placement:
+def placement_of(config: Configuration) -> Placement:
     return Placement(
         device=config.device,
         dtype=config.dtype,
@@ -222,7 +247,7 @@ class Components:
     already hold a model, a custom judge object).
     """
 
-    def __init__(self, config: PipelineConfig, overrides: dict[str, Any] | None = None) -> None:
+    def __init__(self, config: Configuration, overrides: dict[str, Any] | None = None) -> None:
         self.config = config
         self._built: dict[str, Any] = dict(overrides or {})
         self.load_seconds: dict[str, float] = {}  # how long each component took to build (model loads)

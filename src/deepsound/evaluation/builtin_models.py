@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from deepsound.evaluation.extractors import Settings, Source
+from deepsound.evaluation.features import Settings, Source
 from deepsound.interfaces import SpeechDetector
 
 

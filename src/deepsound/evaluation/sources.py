@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from deepsound.errors import ConfigError
-from deepsound.evaluation.extractors import Source
+from deepsound.evaluation.features import Source
 from deepsound.media.kinds import AUDIO_SUFFIXES, VIDEO_SUFFIXES
 
 log = logging.getLogger(__name__)
