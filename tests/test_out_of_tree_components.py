@@ -125,7 +125,7 @@ def build_echo(settings: EchoSettings, components) -> EchoMllm:  # noqa: ANN001
 @pytest.fixture(scope="module")
 def registered():
     register("generator", "chirp", build_chirp, settings=ChirpSettings, weight_files=(CHIRP_FILE,),
-             duration=(0.5, 60.0), sample_rate=16000, display_name="Chirp")  # fmt: skip
+             duration=(0.5, 1.8), sample_rate=16000, display_name="Chirp")  # fmt: skip
     register(
         "mllm", "echo", build_echo, settings=EchoSettings, weight_files=(ECHO_FILE,), display_name="Echo"
     )
@@ -221,6 +221,19 @@ def test_generate_runs_them_and_the_trace_says_so(world, tmp_path):
     assert np.argmax(spectrum) / audio.duration == pytest.approx(
         360.0, abs=1.0
     )  # 300 + 20 × 3, from its file
+
+
+def test_its_duration_range_is_checked_before_it_runs(world, tmp_path):
+    base = ["generate", str(world["videos"] / "b.mp4"), "-o", str(tmp_path / "o"), *OURS, "--weights-dir",
+            str(world["weights_dir"])]  # fmt: skip
+    short = runner.invoke(cli.app, [*base, "--duration", "0.3"])
+    assert short.exit_code != 0 and "needs at least 0.50 s" in short.output
+    long = runner.invoke(cli.app, [*base, "--duration", "2"])
+    assert long.exit_code != 0 and "at most 1.80 s" in " ".join(long.output.split())
+    _ok([*base, "--duration", "2", "--window", "1.5"])  # windows within its range: generated, cross-faded
+    trace = json.loads((tmp_path / "o" / "b.trace.json").read_text())
+    generated = next(s for s in trace["steps"] if s["step"] == "step1_generate")
+    assert [w["duration"] for w in generated["evidence"]["windows"]] == [1.5, 1.5]
 
 
 def test_batch_runs_them(world, tmp_path):

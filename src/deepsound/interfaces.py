@@ -62,7 +62,7 @@ class MllmCall(TypedDict, total=False):
     prompt: str
     inputs: dict[str, Any]  # what was shown and played (frames, audio seconds …)
     answer: str
-    verdict: Any
+    verdict: bool | list[str] | None  # what the asking step read from the answer
     tokens_in: int
     tokens_out: int
     seconds: float
