@@ -178,7 +178,9 @@ def test_config_show_has_their_tables(registered, tmp_path):
 
 def test_weights_list_and_the_offline_message_name_their_files(world, tmp_path):
     listed = _ok(["weights", "list", "--weights-dir", str(world["weights_dir"])]).output
-    assert "chirp_table" in listed and "echo_threshold" in listed
+    rows = {line.split("│")[1].strip(): line for line in listed.splitlines() if line.count("│") > 3}
+    assert "Chirp" in rows["chirp_table"] and "Echo" in rows["echo_threshold"]  # named with their users
+    assert "MMAudio" in rows["mmaudio_small_16k"] and "BS-RoFormer" in rows["bs_roformer_viperx"]
     video = world["videos"] / "a.mp4"
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -32,6 +32,7 @@ entries belong together: this is the one page that says what exists and how it i
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -227,6 +228,22 @@ def files_for(config: Configuration) -> list[str]:
         if found is not None:
             names += [n for n in found.files(section.selected) if n not in names]
     return [n for n in names if n not in config.weights]
+
+
+def users_of_files() -> dict[str, list[str]]:
+    """Weight-file name → the components that load it (with any of their choices), for ``weights list``."""
+    users: dict[str, list[str]] = {}
+    for kind in KINDS:
+        for found in entries(kind):
+            variants = [found.default_settings()]
+            for f in found.setting_fields():
+                for choice in f.metadata.get("choices", ()):
+                    variants.append(dataclasses.replace(found.default_settings(), **{f.name: choice}))
+            for settings in variants:
+                for name in found.files(settings):
+                    if found.label not in users.setdefault(name, []):
+                        users[name].append(found.label)
+    return users
 
 
 def placement_of(config: Configuration) -> Placement:

@@ -82,8 +82,11 @@ def list_command(
     """Show every registered file, its source and checksum, and where a local copy is (if any)."""
     # ``list`` never downloads; --offline is accepted so scripts can pass the same flags everywhere.
     del offline
+    from deepsound.registry import users_of_files
+
+    users = users_of_files()  # which registered component loads each file (from the entries)
     table = Table(title="DeepSound weight files", show_lines=False)
-    for column in ("name", "file", "source", "size", "checksum", "present"):
+    for column in ("name", "file", "used by", "source", "size", "checksum", "present"):
         table.add_column(column, overflow="fold")
     unknown: list[str] = []
     for entry in REGISTRY.values():
@@ -91,8 +94,15 @@ def list_command(
         present = f"{found[0]}: {found[1]}" if found else "no"
         if entry.checksum is None:
             unknown.append(entry.name)
+        used_by = ", ".join(users.get(entry.name, [])) or "-"
         table.add_row(
-            entry.name, entry.relpath, entry.source, _human(entry.size), _checksum_label(entry), present
+            entry.name,
+            entry.relpath,
+            used_by,
+            entry.source,
+            _human(entry.size),
+            _checksum_label(entry),
+            present,
         )
     console = _console()
     console.print(table)
