@@ -166,14 +166,31 @@ def test_generate_help_lists_their_settings(registered):
 
 def test_config_show_has_their_tables(registered, tmp_path):
     shown = _ok(["config", "show", *OURS, "--chirp-gain", "0.25", "--echo-loudness-scale", "2"]).output
-    assert '[pipeline.generator]\nname = "chirp"\nwaveform = "sine"\ngain = 0.25' in shown
-    assert '[pipeline.mllm]\nname = "echo"' in shown and "loudness_scale = 2.0" in shown
+    assert (
+        '[pipeline.generator]\nname = "chirp"\n\n[pipeline.generator.chirp]\nwaveform = "sine"\ngain = 0.25'
+        in shown
+    )
+    assert (
+        '[pipeline.mllm]\nname = "echo"\n\n[pipeline.mllm.echo]' in shown and "loudness_scale = 2.0" in shown
+    )
     path = tmp_path / "ours.toml"
     path.write_text(shown)
     again = _ok(["config", "show", "--config", str(path)]).output
     assert again == shown
     bad = runner.invoke(cli.app, ["config", "show", "--generator", "chirp", "--chirp-waveform", "saw"])
-    assert bad.exit_code != 0 and "Traceback" not in bad.output
+    assert bad.exit_code != 0 and "unknown waveform 'saw'" in bad.output and "Traceback" not in bad.output
+    # settings are keyed by component: a table for chirp waits while MMAudio is chosen, and applies once
+    # chirp is; a key in the section itself belongs to the component chosen where it is written
+    keyed = tmp_path / "keyed.toml"
+    keyed.write_text('[pipeline.generator]\nvariant = "small_16k"\n[pipeline.generator.chirp]\ngain = 0.1\n')
+    waiting = _ok(["config", "show", "--config", str(keyed)]).output
+    assert 'name = "mmaudio"\n\n[pipeline.generator.mmaudio]\nvariant = "small_16k"' in waiting
+    assert '[pipeline.generator.chirp]\nwaveform = "sine"\ngain = 0.1' in waiting
+    chosen = _ok(["config", "show", "--config", str(keyed), "--generator", "chirp"]).output
+    assert '[pipeline.generator]\nname = "chirp"\n' in chosen and "gain = 0.1" in chosen
+    assert '[pipeline.generator.mmaudio]\nvariant = "small_16k"' in chosen
+    wrong = runner.invoke(cli.app, ["config", "show", "--generator", "chirp", "--chirp-volume", "1"])
+    assert wrong.exit_code != 0 and "--chirp-volume" in wrong.output
 
 
 def test_weights_list_and_the_offline_message_name_their_files(world, tmp_path):

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from deepsound.errors import DeepSoundError, WeightsError
@@ -50,7 +51,8 @@ def _console() -> Console:
 
 
 def _fail(exc: DeepSoundError) -> typer.Exit:
-    Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+    text = f"[red]error:[/red] {escape(str(exc))}"  # a path or table name in brackets is text, not markup
+    Console(stderr=True, soft_wrap=True).print(text, highlight=False, markup=True)
     return typer.Exit(code=getattr(exc, "exit_code", 2))
 
 
