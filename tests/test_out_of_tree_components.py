@@ -302,7 +302,8 @@ def test_the_web_page_offers_them(world, registered):
         assert ["Chirp", "chirp"] in [list(c) for c in generator["choices"]] and generator["value"] == "chirp"
         shape = next(p for p in props if p.get("label") == "Chirp wave shape")
         assert [c[1] for c in shape["choices"]] == ["sine", "square"]
-        assert any(p.get("label") == "MMAudio MMAudio variant" for p in props)
+        variant = next(p for p in props if p.get("label") == "MMAudio variant")
+        assert shape["visible"] is True and variant["visible"] is False  # only the chosen generator's choices
         chosen = page.family.pipeline(generator="chirp", settings={"waveform": "square"}, judge="mllm")
         assert chosen.config.generator.waveform == "square"
         assert chosen.components.generator.settings.waveform == "square"
