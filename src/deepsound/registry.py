@@ -11,6 +11,7 @@ A component is known to the rest of the system through one :class:`Entry`, made 
         duration=(0.5, 30.0),                     # shortest and longest seconds it makes (None: no limit)
         sample_rate=24000,                        # or a function of the settings
         display_name="My generator",
+        needs=(),                                 # kinds it asks its Components for, e.g. ("mllm",)
     )
 
 Everything else is derived from the entries: the TOML table (:mod:`deepsound.config`), the CLI
@@ -85,6 +86,9 @@ class Entry:
     duration: tuple[float, float | None] = (0.0, None)
     sample_rate: int | Callable[[Any], int] | None = None
     display_name: str = ""
+    # the kinds it asks for through its Components (a judge that may ask the MLLM: ("mllm",)); the
+    # offline check counts the MLLM's weight files only where a configured component asks for it
+    needs: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -156,6 +160,7 @@ def register(
     duration: tuple[float, float | None] = (0.0, None),
     sample_rate: int | Callable[[Any], int] | None = None,
     display_name: str = "",
+    needs: tuple[str, ...] = (),
 ) -> Entry:
     """Make ``name`` available for ``kind`` (e.g. a new video-to-audio model as a generator).
 
@@ -173,7 +178,14 @@ def register(
         for file in weight_files:
             if isinstance(file, WeightFile):
                 add_weight_file(file)
-    entry = Entry(kind, name, factory, settings, weight_files, duration, sample_rate, display_name)
+    unknown = [k for k in needs if k not in KINDS]
+    if unknown:
+        raise ConfigError(
+            f"{kind} {name!r} needs unknown kind(s) {', '.join(unknown)}; kinds: {', '.join(KINDS)}"
+        )
+    entry = Entry(
+        kind, name, factory, settings, weight_files, duration, sample_rate, display_name, tuple(needs)
+    )
     _ENTRIES[kind][name] = entry
     _changed()
     return entry
@@ -212,9 +224,11 @@ def entry(kind: str, name: str) -> Entry:
 
 
 def uses_mllm(config: Configuration) -> bool:
-    """Whether a run of ``config`` may ask the MLLM (then its weight files belong to the run)."""
-    asks = config.judge in ("mllm", "cascade") or config.planner == "mllm"
-    return asks or config.section("silence").name == "mllm"
+    """Whether a run of ``config`` may ask the MLLM (then its weight files belong to the run): some
+    configured component's entry says it needs one."""
+    chosen = [("judge", config.judge), ("planner", config.planner)]
+    chosen += [(kind, config.section(kind).name) for kind in ("generator", "separator", "silence")]
+    return any("mllm" in found.needs for kind, name in chosen if (found := find(kind, name)) is not None)
 
 
 def files_for(config: Configuration) -> list[str]:
@@ -466,10 +480,13 @@ register(
     settings=BsRoformerSettings,
     weight_files=BS_ROFORMER_FILES,
     display_name="BS-RoFormer (viperx)",
+    needs=("speech",),  # its speech gate (only_speech) reuses the process's speech detector
 )
 register("speech", "silero", _silero, settings=SileroSettings, display_name="Silero VAD")
 register("silence", "rms", _rms, settings=SilenceSettings, display_name="RMS rule (−50 dB on 90 % of frames)")
-register("silence", "mllm", _mllm_silence, settings=SilenceSettings, display_name="Ask the MLLM")
+register(
+    "silence", "mllm", _mllm_silence, settings=SilenceSettings, display_name="Ask the MLLM", needs=("mllm",)
+)
 register("mllm", "omni", _omni, settings=OmniSettings, display_name="Qwen2.5-Omni")
 register(
     "mllm",
@@ -485,7 +502,14 @@ register(
     settings=VideoLlama2Settings,
     display_name="VideoLLaMA2.1-AV-CoT + QA",
 )
-for _name, _label in (("cascade", "Cascade"), ("mllm", "MLLM"), ("speech", "Speech only")):
-    register("judge", _name, _judge_factory(_name), display_name=_label)
-for _name, _label in (("canonical", "The paper's four steps"), ("mllm", "Ask the MLLM")):
-    register("planner", _name, _planner_factory(_name), display_name=_label)
+for _name, _label, _needs in (
+    ("cascade", "Cascade", ("speech", "mllm")),
+    ("mllm", "MLLM", ("speech", "mllm")),
+    ("speech", "Speech only", ("speech",)),
+):
+    register("judge", _name, _judge_factory(_name), display_name=_label, needs=_needs)
+for _name, _label, _needs in (
+    ("canonical", "The paper's four steps", ()),
+    ("mllm", "Ask the MLLM", ("mllm",)),
+):
+    register("planner", _name, _planner_factory(_name), display_name=_label, needs=_needs)
