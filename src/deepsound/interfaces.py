@@ -66,6 +66,8 @@ class MllmCall(TypedDict, total=False):
     tokens_in: int
     tokens_out: int
     seconds: float
+    chat_prompt: str  # the prompt as the model's chat template wrote it
+    token_ids: list[int]  # the ids generated (prompt excluded)
 
 
 @dataclass
