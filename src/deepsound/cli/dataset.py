@@ -90,14 +90,16 @@ def build_command(
     brief = {
         k: summary[k] for k in ("clips", "samples", "labels", "voice_over_share", "label_reasons", "this_run")
     }
-    Console().print(json.dumps(brief), highlight=False, soft_wrap=True)
+    Console().print(json.dumps(brief), highlight=False, markup=False, soft_wrap=True)
 
 
 def _report(console, quiet: bool):  # noqa: ANN001, ANN202
     def on_clip(outcome) -> None:  # noqa: ANN001
         if not quiet:
             detail = outcome.reason if outcome.status == "skipped" else (outcome.label or "")
-            console.print(f"{outcome.status}: {Path(outcome.video).name} {detail}", highlight=False)
+            console.print(
+                f"{outcome.status}: {Path(outcome.video).name} {detail}", highlight=False, markup=False
+            )
 
     return on_clip
 

@@ -35,6 +35,6 @@ def generate_command(
     result = pipeline.run(video, output_dir, settings.run)
     out = Console()
     for kind, path in result.outputs.items():
-        out.print(f"{kind}: {path}", highlight=False)
+        out.print(f"{kind}: {path}", highlight=False, markup=False)
     if result.audio is None:
         out.print("final audio: removed (rm fallback: what was left was silent)")

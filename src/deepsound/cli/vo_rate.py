@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from deepsound.cli.text import plain
 from deepsound.errors import ConfigError, MediaError
 from deepsound.media.kinds import AUDIO_SUFFIXES, VIDEO_SUFFIXES
 
@@ -91,9 +92,12 @@ def vo_rate_command(
         table.add_column(column)
     for r in rows:
         if r.error:
-            table.add_row(Path(r.path).name, "error", r.error, "")
+            table.add_row(plain(Path(r.path).name), "error", plain(r.error), "")
         else:
             table.add_row(
-                Path(r.path).name, "yes" if r.has_speech else "no", f"{r.speech_ratio:.3f}", str(r.segments)
+                plain(Path(r.path).name),
+                "yes" if r.has_speech else "no",
+                f"{r.speech_ratio:.3f}",
+                str(r.segments),
             )
     Console().print(table)

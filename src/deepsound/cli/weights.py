@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from deepsound.cli.text import error_line, plain
 from deepsound.errors import DeepSoundError, WeightsError
 from deepsound.weights import REGISTRY, WeightFile, download, get, locate, resolve, verify_file
 from deepsound.weights.overrides import parse_override
@@ -50,7 +51,7 @@ def _console() -> Console:
 
 
 def _fail(exc: DeepSoundError) -> typer.Exit:
-    Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+    Console(stderr=True, soft_wrap=True).print(error_line(exc), highlight=False)
     return typer.Exit(code=getattr(exc, "exit_code", 2))
 
 
@@ -92,7 +93,12 @@ def list_command(
         if entry.checksum is None:
             unknown.append(entry.name)
         table.add_row(
-            entry.name, entry.relpath, entry.source, _human(entry.size), _checksum_label(entry), present
+            entry.name,
+            entry.relpath,
+            entry.source,
+            _human(entry.size),
+            _checksum_label(entry),
+            plain(present),
         )
     console = _console()
     console.print(table)
@@ -121,7 +127,7 @@ def download_command(
                 path = resolve(entry, weights_dir=weights_dir, cache_dir=cache_dir, offline=True)
             else:
                 path = download(entry, dest_root=weights_dir, cache_dir=cache_dir)
-            console.print(f"{entry.name}: {path}", highlight=False)
+            console.print(f"{entry.name}: {path}", highlight=False, markup=False)
     except DeepSoundError as exc:
         raise _fail(exc) from None
 
@@ -158,11 +164,13 @@ def verify_command(
         entry = get(name)
         try:
             verify_file(entry, path, verify="checksum", stamp_dir=stamps, recompute=True)
-            table.add_row(name, str(path), "your own file: identical to the published one")
+            table.add_row(name, plain(path), "your own file: identical to the published one")
         except WeightsError as exc:
             differ.append(name)
             reason = "missing" if not Path(path).is_file() else str(exc).split(": ", 1)[-1].split(";")[0]
-            table.add_row(name, str(path), f"your own file: differs from the published one ({reason})")
+            table.add_row(
+                name, plain(path), plain(f"your own file: differs from the published one ({reason})")
+            )
     for entry in entries:
         if entry.name in overrides:
             continue
@@ -177,12 +185,14 @@ def verify_command(
         except WeightsError as exc:
             failures += 1
             differ.append(entry.name)
-            table.add_row(entry.name, str(path), f"FAILED: {exc}")
+            table.add_row(entry.name, plain(path), plain(f"FAILED: {exc}"))
             continue
         result = "ok" if entry.checksum is not None else "ok (size only: no published checksum)"
-        table.add_row(entry.name, str(path), result)
+        table.add_row(entry.name, plain(path), result)
     _console().print(table)
     if differ:
-        _console().print(f"Differ from the published files: {', '.join(differ)}", highlight=False)
+        _console().print(
+            f"Differ from the published files: {', '.join(differ)}", highlight=False, markup=False
+        )
     if failures:
         raise typer.Exit(code=WeightsError.exit_code)

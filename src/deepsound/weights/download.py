@@ -59,7 +59,7 @@ def _open(url: str, offset: int) -> http.client.HTTPResponse:
 
 def _progress(show: bool) -> Progress:
     return Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
