@@ -67,7 +67,14 @@ class WeightFile:
 
     @property
     def relpath(self) -> str:
-        """Where the file sits below a weights folder (MMAudio layout)."""
+        """Where the file sits below a weights folder (MMAudio layout).
+
+        A folder checkpoint keeps its files in a folder named after its repository: its
+        ``config.json`` must never be confused with another model's (BigVGAN's sits at
+        ``ext_weights/config.json``), so every entry's path is unique.
+        """
+        if self.folder and self.hub_repo is not None:
+            return f"{self.subdir}/{self.hub_repo.split('/')[-1]}/{self.filename}"
         return f"{self.subdir}/{self.filename}"
 
     @property

@@ -47,11 +47,19 @@ def _entry(name: str | WeightFile) -> WeightFile:
 
 
 def _in_folder(entry: WeightFile, root: Path) -> list[Path]:
-    """Places below ``root`` where the MMAudio layout (or a flat folder) keeps ``entry``."""
-    paths = [root / entry.subdir / entry.filename]
+    """Places below ``root`` where the MMAudio layout (or a flat folder) keeps ``entry``.
+
+    A folder checkpoint is only ever looked for in its own folder (``ext_weights/<repo name>``):
+    a bare ``config.json`` belongs to another model. The last place is the flat one.
+    """
+    paths = [] if entry.folder else [root / entry.subdir / entry.filename]
     if entry.hub_repo is not None:
-        paths.append(root / entry.subdir / entry.hub_repo.split("/")[-1] / entry.filename)
+        last = entry.hub_repo.split("/")[-1]
+        paths.append(root / entry.subdir / last / entry.filename)
         paths.append(root / entry.subdir / entry.hub_repo / entry.filename)
+        if entry.folder:
+            paths.append(root / last / entry.filename)
+            return paths
     paths.append(root / entry.filename)
     return paths
 

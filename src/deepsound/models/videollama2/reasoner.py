@@ -148,9 +148,10 @@ def checkpoint_folder(name: str | Path, *, weights_dir: Path | None, offline: bo
         return Path(snapshot_download(str(name), local_files_only=True))
     except Exception:  # noqa: BLE001 - not cached (hub raises several types)
         if offline:
+            fetch = f"deepsound weights download {entry.name}" if entry is not None else f"hf download {name}"
             raise WeightsError(
                 f"{name}: {what} is not available locally and downloads are off (offline); run "
-                f"`deepsound weights download` while online or pass a local folder"
+                f"`{fetch}` while online, or pass a local folder"
             ) from None
     try:
         return Path(snapshot_download(str(name)))
