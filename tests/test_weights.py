@@ -585,7 +585,7 @@ def test_cli_list_shows_every_entry_and_missing_checksums(tmp_path: Path) -> Non
     assert result.exit_code == 0, result.output
     for name in REQUIRED_NAMES:
         assert name in result.output
-    assert "none published" in result.output
+    assert "recorded on first use" in result.output
     assert "No published checksum for:" in result.output and "clip_dfn5b_config" in result.output
     assert "weights_dir" in result.output and "v1-44.pth" in result.output
 

@@ -33,6 +33,7 @@ from deepsound.steps.generate import fallback_negative_prompt, generate, minimum
 from deepsound.steps.voice_over import decide_voice_over
 from deepsound.trace import Trace
 from deepsound.weights.overrides import used_overrides
+from deepsound.weights.trust import used_on_trust
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +193,8 @@ class Pipeline:
             trace.final["model_load_seconds"] = dict(self.components.load_seconds)
             if overrides := used_overrides():
                 trace.final["weights_overrides"] = overrides
+            if on_trust := used_on_trust():  # files without a published checksum: the record they matched
+                trace.final["weights_trust_on_first_use"] = on_trust
             trace.write(paths.trace)
         state.result.outputs["trace"] = paths.trace
         return state.result

@@ -73,6 +73,8 @@ def _human(size: int | None) -> str:
 def _checksum_label(entry: WeightFile) -> str:
     if entry.checksum is None:
         return "none published"
+    if entry.trust_on_first_use:
+        return "unknown: recorded on first use"
     return f"{entry.checksum_algorithm}:{entry.checksum_hex[:12]}…"  # type: ignore[index]
 
 
@@ -90,7 +92,7 @@ def list_command(
     for entry in REGISTRY.values():
         found = locate(entry, weights_dir=weights_dir, cache_dir=cache_dir)
         present = f"{found[0]}: {found[1]}" if found else "no"
-        if entry.checksum is None:
+        if entry.checksum is None or entry.trust_on_first_use:
             unknown.append(entry.name)
         table.add_row(
             entry.name,
@@ -104,7 +106,9 @@ def list_command(
     console.print(table)
     if unknown:
         console.print(
-            f"No published checksum for: {', '.join(unknown)} (only their size is checked).", highlight=False
+            f"No published checksum for: {', '.join(unknown)}; the first copy used is recorded "
+            "(SHA-256 and size, trust on first use) and later copies are checked against it.",
+            highlight=False,
         )
 
 
@@ -159,11 +163,17 @@ def verify_command(
     for column in ("name", "path", "result"):
         table.add_column(column, overflow="fold")
     failures = 0
-    differ: list[str] = []
+    differ: list[str] = []  # the user's own files that are not the published bytes (expected, not a failure)
+    damaged: list[str] = []  # copies of the published files that fail their check
     for name, path in overrides.items():
         entry = get(name)
+        if entry.trust_on_first_use and Path(path).is_file():
+            table.add_row(name, plain(path), "your own file (no published checksum to compare with)")
+            continue
         try:
-            verify_file(entry, path, verify="checksum", stamp_dir=stamps, recompute=True)
+            verify_file(
+                entry, path, verify="checksum", stamp_dir=stamps, recompute=True, trust_first_use=False
+            )
             table.add_row(name, plain(path), "your own file: identical to the published one")
         except WeightsError as exc:
             differ.append(name)
@@ -184,15 +194,26 @@ def verify_command(
             verify_file(entry, path, verify="checksum", stamp_dir=stamps, recompute=True)
         except WeightsError as exc:
             failures += 1
-            differ.append(entry.name)
+            damaged.append(entry.name)
             table.add_row(entry.name, plain(path), plain(f"FAILED: {exc}"))
             continue
-        result = "ok" if entry.checksum is not None else "ok (size only: no published checksum)"
+        result = "ok"
+        if entry.trust_on_first_use:
+            result = "ok (matches the copy recorded on first use; no published checksum)"
+        elif entry.checksum is None:
+            result = "ok (size only: no published checksum)"
         table.add_row(entry.name, plain(path), result)
     _console().print(table)
     if differ:
         _console().print(
             f"Differ from the published files: {', '.join(differ)}", highlight=False, markup=False
+        )
+    if damaged:
+        _console().print(
+            f"Damaged or incomplete copies of published files: {', '.join(damaged)}; delete them and run "
+            f"`deepsound weights download {' '.join(damaged)}`",
+            highlight=False,
+            markup=False,
         )
     if failures:
         raise typer.Exit(code=WeightsError.exit_code)

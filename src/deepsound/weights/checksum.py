@@ -109,12 +109,15 @@ def verify_file(
     verify: Verify = "checksum",
     stamp_dir: Path | None = None,
     recompute: bool = False,
+    trust_first_use: bool = True,
 ) -> Path:
     """Check ``path`` against ``entry``; return it, or raise :class:`WeightsError` saying why.
 
     ``"none"`` only requires the file to exist, ``"size"`` also compares the
-    byte count, ``"checksum"`` additionally compares the published digest
-    (a no-op for files without one, which is reported by ``weights list``).
+    byte count, ``"checksum"`` additionally compares the published digest, or for a file
+    whose checksum is ``"unknown"`` the one recorded when it was first used
+    (:mod:`deepsound.weights.trust`; ``trust_first_use=False`` for a user's own file, which must
+    never become the record).
     """
     if verify not in VERIFY_MODES:
         raise ValueError(f"verify must be one of {VERIFY_MODES}, not {verify!r}")
@@ -124,7 +127,17 @@ def verify_file(
     if verify == "none":
         return path
     check_size(entry, path)
-    if verify == "checksum" and entry.checksum is not None:
+    if verify == "checksum" and trust_first_use and entry.trust_on_first_use and stamp_dir is not None:
+        from deepsound.weights import trust  # trust hashes through this module's stamps
+
+        check = trust.check_folder if entry.folder else trust.check_file
+        check(
+            entry,
+            path.parent if entry.folder else path,
+            cache_dir=Path(stamp_dir).parent,
+            stamp_dir=stamp_dir,
+        )
+    if verify == "checksum" and entry.checksum_algorithm is not None:
         algorithm, expected = entry.checksum_algorithm, entry.checksum_hex
         assert algorithm is not None and expected is not None
         actual = cached_digest(path, algorithm, stamp_dir, recompute=recompute)

@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 
 from deepsound.errors import WeightsError
+from deepsound.weights import trust
 from deepsound.weights.checksum import Verify, verify_file
 from deepsound.weights.download import download_hub, download_url, hub_cached
 from deepsound.weights.registry import WeightFile, get
@@ -153,7 +154,14 @@ def resolve(
         raise WeightsError(_missing_message(entry, weights_dir, cache))
     if entry.is_hub:
         return verified_or_removed(entry, download_hub(entry), verify="checksum", stamp_dir=stamps)
-    return download_url(entry, cache / entry.relpath, stamp_dir=stamps)
+    return _recorded(entry, download_url(entry, cache / entry.relpath, stamp_dir=stamps), stamps)
+
+
+def _recorded(entry: WeightFile, path: Path, stamps: Path) -> Path:
+    """A fresh download of a file without a published checksum: record it (trust on first use)."""
+    if entry.trust_on_first_use:
+        verified_or_removed(entry, path, verify="checksum", stamp_dir=stamps)
+    return path
 
 
 def download_folder(entry: WeightFile, root: Path | None) -> Path:
@@ -209,7 +217,9 @@ def download(
     stamps = stamp_dir_for(cache)
     root = Path(dest_root).expanduser() if dest_root is not None else None
     if entry.folder:
-        return download_folder(entry, root)
+        folder = download_folder(entry, root)
+        trust.check_folder(entry, folder, cache_dir=cache, stamp_dir=stamps)
+        return folder
     if entry.is_hub:
         existing = (
             next((p for p in _in_folder(entry, root) if p.is_file()), None) if root else hub_cached(entry)
@@ -229,4 +239,4 @@ def download(
             return verify_file(entry, dest, verify="checksum", stamp_dir=stamps)
         except WeightsError:
             pass  # replaced by a fresh download; the rename is atomic
-    return download_url(entry, dest, stamp_dir=stamps, show_progress=show_progress)
+    return _recorded(entry, download_url(entry, dest, stamp_dir=stamps, show_progress=show_progress), stamps)
