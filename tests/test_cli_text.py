@@ -18,7 +18,7 @@ def test_bracketed_file_names_are_printed_as_they_are(tmp_path, name):
     result = _run("generate", str(missing), "-o", str(tmp_path / "out"))
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output and "MarkupError" not in result.output
-    assert f"{missing}: no such file" in result.output
+    assert f"{missing}: file not found" in result.output
     assert len(result.output.strip().splitlines()) == 1
 
 

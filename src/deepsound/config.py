@@ -62,6 +62,11 @@ class MllmConfig:
     offload: bool = False  # spill layers to the CPU on small GPUs (device_map="auto")
     max_gpu_memory: str | None = None  # with offload, e.g. "10GiB"
 
+    def __post_init__(self) -> None:
+        from deepsound.input_check import check_positive_int
+
+        check_positive_int("max new tokens", self.max_new_tokens)
+
 
 @dataclass
 class SeparatorConfig:
@@ -164,12 +169,9 @@ class RunOptions:
     def __post_init__(self) -> None:
         _check("mode", self.mode, MODES)
         _check("postprocess", self.postprocess, POSTPROCESS)
-        if self.duration is not None and not self.duration > 0:
-            raise ConfigError(f"duration must be positive, got {self.duration}")
-        if self.window is not None and not 0 <= self.window_overlap < self.window:
-            raise ConfigError(f"window overlap must be in [0, {self.window}), got {self.window_overlap}")
-        if self.num_steps < 1:
-            raise ConfigError(f"number of steps must be at least 1, got {self.num_steps}")
+        from deepsound.input_check import check_run_numbers
+
+        check_run_numbers(self)
 
     def replace(self, **changes: Any) -> RunOptions:
         values = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -24,10 +25,26 @@ def ensure_dir(path: Path) -> Path:
     """Create ``path`` (and parents) or fail with one clear line."""
     try:
         path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputError(f"{path}: is a file, not a folder; give an output folder") from None
+    except NotADirectoryError:
+        raise OutputError(f"{path}: cannot create output folder (a part of the path is a file)") from None
     except OSError as exc:
         raise OutputError(f"{path}: cannot create output folder ({exc.strerror})") from None
     if not os.access(path, os.W_OK):
         raise OutputError(f"{path}: output folder is not writable")
+    return path
+
+
+def check_output_dir(path: Path) -> Path:
+    """Fail early when ``path`` cannot become an output folder, without creating anything."""
+    path = Path(path)
+    for part in (path, *path.parents):
+        if part.exists():
+            if not part.is_dir():
+                where = "is a file" if part == path else f"lies under the file {part}"
+                raise OutputError(f"{path}: {where}, not a folder; give an output folder")
+            break
     return path
 
 
@@ -133,6 +150,22 @@ class OutputLock:
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (traces and batch summaries are read by other tools)."""
+    """Write JSON atomically (traces and batch summaries are read by other tools).
+
+    JSON has no NaN or infinity: Python would write the bare words ``NaN`` / ``Infinity``, which
+    other tools refuse. A measurement that is not a number is written as ``null``, and
+    ``allow_nan=False`` makes any other way of producing one an error here, not in the reader.
+    """
+    text = json.dumps(_finite(data), indent=2, ensure_ascii=False, default=str, allow_nan=False)
     with atomic_output(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+        tmp.write_text(text + "\n", encoding="utf-8")
+
+
+def _finite(data: Any) -> Any:
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_finite(v) for v in data]
+    return data

@@ -23,13 +23,13 @@ from typing import Any
 from deepsound import media
 from deepsound.audio import Audio
 from deepsound.config import PipelineConfig, RunOptions
-from deepsound.errors import ConfigError, DeepSoundError, MediaError
+from deepsound.errors import DeepSoundError
 from deepsound.files import OutputLock, ensure_dir, same_file
+from deepsound.input_check import check_input
 from deepsound.interfaces import Generation, Plan, Step
-from deepsound.media.kinds import is_image_file
 from deepsound.progress import Listener, listening
 from deepsound.registry import Components
-from deepsound.steps.generate import fallback_negative_prompt, generate, minimum_duration, request_for
+from deepsound.steps.generate import fallback_negative_prompt, generate, request_for
 from deepsound.steps.voice_over import decide_voice_over
 from deepsound.trace import Trace
 from deepsound.weights.overrides import used_overrides
@@ -217,31 +217,11 @@ class Pipeline:
         self._write_final(state)
 
     def _check_input(self, state: RunState) -> None:
-        info = media.probe(state.video)
-        if not info.has_video:
-            raise MediaError(f"{state.video}: has no video stream")
-        if is_image_file(state.video):
-            # A still picture conditions the generator for the requested duration; there is no
-            # video to put the audio on, so the result is audio only (and the trace says so).
-            if state.options.duration is None:
-                raise ConfigError(f"{state.video}: a still image has no length; give --duration")
-            state.options = state.options.replace(write_video=False)
-            state.trace.warnings.append("still-image input: audio only, no video written")
-        elif state.options.duration is None:
-            state.options = state.options.replace(duration=info.duration)
-            state.trace.options["duration"] = info.duration
-        length = (
-            state.options.duration
-            if is_image_file(state.video)
-            else min(state.options.duration, info.duration)
-        )
-        need = minimum_duration(self.config)
-        if length < need:
-            what = "asked for" if state.options.duration < info.duration else "of video"
-            raise MediaError(
-                f"{state.video}: {length:.2f} s {what}; the {self.config.generator.name} generator needs "
-                f"at least {need:.2f} s"
-            )
+        facts = check_input(state.video, state.options, self.config)
+        if facts.options.duration != state.options.duration:
+            state.trace.options["duration"] = facts.options.duration
+        state.options = facts.options
+        state.trace.warnings.extend(facts.warnings)
 
     # ------------------------------------------------------------------ the steps
     def _plan(self, state: RunState) -> Plan:

@@ -43,9 +43,11 @@ def batch_command(
     setup_logging(quiet)
     from deepsound.batch import parse_shard, read_inputs, run_batch
     from deepsound.cli import options
+    from deepsound.files import check_output_dir
 
     items = read_inputs(inputs)
     shard_spec = parse_shard(shard)
+    check_output_dir(output_dir)
     pipeline = options.build_pipeline(settings)
     total = len(items[shard_spec[0] :: shard_spec[1]])
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

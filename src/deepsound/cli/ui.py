@@ -44,6 +44,9 @@ def ui_command(
 ) -> None:
     """Serve a web page: upload a video, watch the steps, hear and download every result."""
     setup_logging(quiet)
+    from deepsound.input_check import check_port
+
+    check_port(port)
     try:
         from deepsound.ui import UiSettings, WebUI
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
