@@ -296,15 +296,14 @@ def test_mmaudio_layout_for_a_network(tmp_path: Path) -> None:
         resolve("mmaudio_small_16k", weights_dir=tmp_path / "wd")  # default verify="size"
 
 
-def test_offline_missing_error_is_one_clear_line(tmp_path: Path) -> None:
+def test_offline_missing_error_is_a_summary_and_one_line_per_file(tmp_path: Path) -> None:
     with pytest.raises(WeightsError) as info:
         resolve("vae_44k", weights_dir=tmp_path / "wd", offline=True)
-    message = str(info.value)
-    assert "\n" not in message
-    assert "v1-44.pth" in message
-    assert "https://github.com/hkchengrex/MMAudio/releases/download/v0.1/v1-44.pth" in message
-    assert str(tmp_path / "wd" / "ext_weights" / "v1-44.pth") in message
-    assert "deepsound weights download vae_44k" in message
+    summary, file_line, advice = str(info.value).splitlines()
+    assert summary == "1 weight file missing (1.22 GB) and downloads are off (--offline):"
+    assert file_line.startswith("  ext_weights/v1-44.pth") and "github.com/hkchengrex/MMAudio" in file_line
+    assert str(tmp_path / "wd") in advice and "deepsound weights download vae_44k" in advice
+    assert "hf://" not in str(info.value)
 
 
 def test_offline_from_environment(monkeypatch: pytest.MonkeyPatch, http_server: _Server) -> None:
@@ -559,7 +558,7 @@ def test_hub_download_with_bad_content_is_rejected(fake_hub: dict[str, list]) ->
 
 
 def test_hub_offline_missing(fake_hub: dict[str, list]) -> None:
-    with pytest.raises(WeightsError, match=r"hf://someone/some-model/gen\.pt"):
+    with pytest.raises(WeightsError, match=r"from huggingface.co/someone/some-model"):
         resolve(_hub_entry(), offline=True)
     assert fake_hub["download"] == []
 

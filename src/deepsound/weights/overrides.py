@@ -82,4 +82,7 @@ def _with_all_missing(exc: WeightsError, config: PipelineConfig, name: str) -> W
     missing = missing_for(config)
     if name not in {e.name for e in missing}:
         return exc
-    return WeightsError(f"{exc}; {missing_message(missing, config.weights_dir, offline=config.offline)}")
+    from deepsound.weights.resolve import offline_reason
+
+    why = offline_reason(config.offline) or False
+    return WeightsError(f"{exc}\n{missing_message(missing, config.weights_dir, offline=why)}")

@@ -34,9 +34,17 @@ def default_cache_dir() -> Path:
 
 def offline_from_env() -> bool:
     """``DEEPSOUND_OFFLINE`` or Hugging Face's ``HF_HUB_OFFLINE`` switch downloads off."""
-    return any(
-        os.environ.get(var, "").strip().lower() in _TRUE for var in ("DEEPSOUND_OFFLINE", "HF_HUB_OFFLINE")
-    )
+    return offline_reason(False) is not None
+
+
+def offline_reason(flag: bool) -> str | None:
+    """What switched downloads off, for messages: ``--offline``, ``HF_HUB_OFFLINE=1``…, or None."""
+    if flag:
+        return "--offline"
+    for var in ("DEEPSOUND_OFFLINE", "HF_HUB_OFFLINE"):
+        if os.environ.get(var, "").strip().lower() in _TRUE:
+            return f"{var}={os.environ[var].strip()}"
+    return None
 
 
 def stamp_dir_for(cache_dir: Path) -> Path:
@@ -101,13 +109,10 @@ def locate(
     return None
 
 
-def _missing_message(entry: WeightFile, weights_dir: Path | None, cache: Path) -> str:
-    target = f"{weights_dir}/{entry.relpath}" if weights_dir is not None else f"<weights-dir>/{entry.relpath}"
-    return (
-        f"{entry.name}: {entry.filename} is not available locally and downloads are off (offline); "
-        f"it comes from {entry.source}; put it at {target} (pass --weights-dir) or {cache / entry.relpath}, "
-        f"or run `deepsound weights download {entry.name}` while online"
-    )
+def _missing_message(entry: WeightFile, weights_dir: Path | None, offline: bool) -> str:
+    from deepsound.weights.requirements import missing_message
+
+    return missing_message([entry], weights_dir, offline=offline_reason(offline) or True)
 
 
 def resolve(
@@ -151,7 +156,7 @@ def resolve(
         return verified_or_removed(entry, path, verify=verify, stamp_dir=stamps)
 
     if offline or offline_from_env():
-        raise WeightsError(_missing_message(entry, weights_dir, cache))
+        raise WeightsError(_missing_message(entry, weights_dir, offline))
     if entry.is_hub:
         return verified_or_removed(entry, download_hub(entry), verify="checksum", stamp_dir=stamps)
     return _recorded(entry, download_url(entry, cache / entry.relpath, stamp_dir=stamps), stamps)
