@@ -91,6 +91,14 @@ def build_command(
         k: summary[k] for k in ("clips", "samples", "labels", "voice_over_share", "label_reasons", "this_run")
     }
     Console().print(json.dumps(brief), highlight=False, markup=False, soft_wrap=True)
+    if not summary["clips"]:
+        from deepsound.errors import DeepSoundError
+
+        skipped = len(summary["skipped"])
+        raise DeepSoundError(
+            f"{output_dir}: nothing was built ({skipped} clip{'s' if skipped != 1 else ''} skipped"
+            f"{', reasons above' if skipped and not quiet else ''})"
+        )
 
 
 def _report(console, quiet: bool):  # noqa: ANN001, ANN202
