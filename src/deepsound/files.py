@@ -36,6 +36,39 @@ def ensure_dir(path: Path) -> Path:
     return path
 
 
+def missing_dirs(path: Path) -> list[Path]:
+    """The folders ``mkdir(parents=True)`` would create for ``path``, deepest first."""
+    path = Path(path)
+    missing: list[Path] = []
+    for part in (path, *path.parents):
+        if part.exists() or part.is_symlink():
+            break
+        missing.append(part)
+    return missing
+
+
+def remove_empty_dirs(folders: list[Path]) -> None:
+    """Remove folders this run created, deepest first, as long as they are empty (never anything else)."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return  # not empty (another run's files, or ours kept on purpose) or already gone
+
+
+@contextlib.contextmanager
+def output_dir(path: Path) -> Iterator[Path]:
+    """``ensure_dir(path)`` for one piece of work: if the work fails, folders it created and left
+    empty are removed again, so a failed run leaves no empty output folder behind."""
+    created = missing_dirs(path)
+    ensure_dir(Path(path))
+    try:
+        yield Path(path)
+    except BaseException:
+        remove_empty_dirs(created)
+        raise
+
+
 def check_output_dir(path: Path) -> Path:
     """Fail early when ``path`` cannot become an output folder, without creating anything."""
     path = Path(path)

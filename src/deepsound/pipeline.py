@@ -24,7 +24,8 @@ from deepsound import media
 from deepsound.audio import Audio
 from deepsound.config import PipelineConfig, RunOptions
 from deepsound.errors import DeepSoundError
-from deepsound.files import OutputLock, ensure_dir, same_file
+from deepsound.files import OutputLock, same_file
+from deepsound.files import output_dir as made_output_dir
 from deepsound.input_check import check_input
 from deepsound.interfaces import Generation, Plan, Step
 from deepsound.progress import Listener, listening
@@ -167,9 +168,13 @@ class Pipeline:
         each step's start and end and the long loops' fractions (:mod:`deepsound.progress`);
         the CLI, the web page and Ray workers all listen this way.
         """
-        options = options or RunOptions()
-        video = Path(video)
-        paths = OutputPaths.for_clip(ensure_dir(Path(output_dir)), video)
+        with made_output_dir(Path(output_dir)) as folder:  # a failed run leaves no empty folder behind
+            return self._run(Path(video), folder, options or RunOptions(), progress)
+
+    def _run(
+        self, video: Path, output_dir: Path, options: RunOptions, progress: Listener | None
+    ) -> ClipResult:
+        paths = OutputPaths.for_clip(output_dir, video)
         trace = Trace(video=str(video), options=options.to_dict(), config=self.config.to_dict())
         state = RunState(
             video, options, paths, trace, [], ClipResult(video=video, audio=None, outputs={}, trace=trace)

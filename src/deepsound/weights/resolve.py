@@ -16,9 +16,10 @@ from importlib import resources
 from pathlib import Path
 
 from deepsound.errors import WeightsError
+from deepsound.files import missing_dirs
 from deepsound.weights import trust
 from deepsound.weights.checksum import Verify, verify_file
-from deepsound.weights.download import download_hub, download_url, hub_cached
+from deepsound.weights.download import download_hub, download_url, hub_cached, remove_hub_litter
 from deepsound.weights.registry import WeightFile, get
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -178,11 +179,13 @@ def download_folder(entry: WeightFile, root: Path | None) -> Path:
     if entry.hub_repo is None:
         raise WeightsError(f"{entry.name}: no hub repository to download from")
     local = root / entry.subdir / entry.hub_repo.split("/")[-1] if root is not None else None
+    created = missing_dirs(local) if local is not None else []
     try:
         path = huggingface_hub.snapshot_download(
             repo_id=entry.hub_repo, revision=entry.hub_revision, local_dir=str(local) if local else None
         )
     except Exception as exc:  # the hub raises many types (HTTP, offline, not found)
+        remove_hub_litter(created)
         raise WeightsError(
             f"{entry.name}: cannot download {entry.hub_repo} ({type(exc).__name__}: {exc})"
         ) from None
