@@ -14,6 +14,7 @@ import json
 import math
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -103,10 +104,27 @@ def atomic_output(path: Path) -> Iterator[Path]:
         raise
 
 
+_umask_lock = threading.Lock()
+
+
 def current_umask() -> int:
-    """The process's umask (reading it means setting it, so it is put straight back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
+    """The process's umask, read without changing it.
+
+    ``os.umask`` can only be read by setting it, which for an instant changes the umask of every
+    thread (the web page writes files from several). Linux reports it in ``/proc/self/status``;
+    elsewhere the set-and-restore fallback runs under a lock, which at least keeps our own
+    threads from racing each other.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _umask_lock:
+        mask = os.umask(0o022)
+        os.umask(mask)
     return mask
 
 
@@ -115,70 +133,6 @@ def same_file(a: Path, b: Path) -> bool:
     try:
         return Path(a).exists() and Path(b).exists() and os.path.samefile(a, b)
     except OSError:
-        return False
-
-
-class OutputLock:
-    """One writer per output name: ``<folder>/.<name>.lock`` held for the whole run.
-
-    Two runs writing the same clip into one folder would overwrite each other, and a failing
-    run's cleanup could delete the other's files. The lock is taken atomically (``O_EXCL``);
-    a second writer fails with one line naming the holder. A lock left by a process that no
-    longer exists on this machine (a killed run) is taken over.
-    """
-
-    def __init__(self, folder: Path, name: str) -> None:
-        self.path = Path(folder) / f".{name}.lock"
-        self.held = False
-
-    def __enter__(self) -> OutputLock:
-        import socket
-
-        me = f"{socket.gethostname()} {os.getpid()}"
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                if not self._stale():
-                    holder = self._holder() or "another process"
-                    raise OutputError(
-                        f"{self.path.parent}: another run ({holder}) is writing {self.path.name[1:-5]!r} "
-                        f"into this folder; wait for it or choose another output folder"
-                    ) from None
-                self.path.unlink(missing_ok=True)
-                continue
-            with os.fdopen(fd, "w") as f:
-                f.write(me)
-            self.held = True
-            return self
-        raise OutputError(f"{self.path}: cannot take the output lock")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.held:
-            self.path.unlink(missing_ok=True)
-            self.held = False
-
-    def _holder(self) -> str | None:
-        try:
-            return self.path.read_text().strip() or None
-        except OSError:
-            return None
-
-    def _stale(self) -> bool:
-        import socket
-
-        holder = self._holder()
-        if holder is None:
-            return False  # being written this instant: not stale
-        host, _, pid = holder.rpartition(" ")
-        if host != socket.gethostname() or not pid.isdigit():
-            return False  # another machine's run on a shared folder: never stolen
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
         return False
 
 
@@ -202,3 +156,6 @@ def _finite(data: Any) -> Any:
     if isinstance(data, list | tuple):
         return [_finite(v) for v in data]
     return data
+
+
+from deepsound.output_lock import OutputLock  # noqa: E402, F401  (its home moved; still importable here)
