@@ -319,6 +319,8 @@ class RayBatch:
         if outcome.status == "done" and not is_finished(run.output_dir, item.video):
             log.warning("%s on %s wrote %s where this machine cannot see it: the output folder must "
                         "be shared by all nodes", worker.name, stats.host, run.output_dir)  # fmt: skip
+        if outcome.stops_batch:  # missing or damaged weights: every other clip would fail the same way
+            self._give_up(run, f"batch stopped: {outcome.reason}")
         detail = f"in {outcome.seconds:.1f} s" if outcome.status == "done" else f"({outcome.reason})"
         log.info(
             "%s: %s %s %s · %d done here", worker.name, item.video.name, outcome.status, detail, stats.clips
