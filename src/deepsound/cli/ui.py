@@ -56,7 +56,12 @@ def ui_command(
     from deepsound.models.mmaudio.variants import VARIANTS
 
     options = settings.run.replace(write_video=True, keep_intermediates=True)  # the page shows every file
-    pipeline = build_pipeline(settings)
+    from deepsound.pipeline import Pipeline
+    from deepsound.ui.missing import missing_offline
+
+    # offline without some weights the page still serves: it lists them, and the tabs that
+    # do not need them work
+    pipeline = Pipeline(settings.pipeline) if missing_offline(settings.pipeline) else build_pipeline(settings)
     offered = parse_variants(variants, settings.pipeline.generator.variant, tuple(VARIANTS))
     settings = UiSettings(
         host=host, port=port, share=share, defaults=options, variants=offered, max_input_seconds=max_seconds,
