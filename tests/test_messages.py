@@ -8,6 +8,7 @@ from deepsound.cli import options as cli_options
 from deepsound.config import GeneratorConfig, PipelineConfig
 from deepsound.errors import WeightsError
 from deepsound.models.qwen_omni.reasoner import _missing_message as omni_missing
+from deepsound.registry import Components
 from deepsound.settings import load_settings
 
 
@@ -63,7 +64,7 @@ def test_download_failure_does_not_mention_offline(empty_caches, monkeypatch):
     monkeypatch.setattr(resolve_module, "download_url", unreachable)
     config = PipelineConfig(generator=GeneratorConfig(variant="small_16k"))
     with pytest.raises(WeightsError) as caught:
-        overrides.resolve_for(config, "mmaudio_small_16k")
+        overrides.resolve_for(Components(config).placement, "mmaudio_small_16k")
     text = str(caught.value)
     assert "could not be downloaded" in text and "offline" not in text
 

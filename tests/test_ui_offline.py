@@ -20,7 +20,7 @@ from deepsound.pipeline import Pipeline  # noqa: E402
 from deepsound.registry import Components  # noqa: E402
 from deepsound.ui import WebUI  # noqa: E402
 from deepsound.ui.jobs import page_message  # noqa: E402
-from deepsound.weights.requirements import missing_for, missing_message  # noqa: E402
+from deepsound.weights.requirements import missing_message  # noqa: E402
 
 
 @pytest.fixture()
@@ -82,7 +82,8 @@ def test_remove_voice_works_without_the_generators_weights(no_weights, tmp_path)
 
 def test_the_in_page_error_for_missing_weights_is_short(no_weights):
     config = PipelineConfig(offline=True, weights_dir=no_weights)
-    error = WeightsError(missing_message(missing_for(config), no_weights, offline="--offline"))
+    missing = Pipeline(config).components.missing_files()
+    error = WeightsError(missing_message(missing, no_weights, offline="--offline"))
     text = page_message(error)
     assert "weight files missing" in text
     assert len(text) < 300 and "://" not in text and "\n" not in text

@@ -70,7 +70,7 @@ class WebUI:
 
         self.settings = settings or UiSettings()
         self.family = PipelineFamily(pipeline)
-        self.missing = missing_offline(pipeline.config)
+        self.missing = missing_offline(pipeline)
         self.banner = banner_markdown(self.missing, offline_reason(pipeline.config.offline) or "offline")
         self.store = SessionStore(ttl_seconds=self.settings.session_ttl_seconds)
         self.gradio_dir = self.store.root / "gradio"

@@ -10,19 +10,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from deepsound.weights.requirements import download_size, missing_for
+from deepsound.weights.requirements import download_size
 from deepsound.weights.resolve import offline_reason
 
 if TYPE_CHECKING:
-    from deepsound.config import PipelineConfig
+    from deepsound.pipeline import Pipeline
     from deepsound.weights.registry import WeightFile
 
 SHOWN = 6  # files listed by name; the rest are counted
 
 
-def missing_offline(config: PipelineConfig) -> list[WeightFile]:
+def missing_offline(pipeline: Pipeline) -> list[WeightFile]:
     """The files the page's pipeline needs and cannot fetch (offline only: online they download)."""
-    return missing_for(config) if offline_reason(config.offline) else []
+    return pipeline.components.missing_files() if offline_reason(pipeline.config.offline) else []
 
 
 def _size(size: int | None) -> str:
