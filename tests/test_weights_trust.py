@@ -114,3 +114,30 @@ def test_verify_calls_a_wrong_size_download_damaged_not_your_own(tmp_path) -> No
     assert "Damaged or incomplete copies of published files: vae_16k" in result.output
     assert "Differ from the published files" not in result.output
     assert "your own" not in result.output
+
+
+def test_the_trace_names_files_taken_on_first_use(tmp_path, entry) -> None:
+    from media_factory import make_video
+    from stand_ins import FixedPlanner, ScalingSeparator, ScriptedJudge, ToneGenerator, tone
+
+    from deepsound.config import PipelineConfig, RunOptions
+    from deepsound.pipeline import Pipeline
+    from deepsound.registry import Components
+
+    copy = tmp_path / "imagebind_huge.pth"
+    copy.write_bytes(b"weights")
+    cache = tmp_path / "cache"
+    trust.check_file(entry, copy, cache_dir=cache, stamp_dir=stamp_dir_for(cache))
+    cfg = PipelineConfig()
+    parts = {
+        "generator": ToneGenerator(),
+        "judge": ScriptedJudge(False),
+        "separator": ScalingSeparator(0.5),
+        "planner": FixedPlanner(),
+    }
+    clip = make_video(tmp_path / "clip.mp4", duration=1.2, fps=25, size=(64, 48), audio=tone(1.2, 44100))
+    result = Pipeline(cfg, Components(cfg, parts)).run(clip, tmp_path / "out", RunOptions(duration=1.0))
+    trace = json.loads(result.outputs["trace"].read_text())
+    noted = trace["final"]["weights_trust_on_first_use"]["imagebind_huge"]
+    assert noted["checksum"] == "trust on first use"
+    assert noted["files"]["imagebind_huge.pth"]["sha256"] == hashlib.sha256(b"weights").hexdigest()
