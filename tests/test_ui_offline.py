@@ -63,7 +63,7 @@ def _handler(page: WebUI, where: str):
     return next(f.fn for f in page.blocks.fns.values() if where in f.fn.__qualname__)
 
 
-def test_remove_voice_works_without_the_generators_weights(no_weights, tmp_path):
+def test_remove_voice_and_screen_work_without_the_generators_weights(no_weights, tmp_path):
     config = PipelineConfig(device="cpu", offline=True, weights_dir=no_weights)
     pipeline = Pipeline(
         config, Components(config, overrides={"separator": toy.bs_roformer_separator(seed=0)})
@@ -76,6 +76,10 @@ def test_remove_voice_works_without_the_generators_weights(no_weights, tmp_path)
         final = {getattr(k, "elem_id", None): v for k, v in updates[-1].items()}
         assert "Done." in final["ds-sep-message"]
         assert Path(final["ds-sep-kept"]).is_file() and Path(final["ds-sep-removed"]).is_file()
+        # Screen with the speech judge: the speech detector ships with its package, no weight file
+        updates = list(_handler(page, "build_screen")([str(clip)], "speech", None))
+        final = {getattr(k, "elem_id", None): v for k, v in updates[-1].items()}
+        assert "1 judged" in final["ds-screen-message"], final
     finally:
         page.close()
 
