@@ -73,12 +73,15 @@ def test_a_corrupt_video_is_named_before_missing_weights(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_a_symlink_loop_is_called_one(tmp_path, no_pipeline):
+@pytest.mark.parametrize("command", ["generate", "separate", "vo-rate"])
+def test_a_symlink_loop_is_called_one(tmp_path, no_pipeline, command):
     loop = tmp_path / "loop.mp4"
     loop.symlink_to(loop)
-    result = _run("generate", str(loop), "-o", str(tmp_path / "out"))
-    assert result.exit_code == 2
-    assert "symbolic link loop" in result.output and "not found" not in result.output
+    args = [command, str(loop)] + (["-o", str(tmp_path / "out")] if command != "vo-rate" else [])
+    result = _run(*args)
+    assert result.exit_code == 2, result.output
+    assert "symbolic link loop" in result.output
+    assert "not found" not in result.output and "no such file" not in result.output
 
 
 def test_a_broken_link_is_called_one(tmp_path, no_pipeline):

@@ -45,6 +45,10 @@ def collect_files(paths: list[Path], pattern: str | None = None) -> list[Path]:
         elif path.exists():
             files.append(path)
         else:
+            if path.is_symlink():  # a loop or a broken link: say which
+                from deepsound.media._open import check_input_path
+
+                check_input_path(path)
             raise ConfigError(f"{path}: no such file or folder")
     if not files:
         raise ConfigError("no audio or video files found in " + ", ".join(str(p) for p in paths))
