@@ -47,7 +47,7 @@ def auffusion_folder(config: Placement) -> Path:
         from deepsound.models.foleycrafter.settings import WEIGHT_FILES
         from deepsound.weights.requirements import missing, missing_message
 
-        names = [n for n in (config.run_files or WEIGHT_FILES) if n not in config.weights]
+        names = [n for n in (config.run_files or [f.name for f in WEIGHT_FILES]) if n not in config.weights]
         raise WeightsError(
             missing_message(missing(names, config.weights_dir), config.weights_dir, offline=True)
         )
