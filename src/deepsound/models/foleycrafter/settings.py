@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from deepsound.weights.registry import WeightFile
+from deepsound.weights.registry import UNKNOWN, WeightFile
 
 SAMPLE_RATE = 16000
 DURATION_RANGE = (0.0, None)  # any length: up to ~10 s in one official pass, longer ones in windows
@@ -61,7 +61,9 @@ def _hub_file(name: str, repo: str, path: str, notes: str) -> WeightFile:
         hub_filename=path,
         licence=_FOLEYCRAFTER_LICENCE,
         notes=notes,
-        checksum_origin="no checksum published; the hub client checks the LFS hash while downloading",
+        checksum=UNKNOWN,  # recorded on first use, checked from then on
+        checksum_origin="no checksum published; the first copy's SHA-256 is recorded (the hub client "
+        "also checks the LFS hash while downloading)",
     )
 
 
@@ -109,5 +111,7 @@ WEIGHT_FILES: tuple[WeightFile, ...] = (
         notes="Auffusion text-to-audio base of FoleyCrafter; a folder checkpoint (unet, vae, text_encoder, "
         "tokenizer, scheduler)",
         folder=True,
+        checksum=UNKNOWN,
+        checksum_origin="no checksum published; the first copy's files are recorded",
     ),
 )
