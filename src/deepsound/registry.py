@@ -172,6 +172,25 @@ def _silero(config: PipelineConfig, _: Components) -> Any:
     return SileroSpeechDetector.from_config(config)
 
 
+def _ten(config: PipelineConfig, _: Components) -> Any:
+    from deepsound.models.ten_vad.detector import TenSpeechDetector
+
+    return TenSpeechDetector.from_config(config)
+
+
+def _fused(config: PipelineConfig, _: Components) -> Any:
+    """Silero and TEN VAD on the same signal, combined by the gate's fitted rule."""
+    from deepsound.models.silero.detector import SileroSpeechDetector
+    from deepsound.models.ten_vad.detector import TenSpeechDetector
+    from deepsound.steps.speech_gate import FusedSpeechDetector
+
+    s = config.speech
+    return FusedSpeechDetector(
+        SileroSpeechDetector.from_config(config), TenSpeechDetector.from_config(config),
+        min_silence_s=s.min_silence_s, pad_s=s.pad_s,
+    )  # fmt: skip
+
+
 def _rms(config: PipelineConfig, _: Components) -> Any:
     from deepsound.steps.silence import RmsSilenceDetector
 
@@ -181,6 +200,8 @@ def _rms(config: PipelineConfig, _: Components) -> Any:
 register("generator", "mmaudio", _mmaudio)
 register("separator", "bs_roformer", _bs_roformer)
 register("speech", "silero", _silero)
+register("speech", "ten", _ten)
+register("speech", "fused", _fused)
 register("silence", "rms", _rms)
 
 

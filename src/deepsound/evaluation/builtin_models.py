@@ -37,7 +37,8 @@ class SileroExtractor:
         self.detector = detector
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"model": SILERO_VERSION, "duration": self.settings.duration}
+        name = getattr(self.detector, "name", "silero-vad")  # the configured detector (registry)
+        return {"model": SILERO_VERSION if name == "silero-vad" else name, "duration": self.settings.duration}
 
     def extract(self, source: Source) -> dict[str, Any]:
         from deepsound.audio import Audio
