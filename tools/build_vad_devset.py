@@ -76,14 +76,54 @@ OPENSFX_KINDS = {
     "animal": (36, 37, 38, 66, 67, 68, 72),
     "crowd": (29,),
     "nonverbal_vocal": (30,),
-    "foley": (2, 12, 15, 16, 17, 18, 19, 20, 23, 31, 32, 39, 41, 42, 43, 44, 45, 46, 47, 48, 49, 51, 53, 54,
-              55, 58, 60, 62, 63, 64),  # fmt: skip
+    "foley": (
+        2,
+        12,
+        15,
+        16,
+        17,
+        18,
+        19,
+        20,
+        23,
+        31,
+        32,
+        39,
+        41,
+        42,
+        43,
+        44,
+        45,
+        46,
+        47,
+        48,
+        49,
+        51,
+        53,
+        54,
+        55,
+        58,
+        60,
+        62,
+        63,
+        64,
+    ),  # fmt: skip
     "ambience": (52, 57),
 }
 LINCITY = Path("/usr/share/games/lincity-ng/sounds")
 LINCITY_KINDS = {
-    "engine": ("TraficHigh", "TraficLow", "RailTrain", "IndustryHigh", "IndustryLight", "CoalMine", "OreMine",
-               "Mill", "WindMill", "PowerCoal"),  # fmt: skip
+    "engine": (
+        "TraficHigh",
+        "TraficLow",
+        "RailTrain",
+        "IndustryHigh",
+        "IndustryLight",
+        "CoalMine",
+        "OreMine",
+        "Mill",
+        "WindMill",
+        "PowerCoal",
+    ),  # fmt: skip
     "crowd": ("SportsCroud",),
     "ambience": ("Water", "Green", "ParklandLake", "Harbor", "Farm"),
     "foley": ("Blacksmith", "Build", "Raze", "Fire"),
@@ -156,7 +196,9 @@ def _opensfx(index: int) -> np.ndarray:
     offset, size = struct.unpack_from("<II", data, index * 8)
     offset &= 0x7FFFFFFF
     name_len = data[offset]
-    wav, rate = sf.read(io.BytesIO(data[offset + 1 + name_len : offset + size]), dtype="float32", always_2d=True)
+    wav, rate = sf.read(
+        io.BytesIO(data[offset + 1 + name_len : offset + size]), dtype="float32", always_2d=True
+    )
     return _to_rate(wav, rate)
 
 
@@ -184,7 +226,9 @@ def load_backgrounds(rng: np.random.Generator, media: Path = MEDIA) -> list[Sour
         for pattern in patterns:
             found = sorted(glob.glob(pattern.format(media=media)))
             if not found:
-                raise SystemExit(f"no file matches {pattern}: install the package that ships it (see .ci/run)")
+                raise SystemExit(
+                    f"no file matches {pattern}: install the package that ships it (see .ci/run)"
+                )
             by_kind.setdefault(kind, []).extend((Path(p).stem, Path(p)) for p in found)
     sources = []
     for kind, items in by_kind.items():
@@ -243,11 +287,19 @@ def _level(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (x * (10 ** (rng.uniform(-20, -1) / 20) / peak)).astype(np.float32)
 
 
+def _publish(tmp: str, path: Path) -> None:
+    """Move a finished temporary file into place with the user's umask (temporary files are 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o666 & ~mask)
+    os.replace(tmp, path)
+
+
 def _write(path: Path, audio: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".wav", delete=False) as tmp:
         sf.write(tmp.name, audio, RATE, subtype="PCM_16")
-    os.replace(tmp.name, path)
+    _publish(tmp.name, path)
 
 
 def build(out: Path, seed: int = 0, media: Path = MEDIA) -> list[Clip]:
@@ -283,7 +335,11 @@ def build(out: Path, seed: int = 0, media: Path = MEDIA) -> list[Clip]:
             if not members:
                 continue
             for k in range(count):
-                src = members[k % len(members)] if k < len(members) else members[int(rng.integers(len(members)))]
+                src = (
+                    members[k % len(members)]
+                    if k < len(members)
+                    else members[int(rng.integers(len(members)))]
+                )
                 cid = f"{half}_neg_{kind}_{k:02d}"
                 path = out / half / f"{cid}.wav"
                 _write(path, _level(_crop(src.audio, n, rng), rng))
@@ -293,7 +349,7 @@ def build(out: Path, seed: int = 0, media: Path = MEDIA) -> list[Clip]:
     with tempfile.NamedTemporaryFile("w", dir=out, suffix=".jsonl", delete=False, encoding="utf-8") as tmp:
         for clip in clips:
             tmp.write(json.dumps(asdict(clip)) + "\n")
-    os.replace(tmp.name, manifest)
+    _publish(tmp.name, manifest)
     return clips
 
 
@@ -301,7 +357,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--media", type=Path, default=MEDIA, help="the shared/media folder beside the checkout")
+    parser.add_argument(
+        "--media", type=Path, default=MEDIA, help="the shared/media folder beside the checkout"
+    )
     args = parser.parse_args()
     clips = build(args.out, args.seed, args.media)
     for half in ("tune", "test"):

@@ -55,7 +55,10 @@ def build_command(
     ] = None,
     offline: Annotated[bool, typer.Option(help="Never download; fail with a clear message instead.")] = False,
     speech: Annotated[
-        str | None, typer.Option(help="Speech detector that labels the clips: silero, ten, fused. (default: the configured one)")
+        str | None,
+        typer.Option(
+            help="Speech detector that labels the clips: silero, ten, fused. (default: the configured one)"
+        ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
 ) -> None:
