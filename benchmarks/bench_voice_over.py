@@ -23,6 +23,7 @@ import argparse
 import importlib.util
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -43,6 +44,7 @@ GOAL = "goal: balanced accuracy ≥ 0.98, no miss at SNR ≥ 0 dB, no false alar
 def _builder():  # tools/ is not a package: load the committed script by path
     spec = importlib.util.spec_from_file_location("build_vad_devset", REPO / "tools" / "build_vad_devset.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
@@ -67,6 +69,46 @@ def run(detector, clips: list[dict], devset: Path) -> tuple[dict[str, bool], flo
         audio_s += audio.duration
         verdicts[clip["id"]] = report.has_speech
     return verdicts, cpu, audio_s
+
+
+def fit_rule(devset: Path, clips: list[dict]) -> dict:
+    """Fit the fused rule's weights and threshold on ``clips`` (the tuning half), as the gate's defaults were.
+
+    A logistic regression on the four window features (class-balanced, L2 as
+    scikit-learn's default C=1, solved by Newton's method here so the benchmark
+    needs no extra package); the threshold sits halfway between the lowest score
+    of a mixture at 0 dB or more and the highest score of a clip without words
+    below it, so the tuning half keeps every voice at 0 dB or more.
+    """
+    from deepsound.steps.speech_gate import FusionRule
+
+    gate = Components(PipelineConfig(speech=SpeechConfig(name="fused"))).speech
+    rule = FusionRule()
+    rows, labels = [], []
+    for clip in clips:
+        wav, rate = sf.read(devset / clip["path"], dtype="float32")
+        p, q = gate.frame_probabilities(wav)
+        rows.append(rule.features(p, gate.primary.hop_s, q, gate.secondary.hop_s, wav.size / rate))
+        labels.append(clip["label"])
+    x = np.column_stack([np.array(rows), np.ones(len(rows))])
+    y = np.array(labels, float)
+    weight = np.where(y == 1, len(y) / (2 * y.sum()), len(y) / (2 * (len(y) - y.sum())))
+    beta = np.zeros(x.shape[1])
+    ridge = np.diag([1.0] * (x.shape[1] - 1) + [0.0])
+    for _ in range(50):
+        prob = 1 / (1 + np.exp(-x @ beta))
+        grad = x.T @ (weight * (prob - y)) + ridge @ beta
+        hess = x.T @ (x * (weight * prob * (1 - prob))[:, None]) + ridge
+        beta -= np.linalg.solve(hess, grad)
+    z = x @ beta
+    firm = min(z[i] for i, c in enumerate(clips) if c["label"] == 1 and c["snr_db"] >= 0)
+    below = [z[i] for i, c in enumerate(clips) if c["label"] == 0 and z[i] < firm]
+    threshold = (firm + max(below)) / 2 if below else firm
+    names = ("w_top", "w_seconds", "w_contrast", "w_secondary", "bias")
+    return {
+        **{n: round(float(b), 4) for n, b in zip(names, beta, strict=True)},
+        "threshold": round(float(threshold), 3),
+    }
 
 
 def score(verdicts: dict[str, bool], clips: list[dict]) -> dict:
@@ -144,11 +186,20 @@ def main() -> None:
     parser.add_argument("--half", default="test", choices=("tune", "test"))
     parser.add_argument("--detectors", default="silero,ten,fused")
     parser.add_argument(
+        "--fit", action="store_true", help="fit the fused rule on the tuning half and print it"
+    )
+    parser.add_argument(
         "--out", type=Path, default=None, help="where the PNG and JSON go (default: DEVSET/report)"
     )
     args = parser.parse_args()
     args.out = args.out or args.devset / "report"
     print(describe())
+    if args.fit:
+        print(
+            "fused rule fitted on the tuning half:",
+            json.dumps(fit_rule(args.devset, load_clips(args.devset, "tune"))),
+        )
+        return
     clips = load_clips(args.devset, args.half)
     print(f"{args.half} half: {sum(c['label'] for c in clips)} voice-over clips, "
           f"{sum(1 - c['label'] for c in clips)} without words")  # fmt: skip

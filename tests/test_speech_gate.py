@@ -28,7 +28,7 @@ from deepsound.models.silero.detector import SileroSpeechDetector
 from deepsound.models.ten_vad.detector import TenSpeechDetector
 from deepsound.registry import Components
 from deepsound.speech_frames import segments_from_probabilities
-from deepsound.steps.speech_gate import FrameSpeechDetector, FusedSpeechDetector, FusionRule, align
+from deepsound.steps.speech_gate import FrameSpeechDetector, FusedSpeechDetector, FusionRule, band_pass, windows
 from deepsound.steps.voice_over import SpeechJudge
 
 ALLISON = Path("/usr/share/asterisk/sounds/en_US_f_Allison")
@@ -162,9 +162,9 @@ def test_fused_evidence_names_each_detector(fused: FusedSpeechDetector, speech: 
     readings = report.evidence
     assert readings["primary"]["detector"] == "silero-vad" and readings["secondary"]["detector"] == "ten-vad"
     assert readings["primary"]["speech_seconds"] > 0.5 and readings["secondary"]["speech_seconds"] > 0.5
-    assert readings["fused"]["speech_seconds"] == pytest.approx(
-        sum(b - a for a, b in report.segments), abs=1e-3
-    )
+    assert readings["primary"]["input"] == "300-3400 Hz" and readings["secondary"]["input"] == "full band"
+    assert [w["speech"] for w in readings["fused"]["windows"]] == [True]  # a short prompt: one window
+    assert readings["fused"]["windows"][0]["score"] >= readings["fused"]["threshold"]
     # the judge puts them in the trace
     verdict = SpeechJudge(fused).judge(None, speech[0])
     assert verdict.has_voice_over is True
@@ -176,19 +176,28 @@ def test_fused_evidence_names_each_detector(fused: FusedSpeechDetector, speech: 
 
 
 def test_fusion_rule_arithmetic():
-    rule = FusionRule(w_primary=1.0, w_secondary=0.5, w_contrast=1.0, bias=0.0)
-    primary = np.array([0.1, 0.5, 0.9, 0.9], np.float32)
-    flat = np.full(4, 0.8, np.float32)  # a bed that keeps the secondary high throughout: no contrast
-    rise = np.array([0.2, 0.2, 0.95, 0.95], np.float32)
-    fused_flat, fused_rise = rule.fuse(primary, flat), rule.fuse(primary, rise)
-    assert np.all(np.diff(fused_flat) >= 0)  # monotone in the primary
-    assert fused_rise[-1] > fused_flat[-1]  # a rise above the clip's own level counts for speech
-    lp = np.log(0.9 / 0.1)
-    assert fused_flat[2] == pytest.approx(1 / (1 + np.exp(-(lp + 0.5 * np.log(0.8 / 0.2)))), rel=1e-5)
-    # TEN's 16 ms hops max-pooled onto Silero's 32 ms windows (a missing tail repeats the last value)
-    np.testing.assert_array_equal(
-        align(np.zeros(3), 0.032, np.array([0.1, 0.7, 0.2, 0.3, 0.9]), 0.016), [0.7, 0.3, 0.9]
-    )
+    rule = FusionRule(w_top=1.0, w_seconds=0.5, w_contrast=-1.0, w_secondary=0.25, bias=0.0, top_s=0.064)
+    primary = np.array([0.1, 0.9, 0.9, 0.1], np.float32)  # two 32 ms frames of speech
+    flat = np.full(8, 0.8, np.float32)  # a secondary that stays high throughout: no rise above its level
+    rise = np.array([0.2] * 4 + [0.95] * 4, np.float32)
+    f_flat = rule.features(primary, 0.032, flat, 0.016, 0.128)
+    f_rise = rule.features(primary, 0.032, rise, 0.016, 0.128)
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    np.testing.assert_allclose(f_flat, [logit(0.9), 0.064, 0.0, logit(0.8)], rtol=1e-4, atol=1e-6)
+    assert f_rise[2] == pytest.approx(logit(0.95) - np.median(logit(rise)), rel=1e-4)
+    assert rule.score(f_flat) == pytest.approx(logit(0.9) + 0.5 * 0.064 + 0.25 * logit(0.8), rel=1e-5)
+    # with a negative contrast weight, a sudden rise of the secondary alone (a horn, a neigh) counts against speech
+    assert rule.score(f_rise) < rule.score(f_flat) + 0.25 * (logit(0.95) - logit(0.8))
+    assert windows(7.0, 6.0) == [(0.0, 7.0)]
+    assert windows(12.0, 6.0) == [(0.0, 6.0), (3.0, 9.0), (6.0, 12.0)]
+
+
+def test_band_pass_keeps_the_speech_band():
+    t = np.arange(16000) / 16000
+    low, mid, high = (np.sin(2 * np.pi * f * t).astype(np.float32) for f in (60.0, 1000.0, 7000.0))
+    rms = lambda x: float(np.sqrt(np.mean(x[4000:] ** 2)))  # noqa: E731
+    assert rms(band_pass(mid, (300.0, 3400.0))) > 0.6
+    assert rms(band_pass(low, (300.0, 3400.0))) < 0.02 and rms(band_pass(high, (300.0, 3400.0))) < 0.02
 
 
 def test_segments_from_probabilities_rules():
