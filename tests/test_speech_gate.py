@@ -28,7 +28,13 @@ from deepsound.models.silero.detector import SileroSpeechDetector
 from deepsound.models.ten_vad.detector import TenSpeechDetector
 from deepsound.registry import Components
 from deepsound.speech_frames import segments_from_probabilities
-from deepsound.steps.speech_gate import FrameSpeechDetector, FusedSpeechDetector, FusionRule, band_pass, windows
+from deepsound.steps.speech_gate import (
+    FrameSpeechDetector,
+    FusedSpeechDetector,
+    FusionRule,
+    band_pass,
+    windows,
+)
 from deepsound.steps.voice_over import SpeechJudge
 
 ALLISON = Path("/usr/share/asterisk/sounds/en_US_f_Allison")
