@@ -1,27 +1,29 @@
-"""The fused speech gate: Silero VAD and TEN VAD on the same 16 kHz signal, one calibrated rule.
+"""The fused speech gate: Silero VAD and TEN VAD on the same 16 kHz signal, one fitted rule.
 
 Why two detectors. The cascade judge asks the MLLM only where speech was heard,
 so this gate decides what step 3 ever gets to remove. Measured on the project's
 development set (``tools/build_vad_devset.py``: real Asterisk voices in real
-soundtracks, music, engines, animals, crowds, Foley), Silero alone misses part
-of the voice-overs once the bed is as loud as the voice and fires on a few
-animals, horns and ambiences; TEN VAD hears more under loud beds but fires on
-most engines, horns and animals when read on its own.
+soundtracks, music, engines, animals and crowds; Foley, ambiences and
+non-verbal vocal sounds without words), Silero alone misses voices once the bed
+is louder than they are and fires on some ambiences, horns, animals, laughs;
+TEN VAD on its own fires on most engines, horns and animals.
 
-The rule (fitted on the tuning half only, ``benchmarks/bench_voice_over.py``
-refits and prints it). Each 32 ms frame gets a fused probability
+What the rule does (fitted on the tuning half only; ``bench_voice_over.py
+--fit`` refits it). Silero listens to the speech band (300–3400 Hz, where a
+voice keeps its energy and where engines, wind and bass leave little), TEN to
+the full band. Each 6 s window (the set's clip length; a longer track is read in
+half-overlapping windows, a shorter one as the window it would sit in) gets
+four numbers: Silero's loudest half-second (log-odds), Silero's seconds of
+speech, TEN's loudest half-second (log-odds) and TEN's rise above its own median
+in the window. A logistic regression over them gives the log-odds of speech;
+the threshold is set on the tuning half between its weakest voice at 0 dB or
+more and the strongest clip without words below it. The fitted weights say
+what the measurements said: Silero on the speech band carries the evidence,
+and a sharp rise of TEN that Silero does not share (a neigh, a horn, a hit)
+counts *against* speech. Each detector's own reading and each window's score
+go into the report's evidence, so the trace shows who heard what.
 
-    p = sigmoid(w_s · logit(silero) + w_t · logit(ten) + w_c · (logit(ten) − median logit(ten)) + b)
-
-where TEN's two 16 ms hops are max-pooled onto Silero's window, and the last
-term is TEN's rise above its own level in this clip: a bed that keeps TEN high
-throughout (water, engines) is discounted, a voice that lifts it is not. Speech
-is a run of fused frames at or above ``threshold`` lasting ``min_speech_s``,
-accumulated over the clip: a logistic combination of the two detectors'
-evidence, calibrated on frame labels, then one decision on accumulated speech
-time. Each detector's own reading goes into the report's evidence, so the trace
-shows who heard what.
-
+Cost: one Silero and one TEN pass (TEN is cheaper than Silero) plus a filter.
 Steps never import models: the detectors come in through
 :class:`FrameSpeechDetector`, the registry builds them.
 """
