@@ -464,8 +464,8 @@ def test_from_files_loads_checkpoint_and_yaml(tmp_path):
 
 def test_from_config_resolves_registry_names(tmp_path, monkeypatch):
     from deepsound.config import PipelineConfig, SeparatorConfig
+    from deepsound.models.silero.detector import SileroSpeechDetector
     from deepsound.registry import Components
-    from deepsound.steps.speech_gate import FusedSpeechDetector
     from deepsound.weights import overrides
 
     ckpt, yaml_path = write_tiny_files(tmp_path)
@@ -482,7 +482,7 @@ def test_from_config_resolves_registry_names(tmp_path, monkeypatch):
     sep = Components(cfg).separator  # the registry hands in its one speech detector
     assert [a[0] for a in asked] == ["bs_roformer_viperx", "bs_roformer_viperx_config"]
     assert all(a[1] == tmp_path and a[2] is True for a in asked)
-    assert sep.only_speech and isinstance(sep.speech_detector, FusedSpeechDetector)  # the configured default
+    assert sep.only_speech and isinstance(sep.speech_detector, SileroSpeechDetector)
     assert sep.config == BsRoformerConfig.tiny() and sep.dtype == torch.float32
 
 

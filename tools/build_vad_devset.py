@@ -14,7 +14,9 @@ synthesiser. Every clip here is cut from a recording a person made:
 
 Labels. A positive is an utterance mixed into a 6 s bed at −10, −5, 0, +5, +10
 or +20 dB (speech power over its own span against the bed's power over the
-same span), at a random offset. Negatives are 6 s of a source without words:
+same span), at a random offset; a quarter of the beds are sparse (an effect
+or a call with silence around it: the SNR is then taken against the sound's
+own level), and a few positives are the voice alone. Negatives are 6 s of a source without words:
 clean soundtracks, music, engines, horns and beeps, animals, crowds, ambiences,
 Foley, and non-verbal vocal sounds (laughter, a snore, an audience's "oooh").
 Those last ones are labelled **negative**: the method removes voice-overs,
@@ -147,6 +149,12 @@ NEGATIVES = {"soundtrack": 24, "music": 40, "engine": 40, "horn_beep": 20, "anim
 NOT_SPEECH = {"tt-monkeys", "beep", "beeperr", "ascending-2tone", "descending-2tone"}
 BED_KINDS = ("soundtrack", "music", "engine", "crowd", "ambience", "animal")
 MIXES_PER_SPEAKER_SNR = {"tune": 16, "test": 12}
+# A voice-over also lands on quiet scenes: a share of the mixtures put the voice over a sparse sound
+# (an effect, a call, a horn with silence around it) and a few clips hold the voice alone, so that
+# "a sound surrounded by silence" cannot pass for "no speech".
+SPARSE_KINDS = ("foley", "horn_beep", "animal", "nonverbal_vocal")
+SPARSE_SHARE = 0.25
+CLEAN_PER_SPEAKER = 8
 
 
 @dataclass
@@ -281,6 +289,14 @@ def _power(x: np.ndarray) -> float:
     return float(np.mean(np.square(x, dtype=np.float64))) + 1e-12
 
 
+def _active_power(x: np.ndarray, frame: int = 512) -> float:
+    """Power over the 32 ms frames that sound (within 40 dB of the loudest): a sparse bed's level."""
+    frames = x[: x.size // frame * frame].reshape(-1, frame)
+    power = np.mean(np.square(frames, dtype=np.float64), axis=1)
+    active = power[power >= power.max() * 1e-4]
+    return float(active.mean()) + 1e-12 if active.size else 1e-12
+
+
 def _level(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A random playback level (peak −20 … −1 dBFS), so that loudness alone tells nothing."""
     peak = float(np.abs(x).max()) or 1.0
@@ -311,25 +327,34 @@ def build(out: Path, seed: int = 0, media: Path = MEDIA) -> list[Clip]:
     for half in ("tune", "test"):
         pool = [s for s in backgrounds if s.half == half]
         beds = [s for s in pool if s.kind in BED_KINDS and s.audio.size >= 3 * RATE]
+        sparse_beds = [s for s in pool if s.kind in SPARSE_KINDS]
         for speaker, (_, speaker_half, _) in SPEAKERS.items():
             if speaker_half != half:
                 continue
-            for snr in SNRS_DB:
-                for k in range(MIXES_PER_SPEAKER_SNR[half]):
+            for snr in (*SNRS_DB, None):
+                for k in range(MIXES_PER_SPEAKER_SNR[half] if snr is not None else CLEAN_PER_SPEAKER):
                     utt_name, utt = speech[speaker][int(rng.integers(len(speech[speaker])))]
                     utt = utt[: n - RATE // 2]
-                    bed = beds[int(rng.integers(len(beds)))]
-                    bg = _bed(bed.audio, n, rng)
                     start = int(rng.integers(0, n - utt.size + 1))
-                    span = bg[start : start + utt.size]
-                    gain = np.sqrt(_power(span) / _power(utt) * 10 ** (snr / 10))
+                    if snr is None:  # the voice alone, silence around it
+                        bed, bg, gain = None, np.zeros(n, np.float32), 1.0
+                    else:
+                        sparse = rng.random() < SPARSE_SHARE
+                        bed = (sparse_beds if sparse else beds)[
+                            int(rng.integers(len(sparse_beds if sparse else beds)))
+                        ]
+                        bg = _crop(bed.audio, n, rng) if sparse else _bed(bed.audio, n, rng)
+                        ref = max(_power(bg[start : start + utt.size]), _active_power(bg) if sparse else 0.0)
+                        gain = np.sqrt(ref / _power(utt) * 10 ** (snr / 10))
                     mix = bg.copy()
                     mix[start : start + utt.size] += gain * utt
-                    cid = f"{half}_pos_{speaker}_{snr:+d}dB_{k:02d}"
+                    tag = "clean" if snr is None else f"{snr:+d}dB"
+                    cid = f"{half}_pos_{speaker}_{tag}_{k:02d}"
                     path = out / half / f"{cid}.wav"
                     _write(path, _level(mix, rng))
-                    clips.append(Clip(cid, half, 1, "speech", float(snr), speaker, utt_name, bed.name, bed.kind,
-                                      round(start / RATE, 3), str(path.relative_to(out))))  # fmt: skip
+                    clips.append(Clip(cid, half, 1, "speech", None if snr is None else float(snr), speaker, utt_name,
+                                      bed and bed.name, bed and bed.kind, round(start / RATE, 3),
+                                      str(path.relative_to(out))))  # fmt: skip
         for kind, count in NEGATIVES.items():
             members = [s for s in pool if s.kind == kind]
             if not members:

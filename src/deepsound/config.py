@@ -78,13 +78,14 @@ class SpeechConfig:
     """The speech detector the cascade judge, the separator's gate, ``vo-rate``, the evaluation's
     voice-over rate and the dataset builder share.
 
-    ``fused`` (Silero on the speech band + TEN VAD, a rule fitted on real recordings; measured
-    better than Silero alone on misses and false alarms, see ``benchmarks/bench_voice_over.py``),
-    ``silero`` or ``ten``. ``threshold`` and ``min_speech_s`` are the single detectors' own (the
-    fused rule has its fitted threshold); silence bridging and padding apply to all.
+    ``silero``, ``ten`` or ``fused`` (Silero on the speech band + TEN VAD, a rule fitted on real
+    recordings: on the held-out half of ``benchmarks/bench_voice_over.py`` it raises far fewer false
+    alarms than Silero but misses two more voices 10 dB under the bed, so it is not yet the default).
+    ``threshold`` and ``min_speech_s`` are the single detectors' own (the fused rule has its fitted
+    threshold); silence bridging and padding apply to all.
     """
 
-    name: str = "fused"
+    name: str = "silero"
     threshold: float = 0.5
     min_speech_s: float = 0.25
     min_silence_s: float = 0.1

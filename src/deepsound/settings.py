@@ -41,7 +41,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 PRESET_HELP = {
-    "default": "MMAudio large_44k_v2, canonical plan, cascade judge (the fused speech gate first, MLLM only on speech)",
+    "default": "MMAudio large_44k_v2, canonical plan, cascade judge (Silero first, MLLM only on speech)",
     "paper": "the paper's demo: MMAudio large_44k, 10 s, VideoLLaMA2-CoT plans and judges, s4, neg",
 }
 

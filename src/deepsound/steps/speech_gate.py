@@ -15,12 +15,12 @@ the full band. Each 6 s window (the set's clip length; a longer track is read in
 half-overlapping windows, a shorter one as the window it would sit in) gets
 four numbers: Silero's loudest half-second (log-odds), Silero's seconds of
 speech, TEN's loudest half-second (log-odds) and TEN's rise above its own median
-in the window. A logistic regression over them gives the log-odds of speech;
-the threshold is set on the tuning half between its weakest voice at 0 dB or
-more and the strongest clip without words below it. The fitted weights say
-what the measurements said: Silero on the speech band carries the evidence,
-and a sharp rise of TEN that Silero does not share (a neigh, a horn, a hit)
-counts *against* speech. Each detector's own reading and each window's score
+in the window. A logistic regression over them (class-balanced, so that log-odds
+0 is the point where a miss and a false alarm cost the same) gives the log-odds
+of speech, and speech is declared at 0 or more. The fitted weights say what
+the measurements said: Silero on the speech band carries the evidence, and a
+high or sharply rising TEN that Silero does not share (engines, water, a neigh,
+a horn) counts *against* speech. Each detector's own reading and each window's score
 go into the report's evidence, so the trace shows who heard what.
 
 Cost: one Silero and one TEN pass (TEN is cheaper than Silero) plus a filter.
@@ -61,12 +61,12 @@ class FusionRule:
     ``bench_voice_over.py --fit`` recomputes them from the development set.
     """
 
-    w_top: float = 0.957
-    w_seconds: float = 0.8824
-    w_contrast: float = -1.389
-    w_secondary: float = -0.1115
-    bias: float = 2.2804
-    threshold: float = 0.451
+    w_top: float = 1.073
+    w_seconds: float = 1.0166
+    w_contrast: float = -0.2439
+    w_secondary: float = -1.8186
+    bias: float = 0.7233
+    threshold: float = 0.0  # log-odds: the equal-cost point of the class-balanced fit
     top_s: float = 0.5  # the loudest half-second of each detector's evidence
     band_hz: tuple[float, float] = (300.0, 3400.0)  # the primary listens to the speech band
     window_s: float = 6.0  # the decision is taken per window of this length (the set's clip length)
