@@ -42,6 +42,14 @@ from deepsound.speech_frames import report_from_segments, segments_from_probabil
 GATE_SAMPLE_RATE = 16000
 
 
+@dataclass
+class FusedGateSettings:
+    """``[pipeline.speech]`` for ``fused``: how segments are bridged and padded (the rule is fitted)."""
+
+    min_silence_s: float = 0.1
+    pad_s: float = 0.03
+
+
 @runtime_checkable
 class FrameSpeechDetector(Protocol):
     """A voice activity detector that gives one speech probability per hop of a 16 kHz mono signal."""

@@ -16,16 +16,14 @@ one clip into the next). Creating one costs microseconds.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from deepsound.audio import Audio
 from deepsound.interfaces import SpeechReport
+from deepsound.models.ten_vad.settings import TenVadSettings
 from deepsound.speech_frames import report_from_segments, segments_from_probabilities
-
-if TYPE_CHECKING:
-    from deepsound.config import PipelineConfig
 
 VAD_SAMPLE_RATE = 16000
 HOP = 256  # samples: 16 ms, the hop the published model was trained with
@@ -70,9 +68,8 @@ class TenSpeechDetector:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_config(cls, config: PipelineConfig) -> TenSpeechDetector:
+    def from_settings(cls, s: TenVadSettings) -> TenSpeechDetector:
         """The ``[pipeline.speech]`` settings."""
-        s = config.speech
         return cls(
             threshold=s.threshold, min_speech_s=s.min_speech_s, min_silence_s=s.min_silence_s, pad_s=s.pad_s
         )
