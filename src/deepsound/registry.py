@@ -58,8 +58,10 @@ from deepsound.models.foleycrafter import settings as foleycrafter
 from deepsound.models.mmaudio import settings as mmaudio
 from deepsound.models.qwen_omni.settings import OmniSettings
 from deepsound.models.silero.settings import SileroSettings
+from deepsound.models.ten_vad.settings import TenVadSettings
 from deepsound.models.videollama2.settings import VideoLlama2Settings
 from deepsound.steps.silence import SilenceSettings
+from deepsound.steps.speech_gate import FusedGateSettings
 from deepsound.weights.registry import WeightFile
 from deepsound.weights.registry import add as add_weight_file
 from deepsound.weights.registry import remove as remove_weight_file
@@ -415,6 +417,26 @@ def _silero(settings: SileroSettings, _: Components) -> SpeechDetector:
     return SileroSpeechDetector.from_settings(settings)
 
 
+def _ten(settings: TenVadSettings, _: Components) -> SpeechDetector:
+    from deepsound.models.ten_vad.detector import TenSpeechDetector
+
+    return TenSpeechDetector.from_settings(settings)
+
+
+def _fused(settings: FusedGateSettings, _: Components) -> SpeechDetector:
+    """Silero and TEN VAD (their default settings) on the same signal, combined by the gate's fitted rule."""
+    from deepsound.models.silero.detector import SileroSpeechDetector
+    from deepsound.models.ten_vad.detector import TenSpeechDetector
+    from deepsound.steps.speech_gate import FusedSpeechDetector
+
+    return FusedSpeechDetector(
+        SileroSpeechDetector(),
+        TenSpeechDetector(),
+        min_silence_s=settings.min_silence_s,
+        pad_s=settings.pad_s,
+    )
+
+
 def _rms(settings: SilenceSettings, _: Components) -> SilenceDetector:
     from deepsound.steps.silence import RmsSilenceDetector
 
@@ -500,6 +522,8 @@ register(
     needs=("speech",),  # its speech gate (only_speech) reuses the process's speech detector
 )
 register("speech", "silero", _silero, settings=SileroSettings, display_name="Silero VAD")
+register("speech", "ten", _ten, settings=TenVadSettings, display_name="TEN VAD")
+register("speech", "fused", _fused, settings=FusedGateSettings, display_name="Silero + TEN VAD (fused)")
 register("silence", "rms", _rms, settings=SilenceSettings, display_name="RMS rule (−50 dB on 90 % of frames)")
 register(
     "silence", "mllm", _mllm_silence, settings=SilenceSettings, display_name="Ask the MLLM", needs=("mllm",)
