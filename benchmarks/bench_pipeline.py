@@ -112,6 +112,160 @@ def ours(clips: list[Path], threads: int, separator_kind: str, residency: str) -
     return {"load": load, "clips": rows, "peak_rss_mib": peak}
 
 
+# ------------------------------------------------------------------ --residency, full size, CPU
+def _rss_gib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**30
+
+
+def _full_small_16k() -> Any:
+    """MMAudio small_16k at full size (CLIP ViT-H, Synchformer, VAE, BigVGAN) with seeded weights."""
+    import torch
+
+    from deepsound.models.mmaudio.clip import ClipConditioner
+    from deepsound.models.mmaudio.generator import MMAudioGenerator
+    from deepsound.models.mmaudio.network import MMAudioNetwork
+    from deepsound.models.mmaudio.synchformer import SynchformerEncoder
+    from deepsound.models.mmaudio.vae import _VAE_CONFIGS, _VOCODER_CONFIGS, AudioDecoder
+    from deepsound.models.mmaudio.vae_network import MelVAE
+    from deepsound.models.mmaudio.variants import get_variant
+    from deepsound.models.mmaudio.vocoder import BigVGAN
+
+    variant = get_variant("small_16k")
+    torch.manual_seed(0)
+    parts = [MMAudioNetwork(variant.network), ClipConditioner.from_pretrained(None), SynchformerEncoder()]
+    parts += [MelVAE(_VAE_CONFIGS["16k"]), BigVGAN(_VOCODER_CONFIGS["16k"])]
+    with torch.no_grad():
+        for module in parts:
+            for p in module.parameters():
+                p.normal_(0.0, 0.02)
+        parts[0].latent_mean.zero_()
+        parts[0].latent_std.fill_(1.0)
+    parts[3].fold()
+    return MMAudioGenerator(
+        parts[0], parts[1], parts[2], AudioDecoder("16k", parts[3], parts[4]), mode="16k", variant="small_16k"
+    )
+
+
+def memory(residency: str, clip: Path) -> dict[str, Any]:
+    """One clip through generate, judge, separate, silence and ``neg`` at full size; RSS per stage.
+
+    The judge says "voice-over" without a model (the 7B MLLM does not fit this measurement) and the
+    separator takes everything as voice, so both large models are needed, the generator twice.
+    """
+    import threading
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from test_reference_pipeline import all_voice
+
+    from deepsound.config import GeneratorConfig, PipelineConfig, RunOptions, SeparatorConfig
+    from deepsound.interfaces import VoiceOverVerdict
+    from deepsound.models.bs_roformer.config import BsRoformerConfig
+    from deepsound.models.bs_roformer.network import build_model
+    from deepsound.models.bs_roformer.separator import BsRoformerSeparator
+    from deepsound.pipeline import Pipeline
+    from deepsound.registry import register
+    from deepsound.testing.equivalence import fill_seeded
+
+    class AlwaysVoiceOver:
+        name = "always"
+
+        def judge(self, video: Any, audio: Any) -> VoiceOverVerdict:
+            return VoiceOverVerdict(True, self.name)
+
+    builds: list[str] = []
+
+    def viperx(config: Any, components: Any) -> BsRoformerSeparator:
+        builds.append("separator")
+        return BsRoformerSeparator(all_voice(fill_seeded(build_model(BsRoformerConfig.viperx()), 0)))
+
+    def generator(config: Any, components: Any) -> Any:
+        builds.append("generator")
+        return _full_small_16k()
+
+    register("generator", "full_small_16k", generator)
+    register("separator", "viperx_all_voice", viperx)
+    register("judge", "always", lambda config, components: AlwaysVoiceOver())
+    config = PipelineConfig(
+        device="cpu",
+        residency=residency,
+        judge="always",
+        generator=GeneratorConfig(name="full_small_16k"),
+        separator=SeparatorConfig(name="viperx_all_voice"),
+    )
+    pipe = Pipeline(config)
+    peaks: dict[str, float] = {}
+    current = ["start"]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peaks[current[0]] = max(peaks.get(current[0], 0.0), _rss_gib())
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    start = time.perf_counter()
+    options = RunOptions(duration=1.0, num_steps=2, mode="s4", postprocess="neg", write_video=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        stages = pipe.stages(clip, tmp, options)
+        while True:
+            try:
+                current[0] = next(stages)
+            except StopIteration as done:
+                result = done.value
+                break
+            pipe.residency.prepare(current[0])
+    stop.set()
+    thread.join()
+    return {
+        "residency": residency,
+        "peaks_gib": peaks,
+        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "seconds": time.perf_counter() - start,
+        "events": pipe.residency.events,
+        "builds": builds,
+        "fallback": result.fallback,
+    }
+
+
+def _params(manifest: dict[str, list[int]]) -> int:
+    import math
+
+    return sum(math.prod(shape) for shape in manifest.values())
+
+
+def gpu_estimate() -> list[str]:
+    """Weights only, from the committed parameter manifests: what ``all`` and ``one`` must hold."""
+    data = REPO / "tests" / "data"
+
+    def load(path: str) -> Any:
+        return json.loads((data / path).read_text(encoding="utf-8"))
+
+    clip_sync_vae = _params(load("mmaudio_cond/clip_vit_h14_378_manifest.json")) + _params(
+        load("mmaudio_cond/synchformer_manifest.json")
+    )
+    networks = load("mmaudio/network_manifests.json")
+    mllm = load("videollama2/manifest.json")
+    sizes = {
+        "VideoLLaMA2.1-7B-AV (LLM, towers, projectors)": _params(mllm["checkpoint"]) + _params(mllm["vision_tower"]),
+        "MMAudio large_44k (network, CLIP, Synchformer, VAE, BigVGAN-v2)": _params(networks["large_44k"])
+        + clip_sync_vae + _params(load("mmaudio_dec/manifest_vae_44k.json"))
+        + _params(load("mmaudio_dec/manifest_bigvgan_v2_44k.json")),
+        "MMAudio small_16k (network, CLIP, Synchformer, VAE, BigVGAN)": _params(networks["small_16k"])
+        + clip_sync_vae + _params(load("mmaudio_dec/manifest_vae_16k.json"))
+        + _params(load("mmaudio_dec/manifest_bigvgan_16k.json")),
+        "BS-RoFormer viperx": _params(load("bs_roformer/manifest_viperx.json")),
+    }  # fmt: skip
+    lines = ["| model | parameters | 16-bit weights (GiB) |", "|---|---|---|"]
+    for name, n in sizes.items():
+        lines.append(f"| {name} | {n / 1e9:.2f} B | {n * 2 / 2**30:.1f} |")
+    paper = [n for k, n in sizes.items() if "small_16k" not in k]
+    lines.append(f"| **paper demo, `all`** (MLLM + large_44k + separator) | | {sum(paper) * 2 / 2**30:.1f} |")
+    lines.append(f"| **paper demo, `one`** (the largest alone) | | {max(paper) * 2 / 2**30:.1f} |")
+    return lines
+
+
 def reference(args: argparse.Namespace, clips: list[Path]) -> dict[str, Any]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (args.reference_pythonpath, env.get("PYTHONPATH")) if p)
@@ -207,11 +361,57 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--separator", choices=("all_voice", "seeded"), default="all_voice")
     parser.add_argument("--residency", choices=("all", "one"), default="all")
-    parser.add_argument("--side", choices=("both", "ours"), default="both", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="instead: peak RSS of --residency all and one at full size (~6 GiB)",
+    )
+    parser.add_argument("--side", choices=("both", "ours", "memory"), default="both", help=argparse.SUPPRESS)
     args = parser.parse_args()
     clips = [c.resolve() for c in args.clips] * args.repeat
     if args.side == "ours":
         print(json.dumps(ours(clips, args.threads, args.separator, args.residency)))
+        return
+    if args.side == "memory":
+        print(json.dumps(memory(args.residency, clips[0])))
+        return
+    if args.memory:
+        from machine import describe
+
+        print(
+            "# bench_pipeline --memory: MMAudio small_16k and BS-RoFormer viperx at full size, seeded, CPU fp32,"
+        )
+        print(
+            f"# 1 s of {clips[0].name}, 2 steps; generate, separate (all voice), neg. {describe(args.threads)}"
+        )
+        rows = []
+        for policy in ("one", "all"):
+            command = [
+                sys.executable,
+                __file__,
+                "--side",
+                "memory",
+                "--residency",
+                policy,
+                "--clips",
+                str(clips[0]),
+            ]
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO / "tests")])}
+            done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+            if done.returncode != 0:
+                raise SystemExit(f"--residency {policy} failed:\n{done.stderr[-3000:]}")
+            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        stages = ["generate", "judge", "separate", "silence", "neg", "write"]
+        print("\n| residency | " + " | ".join(stages) + " | peak RSS (GiB) | seconds | loads |")
+        print("|---" * (len(stages) + 4) + "|")
+        for row in rows:
+            cells = [f"{row['peaks_gib'].get(stage, float('nan')):.2f}" for stage in stages]
+            builds = len(row["builds"])
+            print(f"| {row['residency']} | " + " | ".join(cells)
+                  + f" | {row['peak_rss_gib']:.2f} | {row['seconds']:.0f} | {builds} |")  # fmt: skip
+        print(f"\nratio one/all: {rows[0]['peak_rss_gib'] / rows[1]['peak_rss_gib']:.2f}")
+        print("\nGPU: an estimate from parameter sizes (weights only, no activations), not a measurement\n")
+        print("\n".join(gpu_estimate()))
         return
     if args.official is None:
         raise SystemExit("--official: a checkout of GiantAILab/DeepSound-V1 is needed for the reference side")
