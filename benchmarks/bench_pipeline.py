@@ -195,12 +195,15 @@ def memory(residency: str, clip: Path) -> dict[str, Any]:
     )
     pipe = Pipeline(config)
     peaks: dict[str, float] = {}
+    lows: dict[str, float] = {}
     current = ["start"]
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.is_set():
-            peaks[current[0]] = max(peaks.get(current[0], 0.0), _rss_gib())
+            rss, stage = _rss_gib(), current[0]
+            peaks[stage] = max(peaks.get(stage, 0.0), rss)
+            lows[stage] = min(lows.get(stage, rss), rss)
             time.sleep(0.02)
 
     thread = threading.Thread(target=sample, daemon=True)
@@ -211,16 +214,18 @@ def memory(residency: str, clip: Path) -> dict[str, Any]:
         stages = pipe.stages(clip, tmp, options)
         while True:
             try:
-                current[0] = next(stages)
+                stage = next(stages)
             except StopIteration as done:
                 result = done.value
                 break
-            pipe.residency.prepare(current[0])
+            pipe.residency.prepare(stage)  # a release counts in the stage that ends, a load in the next
+            current[0] = stage
     stop.set()
     thread.join()
     return {
         "residency": residency,
         "peaks_gib": peaks,
+        "lows_gib": lows,
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "seconds": time.perf_counter() - start,
         "events": pipe.residency.events,
@@ -402,10 +407,14 @@ def main() -> None:
                 raise SystemExit(f"--residency {policy} failed:\n{done.stderr[-3000:]}")
             rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
         stages = ["generate", "judge", "separate", "silence", "neg", "write"]
+        print("\nRSS (GiB) during each stage, lowest–highest, its model brought in first")
         print("\n| residency | " + " | ".join(stages) + " | peak RSS (GiB) | seconds | loads |")
         print("|---" * (len(stages) + 4) + "|")
         for row in rows:
-            cells = [f"{row['peaks_gib'].get(stage, float('nan')):.2f}" for stage in stages]
+            cells = [
+                f"{row['lows_gib'].get(stage, float('nan')):.2f}–{row['peaks_gib'].get(stage, float('nan')):.2f}"
+                for stage in stages
+            ]
             builds = len(row["builds"])
             print(f"| {row['residency']} | " + " | ".join(cells)
                   + f" | {row['peak_rss_gib']:.2f} | {row['seconds']:.0f} | {builds} |")  # fmt: skip
