@@ -29,10 +29,14 @@ def experiment_command(
         Path, typer.Option("--reference", help="Folder of reference audio/video, or an av-benchmark cache.")
     ],
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Experiment folder.")],
-    variant: Annotated[str, typer.Option(help="MMAudio variant.")] = "large_44k_v2",
+    generator: Annotated[str, typer.Option(help="Step-1 generator (a registered name).")] = "mmaudio",
+    variant: Annotated[
+        str | None, typer.Option(help="MMAudio variant (default: the generator's own).")
+    ] = None,
     setting: Annotated[list[str] | None, typer.Option("--setting", help=SETTINGS_HELP)] = None,
     duration: Annotated[float, typer.Option(help="Seconds generated and evaluated per clip.")] = 10.0,
     judge: Annotated[str, typer.Option(help="Voice-over judge: cascade, mllm, speech.")] = "cascade",
+    mllm: Annotated[str | None, typer.Option(help="Audio-visual LLM (a registered name).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed (shared by all settings).")] = 42,
     num_steps: Annotated[int, typer.Option("--steps", help="Flow-matching Euler steps.")] = 25,
     cfg_strength: Annotated[float, typer.Option("--cfg", help="Classifier-free guidance strength.")] = 4.5,
@@ -46,7 +50,7 @@ def experiment_command(
     from deepsound.batch import read_inputs
     from deepsound.cli.app import err_console, setup_logging
     from deepsound.cli.evaluate import DEFAULT_METRICS, progress_bars
-    from deepsound.config import GeneratorConfig, PipelineConfig, RunOptions
+    from deepsound.config import GeneratorConfig, MllmConfig, PipelineConfig, RunOptions
     from deepsound.evaluation.experiment import SETTINGS, run_experiment, write_summary
     from deepsound.evaluation.extractors import Settings
     from deepsound.evaluation.runner import check_metrics
@@ -65,11 +69,12 @@ def experiment_command(
     items = read_inputs(videos)
     pipeline = Pipeline(
         PipelineConfig(
-            generator=GeneratorConfig(variant=variant),
+            generator=GeneratorConfig(generator, **({"variant": variant} if variant else {})),
             device=device,
             weights_dir=weights_dir,
             offline=offline,
             judge=judge,
+            **({"mllm": MllmConfig(mllm)} if mllm else {}),
         )
     )
     options = RunOptions(duration=duration, seed=seed, num_steps=num_steps, cfg_strength=cfg_strength)

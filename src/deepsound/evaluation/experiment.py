@@ -20,7 +20,6 @@ same reference (whose features are extracted once and shared).
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from typing import Any
 from deepsound.errors import ConfigError, DeepSoundError
 from deepsound.files import atomic_output, ensure_dir, write_json
 from deepsound.interfaces import CANONICAL_PLAN_TEXT, Plan, Step
+from deepsound.trace import TraceReader, TraceStep
 
 log = logging.getLogger(__name__)
 
@@ -75,21 +75,14 @@ class ExperimentResult:
 
 
 def read_run(trace_path: Path) -> ClipRun:
-    data = json.loads(trace_path.read_text(encoding="utf-8"))
+    trace = TraceReader.from_file(trace_path)
     run = ClipRun(trace_path.name[: -len(".trace.json")])
-    run.duration = (data.get("options") or {}).get("duration")
-    for step in data.get("steps", []):
-        outputs, decision = step.get("outputs") or {}, step.get("decision")
-        if step["step"] == "step1_generate":
-            run.step1 = Path(outputs["audio"]) if "audio" in outputs else None
-        elif step["step"] == "step2_judge_voice_over":
-            run.has_voice_over = bool(decision["has_voice_over"])
-        elif step["step"] == "step3_remove_voice_over":
-            run.step3 = Path(outputs["instrumental"]) if "instrumental" in outputs else None
-        elif step["step"] == "step4_check_silence":
-            run.is_silent = bool(decision["is_silent"])
-        elif step["step"] == "postprocess_neg":
-            run.neg = Path(outputs["audio"]) if "audio" in outputs else None
+    run.duration = trace.duration
+    run.step1 = trace.output(Step.GENERATE, "audio")
+    run.has_voice_over = trace.has_voice_over
+    run.step3 = trace.output(Step.REMOVE_VOICE_OVER, "instrumental")
+    run.is_silent = trace.is_silent
+    run.neg = trace.output(TraceStep.FALLBACK_NEG, "audio")
     return run
 
 
