@@ -19,7 +19,7 @@ from deepsound.batch import BatchItem, run_batch
 from deepsound.config import GeneratorConfig, MllmConfig, PipelineConfig, RunOptions, SeparatorConfig
 from deepsound.errors import ConfigError
 from deepsound.pipeline import Pipeline
-from deepsound.registry import register, unregister
+from deepsound.registry import Components, register, unregister
 from deepsound.residency import LARGE_KINDS, Residency, _modules
 from deepsound.testing import tiny as toy
 
@@ -152,6 +152,18 @@ def test_on_an_accelerator_the_others_are_moved_out_not_rebuilt(clips, tmp_path,
     assert "offload" in actions and "restore" in actions and "release" not in actions
     moved = list(_modules(pipe.components.get("generator")))
     assert moved and all(isinstance(m, torch.nn.Module) for m in moved)
+    pipe.components.drop(*LARGE_KINDS)  # the MLLM is shared process-wide: later tests build their own
+
+
+def test_a_ready_made_model_cannot_be_released_on_the_cpu_and_stays(clips, tmp_path):
+    BUILDS.clear()
+    config = pipeline("one").config
+    given = FACTORIES["separator"]()
+    pipe = Pipeline(config, Components(config, overrides={"separator": given}))
+    result = pipe.run(clips[2], tmp_path, OPTIONS)
+    assert result.fallback == "neg" and pipe.components.separator is given
+    assert ("kept", "separator") in pipe.residency.events
+    assert BUILDS == {"mllm": 2, "generator": 2}  # the others are still released and rebuilt
 
 
 def test_unknown_policy_is_a_config_error():

@@ -225,6 +225,7 @@ class Components:
     def __init__(self, config: PipelineConfig, overrides: dict[str, Any] | None = None) -> None:
         self.config = config
         self._built: dict[str, Any] = dict(overrides or {})
+        self.given = frozenset(self._built)  # ready-made: no factory can build these again
         self.load_seconds: dict[str, float] = {}  # how long each component took to build (model loads)
         self._placement: Placement | None = None
         # called with the kind before a component is built (deepsound.residency makes room with it)

@@ -7,7 +7,8 @@ method the large model it needs (MLLM, generator, separator) is made the only on
 * on an accelerator, the others are moved to CPU memory (cheap to bring back);
 * on the CPU, where moving is no saving, the others are released and rebuilt when next needed
   (a reload from disk), together with the small objects that hold them (judge, planner, MLLM
-  silence check), so that no reference keeps the memory alive.
+  silence check), so that no reference keeps the memory alive. A component handed in ready-made
+  (``Components(overrides=...)``) has no factory to rebuild it: it stays, with a warning.
 
 A single clip then loads a model once per stage that needs it. A batch does not reload per clip:
 :func:`interleave` advances every clip to the same stage before moving to the next one
@@ -107,6 +108,10 @@ class Residency:
                 self._offloaded[other] = self.components.config.resolved_device()
                 self._move(other, "cpu")
                 self.events.append(("offload", other))
+            elif other in self.components.given:  # a ready-made object cannot be built again
+                if ("kept", other) not in self.events:
+                    log.warning("residency one: the %s was given ready-made and stays loaded", other)
+                self.events.append(("kept", other))
             else:
                 self.components.drop(other, *HOLDERS[other])
                 self.events.append(("release", other))
