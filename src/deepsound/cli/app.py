@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
+from deepsound.cli.text import error_line
 from deepsound.errors import DeepSoundError
 
 app = typer.Typer(
@@ -37,7 +38,7 @@ def user_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except DeepSoundError as exc:
-            err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(error_line(exc), highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/yellow]")

@@ -95,5 +95,5 @@ def experiment_command(
     out = Console()
     out.print(table, highlight=False, markup=False)
     for failure in result.failures:
-        out.print(f"failed {Path(failure['video']).name}: {failure['reason']}", highlight=False)
-    out.print(f"table: {output_dir / 'experiment.md'}", highlight=False)
+        out.print(f"failed {Path(failure['video']).name}: {failure['reason']}", highlight=False, markup=False)
+    out.print(f"table: {output_dir / 'experiment.md'}", highlight=False, markup=False)

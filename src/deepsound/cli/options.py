@@ -23,13 +23,16 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from deepsound import registry
 from deepsound.config import DEFAULT_COMPONENTS, PipelineConfig, RunOptions
 from deepsound.settings import PRESET_HELP, Settings, load_settings
+
+if TYPE_CHECKING:
+    from deepsound.pipeline import Pipeline
 
 
 @dataclass(frozen=True)
@@ -188,7 +191,7 @@ def settings_from_values(values: dict[str, Any]) -> Settings:
     return load_settings(values.get("preset") or "default", values.get("config_file"), overrides)
 
 
-def build_pipeline(settings: Settings) -> Any:
+def build_pipeline(settings: Settings) -> Pipeline:
     """The pipeline a command runs (one seam, so orchestration tests can hand in stand-ins).
 
     Offline, every weight file the run needs must be here: all that are missing are named
@@ -196,15 +199,15 @@ def build_pipeline(settings: Settings) -> Any:
     """
     from deepsound.errors import WeightsError
     from deepsound.pipeline import Pipeline
-    from deepsound.weights import offline_from_env
     from deepsound.weights.requirements import missing_message
+    from deepsound.weights.resolve import offline_reason
 
     config = settings.pipeline
     pipeline = Pipeline(config)  # checks the component names first
-    if config.offline or offline_from_env():
+    if reason := offline_reason(config.offline):
         missing = pipeline.components.missing_files()
         if missing:
-            raise WeightsError(missing_message(missing, config.weights_dir, offline=True))
+            raise WeightsError(missing_message(missing, config.weights_dir, offline=reason))
     return pipeline
 
 

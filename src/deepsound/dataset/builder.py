@@ -32,7 +32,7 @@ from deepsound.dataset.evidence import ClipEvidence, LabelRules, label_clip
 from deepsound.dataset.manifest import sample_row
 from deepsound.errors import ConfigError, MediaError
 from deepsound.files import atomic_output, ensure_dir, write_json
-from deepsound.interfaces import GenerationRequest
+from deepsound.interfaces import DEFAULT_DURATION, GenerationRequest
 from deepsound.steps.generate import generate_windowed
 from deepsound.steps.prompts import (
     PLAN_QUESTION,
@@ -52,7 +52,7 @@ class BuildSettings:
     """What to generate and write; the generation defaults are the pipeline's."""
 
     kinds: tuple[str, ...] = ("plan", "cot", "qa")
-    duration: float = 8.0
+    duration: float = DEFAULT_DURATION
     seed: int = 42
     num_steps: int = 25
     cfg_strength: float = 4.5
@@ -205,7 +205,8 @@ class DatasetBuilder:
                     record = self.measure(Path(video), audio_dir / f"{clip}.wav")
                 except (_Skip, MediaError) as exc:
                     outcome = ClipOutcome(str(video), "skipped", clip, reason=str(exc))
-                    log.warning("skipped %s: %s", video, exc)
+                    if on_clip is None:  # a listener reports each outcome itself: say it once
+                        log.warning("skipped %s: %s", video, exc)
                 else:
                     write_json(record_path, record)  # last: marks the clip as done
                     in_dataset += 1

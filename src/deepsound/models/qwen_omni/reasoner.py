@@ -318,7 +318,7 @@ class OmniReasoner:
         import torch
 
         started = time.perf_counter()
-        batch, _, given = self.prepare(question, video=video, audio=audio, system=system)
+        batch, text, given = self.prepare(question, video=video, audio=audio, system=system)
         prompt_length = int(batch["input_ids"].shape[1])
         with self._lock, torch.inference_mode():
             output = self.model.generate(
@@ -340,6 +340,8 @@ class OmniReasoner:
             tokens_in=prompt_length,
             tokens_out=int(new_tokens.shape[0]),
             seconds=round(time.perf_counter() - started, 3),
+            chat_prompt=text,
+            token_ids=new_tokens.tolist(),
         )
         self.calls.append(record)
         return MllmAnswer(answer, record)
@@ -363,11 +365,17 @@ def _published_key(name: str) -> str:
 
 def _missing_message(model: str, offline: bool, exc: BaseException) -> str:
     where = "in the local cache (offline)" if offline else "locally or on the Hugging Face hub"
-    reason = " ".join(str(exc).split())[:200]
     return (
-        f"{model}: audio-visual LLM weights not found {where}; download them with "
-        f"`huggingface-cli download {model}` or pass a local folder with --mllm-model ({reason})"
+        f"{model}: audio-visual LLM weights not found {where} ({_first_sentence(exc)}); download them "
+        f"with `hf download {model}` (the Hugging Face hub's command) or pass a local folder with --mllm-model"
     )
+
+
+def _first_sentence(exc: BaseException) -> str:
+    """The hub's reason without its URLs and advice: whole words, never cut mid-URL."""
+    words = [w for w in str(exc).split() if "://" not in w]
+    text = " ".join(words).split(". ")[0].rstrip(".")
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 # ---------------------------------------------------------------------- tiny random model
