@@ -284,8 +284,11 @@ class Components:
     def __init__(self, config: Configuration, overrides: dict[str, Any] | None = None) -> None:
         self.config = config
         self._built: dict[str, Any] = dict(overrides or {})
+        self.given = frozenset(self._built)  # ready-made: no factory can build these again
         self.load_seconds: dict[str, float] = {}  # how long each component took to build (model loads)
         self._placement: Placement | None = None
+        # called with the kind before a component is built (deepsound.residency makes room with it)
+        self.before_build: Callable[[str], None] | None = None
         unknown = set(self._built) - set(KINDS)
         if unknown:
             raise ConfigError(f"unknown component kind(s): {', '.join(sorted(unknown))}")
@@ -329,6 +332,8 @@ class Components:
         if kind not in self._built:
             factory = self.entry(kind).factory
             settings = self.settings_for(kind)
+            if self.before_build is not None:
+                self.before_build(kind)
             if kind in SHARED_KINDS:
                 key = self._shared_key(kind)
                 with _SHARED_LOCK:
@@ -358,6 +363,13 @@ class Components:
 
     def is_built(self, kind: str) -> bool:
         return kind in self._built
+
+    def drop(self, *kinds: str) -> None:
+        """Forget built components (and the process-wide copy of a shared one): the next use rebuilds."""
+        for kind in kinds:
+            if self._built.pop(kind, None) is not None and kind in SHARED_KINDS:
+                with _SHARED_LOCK:
+                    _SHARED.pop(self._shared_key(kind), None)
 
     @property
     def generator(self) -> Generator:
