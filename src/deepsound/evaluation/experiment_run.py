@@ -148,7 +148,8 @@ def run_experiment(
             lost.update({s: f"generation failed: {r}" for s, r in generated[backend].failures.items()
                          if s not in generated[backend].runs})  # fmt: skip
             if (backend, setting, refset, label) in placed:
-                evaluation = evaluate_row(backend, setting, refset, label)
+                # extraction only (no clip's metrics yet: FD of 2048-d features is costly, done once below)
+                evaluation = evaluate_row(backend, setting, refset, label, stems=set())
                 first[(backend.label, label)] = evaluation
                 gen, ref, video = plan_sides(paths.settings(backend) / setting, refs[refset], videos_dir,
                                              paths.eval_dir(backend, label), paths.pred_cache(backend, setting),
