@@ -75,7 +75,9 @@ def test_videos_to_the_papers_table_with_both_reference_sets(tmp_path, monkeypat
             for key in ("fd_passt", "fd_vgg", "kl_panns", "kl_passt", "ib_score", "desync"):
                 assert isinstance(row["scores"][key], float), (backend, label, key)
             assert row["scores"]["fd_panns"] is None  # not asked for
-            assert row["voice_over_rate"] is not None
+            assert (
+                "voice_over_rate" in row
+            )  # None where no reference is speech-free to PANNs (random weights)
             if label != BASELINE:  # the paper's convention: positive is better
                 fd, base_fd = row["scores"]["fd_vgg"], base["fd_vgg"]
                 assert row["improvement_pct"]["fd_vgg"] == pytest.approx(100 * (base_fd - fd) / base_fd)

@@ -191,7 +191,7 @@ def evaluate(
     reference_all = only({**video_cache.all(), **ref.cache.all()}, stems)
     generated_all = only(gen.cache.all(), stems)
     head = pool.head() if "desync" in metrics and reference_all.get("synchformer_video.pth") else None
-    result = compute_metrics(generated_all, reference_all, head)
+    result = compute_metrics(generated_all, reference_all, head, skip=frozenset(METRICS) - set(metrics))
     for metric in [m for m in result.scores if m in METRICS and m not in metrics]:
         result.scores[metric] = None
     from deepsound.evaluation.voice_over import voice_over_summary
