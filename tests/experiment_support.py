@@ -98,48 +98,60 @@ def unregister_components() -> None:
         unregister(kind, name)
 
 
-def _networks() -> dict[str, Any]:
-    if not _MODELS:
+def _network(name: str) -> Any:
+    """One tiny (or seeded full-size) network, built once per process on first use."""
+    if name not in _MODELS:
         from deepsound.models.eval import Cnn14, PaSST, VGGish
         from deepsound.models.eval import synchformer_audio as sfa
         from deepsound.models.eval.imagebind import ImageBindAV, ImageBindConfig
         from deepsound.testing.equivalence import fill_seeded
 
         torch.manual_seed(0)
-        visual = sfa.SynchformerConfig(embed_dim=32, depth=1, num_heads=4)
-        sync = sfa.SynchformerAVConfig(
-            dim=32, audio_depth=1, audio_heads=4, audio_mlp=64, head_depth=1, head_heads=4, visual=visual
-        )
-        _MODELS.update(
-            panns=Cnn14().eval(), vggish=VGGish().eval(), passt=PaSST(dim=64, depth=2, heads=4).eval(),
-            imagebind=fill_seeded(ImageBindAV(ImageBindConfig.tiny()), 3).eval(),
-            synchformer=fill_seeded(sfa.SynchformerAV(sync), 5).eval(),
-        )  # fmt: skip
-    return _MODELS
+        if name == "synchformer":
+            visual = sfa.SynchformerConfig(embed_dim=32, depth=1, num_heads=4)
+            config = sfa.SynchformerAVConfig(
+                dim=32, audio_depth=1, audio_heads=4, audio_mlp=64, head_depth=1, head_heads=4, visual=visual
+            )
+        build = {
+            "panns": lambda: Cnn14(), "vggish": lambda: VGGish(), "passt": lambda: PaSST(dim=64, depth=2, heads=4),
+            "imagebind": lambda: fill_seeded(ImageBindAV(ImageBindConfig.tiny()), 3),
+            "synchformer": lambda: fill_seeded(sfa.SynchformerAV(config), 5),
+        }  # fmt: skip
+        _MODELS[name] = build[name]().eval()
+    return _MODELS[name]
 
 
-def tiny_extractors(settings: Settings) -> dict[tuple[str, str], Any]:
-    """Every model of the metrics, real code at tiny size, by (name, modality); plus the DeSync head."""
+def tiny_extractors(settings: Settings, only: tuple[str, ...] | None = None) -> dict[tuple[str, str], Any]:
+    """The models of the metrics, real code at tiny size, by (name, modality), plus the DeSync head;
+    ``only`` limits them to some model names (what a Ray worker of a small test builds)."""
     from deepsound.evaluation import builtin_models as bm
 
-    nets = _networks()
-    head_model = nets["synchformer"]
+    def wanted(name: str) -> bool:
+        return only is None or name in only
 
-    @torch.inference_mode()
-    def head(video: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
-        return head_model.compare_v_a(video, audio).float().cpu()
+    out: dict[tuple[str, str], Any] = {}
+    if wanted("panns"):
+        out[("panns", "audio")] = bm.PannsExtractor(settings, _network("panns"), "seeded-0")
+    if wanted("vggish"):
+        out[("vggish", "audio")] = bm.VggishExtractor(settings, _network("vggish"), "seeded-0")
+    if wanted("passt"):
+        out[("passt", "audio")] = bm.PasstExtractor(settings, _network("passt"), "seeded-0")
+    if wanted("imagebind"):
+        out[("imagebind", "audio")] = bm.ImageBindAudioExtractor(settings, _network("imagebind"), "seeded-3")
+        out[("imagebind", "video")] = bm.ImageBindVideoExtractor(settings, _network("imagebind"), "seeded-3")
+    if wanted("synchformer"):
+        sync = _network("synchformer")
+        out[("synchformer", "audio")] = bm.SynchformerAudioExtractor(settings, sync, "seeded-5")
+        out[("synchformer", "video")] = bm.SynchformerVideoExtractor(settings, sync, "seeded-5")
 
-    return {
-        ("panns", "audio"): bm.PannsExtractor(settings, nets["panns"], "seeded-0"),
-        ("vggish", "audio"): bm.VggishExtractor(settings, nets["vggish"], "seeded-0"),
-        ("passt", "audio"): bm.PasstExtractor(settings, nets["passt"], "seeded-0"),
-        ("imagebind", "audio"): bm.ImageBindAudioExtractor(settings, nets["imagebind"], "seeded-3"),
-        ("imagebind", "video"): bm.ImageBindVideoExtractor(settings, nets["imagebind"], "seeded-3"),
-        ("synchformer", "audio"): bm.SynchformerAudioExtractor(settings, nets["synchformer"], "seeded-5"),
-        ("synchformer", "video"): bm.SynchformerVideoExtractor(settings, nets["synchformer"], "seeded-5"),
-        ("silero", "audio"): bm.SileroExtractor(settings),
-        ("synchformer", "head"): head,
-    }
+        @torch.inference_mode()
+        def head(video: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+            return sync.compare_v_a(video, audio).float().cpu()
+
+        out[("synchformer", "head")] = head
+    if wanted("silero"):
+        out[("silero", "audio")] = bm.SileroExtractor(settings)
+    return out
 
 
 def install_extractors(monkeypatch: Any) -> None:

@@ -106,11 +106,6 @@ def test_videos_to_the_papers_table_with_both_reference_sets(tmp_path, monkeypat
     assert ori["fd_vgg"] != vof["fd_vgg"]  # same generated audio, other reference
 
     # the recording backend speaks on `voice`: step 2 heard it, s3 took the separated audio
-    recording = data["blocks"]["recording"]
-    assert (
-        recording["Direct & VO-Free"]["voice_over_rate"]
-        >= recording["Ours (s3) & VO-Free"]["voice_over_rate"]
-    )
     s3 = media.read_audio(out / "settings" / "recording" / "s3" / "voice.wav").waveform
     direct = media.read_audio(out / "settings" / "recording" / "direct" / "voice.wav").waveform
     assert s3.shape == direct.shape and not np.allclose(s3, direct)

@@ -107,9 +107,9 @@ def test_features_on_ray_equal_features_in_process(ray_address, tmp_path):  # no
         make_audio_file(gen / f"c{i}.wav", tone_audio(1.5, 200 + 90 * i))
         noise = tone_audio(1.5, 250 + 70 * i).waveform + 0.05 * rng.standard_normal((1, 24000)).astype("f4")
         make_audio_file(ref / f"c{i}.wav", Audio(noise, 16000))
-    metrics = ["fd_vgg", "fd_passt", "kl_panns", "kl_passt", "is_panns", "voice_over_rate"]
+    metrics = ["fd_passt", "kl_passt"]  # PaSST at tiny size: what each worker builds stays small
     settings = Settings(duration=1.5)
-    factory = functools.partial(tiny_extractors)
+    factory = functools.partial(tiny_extractors, only=("passt",))
     ray = RaySettings(address=ray_address, workers=2, gpus_per_worker=0)
     sides = sides_for_evaluation(gen, ref, None, tmp_path / "ray", metrics)
     stand_ins = extract_on_ray(sides, settings, ray, factory=factory)
@@ -117,10 +117,12 @@ def test_features_on_ray_equal_features_in_process(ray_address, tmp_path):  # no
         gen, ref, out_dir=tmp_path / "ray", settings=settings, metrics=metrics, extractors=stand_ins
     )
     here = evaluate(gen, ref, out_dir=tmp_path / "here", settings=settings, metrics=metrics,
-                    extractors=tiny_extractors(settings))  # fmt: skip
+                    extractors=tiny_extractors(settings, ("passt",)))  # fmt: skip
     assert not on_ray.failures and on_ray.extracted and not any(on_ray.extracted.values())  # all from Ray
-    for key in metrics[:-1]:
-        assert on_ray.metrics.scores[key] == pytest.approx(here.metrics.scores[key], rel=1e-5), key
+    for key in metrics:
+        assert on_ray.metrics.scores[key] == pytest.approx(here.metrics.scores[key], rel=1e-5, nan_ok=True), (
+            key
+        )
 
     # resumable: every file has its shard, so a second pass has nothing to hand out
     shards = {p: p.stat().st_mtime_ns for p in (tmp_path / "ray").rglob("shards/*.pt")}
