@@ -62,6 +62,26 @@ def test_real_clip_decoding_equals_ffmpeg(media_dir, name):
     np.testing.assert_allclose(wav.numpy(), expected, rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("codec", ["aac", "libmp3lame"])
+def test_written_clip_decoding_equals_ffmpeg(tmp_path, codec):
+    """The same check without the shared clips: a video with a stereo 44.1 kHz track, AAC or MP3."""
+    from media_factory import make_video
+
+    from deepsound.audio import Audio
+
+    t = np.arange(44100 * 2) / 44100
+    sound = Audio(
+        np.stack([0.3 * np.sin(2 * np.pi * 440 * t), 0.2 * np.sin(2 * np.pi * 660 * t)]).astype("f4"), 44100
+    )
+    path = make_video(
+        tmp_path / "clip.mp4", duration=2.0, fps=25, size=(32, 32), audio=sound, audio_codec=codec
+    )
+    expected, rate = ffmpeg_decode(path)
+    wav, ours_rate = load_raw(path)
+    assert ours_rate == rate == 44100 and wav.shape == expected.shape
+    np.testing.assert_allclose(wav.numpy(), expected, rtol=0, atol=1e-6)
+
+
 @pytest.fixture()
 def components():
     register_components()
