@@ -150,3 +150,47 @@ def test_ray_options_need_ray(tmp_path):
         ],
     )
     assert result.exit_code != 0 and "need --ray" in result.output
+
+
+@pytest.mark.slow
+def test_experiment_on_ray_equals_the_experiment_in_process(ray_address, tmp_path):  # noqa: F811
+    """Generation (RayBatch), the VO-Free set and the features (task pool) on Ray: the same table."""
+    from stand_ins import ScalingSeparator, ScriptedJudge, ToneGenerator
+
+    from deepsound.config import PipelineConfig, RunOptions
+    from deepsound.evaluation.experiment import Backend
+    from deepsound.evaluation.experiment_run import run_experiment
+    from deepsound.evaluation.extractors import Settings
+    from deepsound.pipeline import Pipeline
+    from deepsound.registry import Components
+
+    videos, ref = tmp_path / "videos", tmp_path / "ref"
+    videos.mkdir()
+    ref.mkdir()
+    for i in range(3):
+        make_video(videos / f"c{i}.mp4", duration=1.5, fps=25, size=(48, 32))
+        make_video(
+            ref / f"c{i}.mp4", duration=1.5, fps=25, size=(48, 32), audio=tone_audio(1.5, 300 + 60 * i)
+        )
+    config = PipelineConfig(device="cpu")
+    overrides = {
+        "generator": ToneGenerator(),
+        "judge": ScriptedJudge(True),
+        "separator": ScalingSeparator(0.5),
+    }
+    pipelines = {Backend("tone"): Pipeline(config, Components(config, overrides))}
+    settings, metrics = Settings(duration=1.5), ("fd_passt", "kl_passt")
+    common = dict(settings=("direct", "s3"), eval_settings=settings, metrics=metrics, videos_dir=videos)
+    ray = RaySettings(address=ray_address, workers=2, gpus_per_worker=0)
+    on_ray = run_experiment(sorted(videos.glob("*.mp4")), ref, tmp_path / "ray", pipelines, RunOptions(duration=1.5),
+                            ray=ray, ray_extractors=functools.partial(tiny_extractors, only=("passt",)), **common)  # fmt: skip
+    here = run_experiment(sorted(videos.glob("*.mp4")), ref, tmp_path / "here", pipelines, RunOptions(duration=1.5),
+                          extractors=tiny_extractors(settings, ("passt",)), **common)  # fmt: skip
+    assert on_ray.common == here.common == ["c0", "c1", "c2"]
+    for label, row in here.blocks["tone"].items():
+        for key in metrics:
+            assert on_ray.blocks["tone"][label].scores[key] == pytest.approx(row.scores[key], rel=1e-5), (
+                label,
+                key,
+            )
+    assert (tmp_path / "ray" / "runs" / "tone" / "runs" / "batch_summary.json").exists()

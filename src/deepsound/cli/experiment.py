@@ -135,7 +135,7 @@ def _split_config(config_file: Path | None, folder: str) -> tuple[Path | None, d
     unknown = sorted(set(experiment) - set(EXPERIMENT_KEYS))
     if unknown:
         raise ConfigError(
-            f"unknown key(s) {', '.join(unknown)} in [experiment]; known: {', '.join(EXPERIMENT_KEYS)}"
+            f"unknown key(s) {', '.join(unknown)} in the experiment table; known: {', '.join(EXPERIMENT_KEYS)}"
         )
     rest = Path(folder) / config_file.name
     rest.write_text(tomli_w.dumps(data), encoding="utf-8")

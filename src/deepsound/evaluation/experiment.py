@@ -104,6 +104,11 @@ def generate_only_pipeline(config: Any, generator: Any = None) -> Any:
     return Pipeline(config, Components(config, overrides))
 
 
+def generate_only_from(pipeline: Any) -> Any:
+    """Direct-neg's pipeline over the same generator object as ``pipeline`` (built once per process)."""
+    return generate_only_pipeline(pipeline.config, pipeline.components.generator)
+
+
 @dataclass
 class ClipRun:
     """What one s4 run left: the files of each step, the two decisions, each step's cost."""
@@ -225,11 +230,10 @@ def generate_backend(
         out.runs = {i.video.stem: ClipRun(i.video.stem) for i in items}
     if "direct-neg" in settings:
         todo = [i for i in items if i.video.stem in out.runs and out.runs[i.video.stem].neg is None]
-        source = (
-            functools.partial(generate_only_pipeline, pipeline.config)
-            if ray is not None
-            else generate_only_pipeline(pipeline.config, pipeline.components.generator)
-        )
+        # made where it runs: a Ray worker builds it from its own copy of the pipeline
+        source = functools.partial(generate_only_from, pipeline)
+        if ray is None:
+            source = source()
         neg_failures = batch(source, todo, neg_dir, neg_options)
         for item in todo:
             trace = neg_dir / f"{item.video.stem}.trace.json"

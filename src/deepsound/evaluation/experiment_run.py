@@ -88,10 +88,16 @@ def run_experiment(
     videos_dir: Path | None = None,
     prompts: dict[str, str] | None = None,
     ray: Any = None,
+    ray_extractors: Callable[[Any], dict] | None = None,
     console: Any = None,
     quiet: bool = True,
 ) -> Table:
-    """Generate once per video and backend, derive every setting, score the paper's rows."""
+    """Generate once per video and backend, derive every setting, score the paper's rows.
+
+    ``ray`` (:class:`~deepsound.distributed.RaySettings`) spreads generation, the VO-Free set and
+    feature extraction over Ray workers; ``ray_extractors`` is the factory of the model set each
+    worker builds (default: the published feature models).
+    """
     from deepsound.evaluation.extractors import METRICS, Settings, build_extractor, models_for
     from deepsound.evaluation.report import write_report
     from deepsound.evaluation.runner import evaluate, plan_sides
@@ -127,14 +133,22 @@ def run_experiment(
         )  # fmt: skip
 
     shared = dict(extractors or {})
-    placed = [(b, s, r, label) for b in pipelines for s, r, label in rows if any(paths.settings(b).joinpath(s).glob("*.wav"))]
+    placed = [
+        (b, s, r, label)
+        for b in pipelines
+        for s, r, label in rows
+        if any(paths.settings(b).joinpath(s).glob("*.wav"))
+    ]
     if ray is not None:
         from deepsound.evaluation.distributed_features import extract_on_ray, sides_for_evaluation
 
         sides = [side for b, s, r, label in placed for side in sides_for_evaluation(
             paths.settings(b) / s, refs[r], videos_dir, paths.eval_dir(b, label), metrics,
             paths.pred_cache(b, s), paths.ref_cache(r))]  # fmt: skip
-        shared = {**extract_on_ray(sides, eval_settings, ray, console=console, quiet=quiet), **shared}
+        stand_ins = extract_on_ray(
+            sides, eval_settings, ray, factory=ray_extractors, console=console, quiet=quiet
+        )
+        shared = {**stand_ins, **shared}
     else:
         for name, modality in models_for(list(metrics)):
             if (name, modality) not in shared and name in ("panns", "vggish", "passt", "silero"):
@@ -155,7 +169,9 @@ def run_experiment(
                                              paths.eval_dir(backend, label), paths.pred_cache(backend, setting),
                                              paths.ref_cache(refset))  # fmt: skip
                 by_stem = {f.stem: f"{f.model} ({f.side}): {f.reason}" for f in evaluation.failures}
-                for stem, why in usable(gen.cache.all(), {**video.cache.all(), **ref.cache.all()}, metrics).items():
+                for stem, why in usable(
+                    gen.cache.all(), {**video.cache.all(), **ref.cache.all()}, metrics
+                ).items():
                     lost.setdefault(stem, by_stem.get(stem, why))
             for stem in stems - {s for s in generated[backend].runs} - set(lost):
                 lost[stem] = "not generated"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,9 +61,8 @@ def rows_for(settings: tuple[str, ...]) -> list[tuple[str, str, str]]:
 
 
 def row_slug(label: str) -> str:
-    return (
-        "".join(c if c.isalnum() or c in "-_" else "-" for c in label.lower()).strip("-").replace("--", "-")
-    )
+    """``Ours (s4-neg) & VO-Free`` → ``ours-s4-neg-vo-free`` (a folder name)."""
+    return re.sub(r"[^a-z0-9_]+", "-", label.lower()).strip("-")
 
 
 def usable(
