@@ -103,7 +103,8 @@ def _command(
         duration=duration, device=resolve_device(settings.pipeline.device),
         weights_dir=settings.pipeline.weights_dir, offline=settings.pipeline.offline,
     )  # fmt: skip
-    progress, factory = progress_bars(err_console, quiet)
+    # On Ray each phase shows its own bar over all workers (rich allows one live display at a time).
+    progress, factory = progress_bars(err_console, quiet or rayed is not None)
     with progress:
         task = progress.add_task("generate", total=len(items) * len(parsed))
         table = run_experiment(

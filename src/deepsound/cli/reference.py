@@ -40,14 +40,19 @@ def build_command(
 
     from deepsound.cli import options
     from deepsound.cli.app import err_console, setup_logging
+    from deepsound.cli.evaluate import progress_bars
     from deepsound.evaluation.reference_set import build_reference_set
 
     setup_logging(quiet)
     pipeline = options.build_pipeline(settings)
-    manifest = build_reference_set(
-        reference, output_dir, pipeline, videos=videos, ray=ray_settings(ray, workers, gpus_per_worker),
-        console=err_console, quiet=quiet,
-    )  # fmt: skip
+    rayed = ray_settings(ray, workers, gpus_per_worker)
+    progress, _ = progress_bars(err_console, quiet or rayed is not None)  # on Ray: the pool's own bar
+    with progress:
+        task = progress.add_task("reference clips", total=None)
+        manifest = build_reference_set(
+            reference, output_dir, pipeline, videos=videos, ray=rayed, console=err_console, quiet=quiet,
+            on_clip=lambda _: progress.advance(task),
+        )  # fmt: skip
     counts, out = manifest["counts"], Console()
     out.print(
         f"VO-Free set: {counts['in_set']} clips, voice removed from {counts['voice_over']} "

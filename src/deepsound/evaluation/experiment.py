@@ -191,6 +191,8 @@ def generate_backend(
     prompts: dict[str, str] | None = None,
     ray: Any = None,
     on_clip: Callable[[Path], None] | None = None,
+    console: Any = None,
+    quiet: bool = True,
 ) -> Generated:
     """Run the s4 loop (and Direct-neg where needed) for every video; resumable, per-clip failures."""
     from deepsound.batch import run_batch
@@ -205,23 +207,30 @@ def generate_backend(
     neg_options = options.replace(negative_prompt=negative, keep_intermediates=True, write_video=False)
     items = _items(videos, prompts)
 
-    def batch(source: Any, chosen: list[Any], where: Path, opts: Any) -> dict[str, str]:
+    def batch(source: Any, chosen: list[Any], where: Path, opts: Any, label: str) -> dict[str, str]:
         if not chosen:
             return {}
-        if ray is not None:
-            from deepsound.distributed import RayBatch
+        if ray is not None:  # one bar over all workers, as `batch --ray` shows
+            from rich.console import Console
 
-            with RayBatch(source, ray) as pool:
-                summary = pool.run(chosen, where, opts)
+            from deepsound.distributed import RayBatch
+            from deepsound.distributed.console import ProgressDisplay
+
+            display = ProgressDisplay(
+                console or Console(stderr=True), len(chosen), disable=quiet, label=label
+            )
+            with display, RayBatch(source, ray) as pool:
+                summary = pool.run(chosen, where, opts, on_event=display)
         else:
+            notify = on_clip if label == "generate" else None
             summary = run_batch(
-                source, chosen, where, opts, on_item=lambda o: on_clip and on_clip(Path(o.video))
+                source, chosen, where, opts, on_item=lambda o: notify and notify(Path(o.video))
             )
         return {Path(i.video).stem: i.reason for i in summary.items if i.status == "failed"}
 
     stepwise = any(s != "direct-neg" for s in settings)
     if stepwise:
-        out.failures.update(batch(pipeline, items, runs_dir, s4))
+        out.failures.update(batch(pipeline, items, runs_dir, s4, "generate"))
         for item in items:
             trace = runs_dir / f"{item.video.stem}.trace.json"
             if item.video.stem not in out.failures and trace.exists():
@@ -234,7 +243,7 @@ def generate_backend(
         source = functools.partial(generate_only_from, pipeline)
         if ray is None:
             source = source()
-        neg_failures = batch(source, todo, neg_dir, neg_options)
+        neg_failures = batch(source, todo, neg_dir, neg_options, "direct-neg")
         for item in todo:
             trace = neg_dir / f"{item.video.stem}.trace.json"
             if item.video.stem not in neg_failures and trace.exists():

@@ -55,10 +55,14 @@ def reference_sets(
     ray: Any, console: Any, quiet: bool,
 ) -> tuple[dict[str, Path], dict[str, Any]]:  # fmt: skip
     """Ori-Set (the reference as given) and VO-Free (given, or built by the method into OUT)."""
+    from deepsound.evaluation.cache import is_cache_folder
     from deepsound.evaluation.reference_set import build_reference_set, read_manifest
 
     sets, info = {"ori": Path(reference)}, {"ori": {"folder": str(reference)}}
     if "vo-free" in needed:
+        if vo_free is None and is_cache_folder(reference):
+            raise ConfigError(f"{reference}: a feature cache has no audio to remove voice from; build the "
+                              "VO-Free set from the clips (`deepsound reference build`) and give it with --vo-free")  # fmt: skip
         if vo_free is not None:
             manifest = read_manifest(vo_free)
         else:
@@ -120,7 +124,8 @@ def run_experiment(
     lacks: dict[Backend, dict[str, dict[str, str]]] = {}
     for backend, pipeline in pipelines.items():
         gen = generate_backend(pipeline, videos, out_dir / "runs" / backend.slug, options, settings=settings,
-                               prompts=prompts, ray=ray, on_clip=on_clip)  # fmt: skip
+                               prompts=prompts, ray=ray, on_clip=on_clip, console=console,
+                               quiet=quiet)  # fmt: skip
         generated[backend] = gen
         lacks[backend] = place_settings(gen, ensure_dir(paths.settings(backend)), settings)
     stems = {v.stem for v in videos}
