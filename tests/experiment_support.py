@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,16 +63,23 @@ class RecordingGenerator:
         return tone_audio(request.duration, 660.0 if neg else 440.0)
 
 
-def _tiny_mmaudio(config: Any, _: Any) -> Any:
+@dataclass
+class TinyMMAudioSettings:
+    """A tiny generator's variant: which seed (and 16k / 44k decoder) its random weights take."""
+
+    variant: str = "small_16k"
+
+
+def _tiny_mmaudio(settings: TinyMMAudioSettings, _: Any) -> Any:
     from deepsound.testing import tiny as toy
 
-    variant = config.generator.variant
+    variant = settings.variant
     return toy.mmaudio_generator(
         seed=zlib.crc32(variant.encode()) % 1000, mode="44k" if "44k" in variant else "16k"
     )
 
 
-def _tiny_roformer(config: Any, _: Any) -> Any:
+def _tiny_roformer(_: Any, __: Any) -> Any:
     from deepsound.models.bs_roformer.config import BsRoformerConfig
     from deepsound.testing import tiny as toy
 
@@ -82,8 +90,9 @@ def register_components() -> None:
     """Make the test components available by name (in this process; workers call it too)."""
     from deepsound.registry import register
 
-    register("generator", "tiny-mmaudio", _tiny_mmaudio)
-    register("generator", "recording", lambda config, _: RecordingGenerator())
+    register("generator", "tiny-mmaudio", _tiny_mmaudio, settings=TinyMMAudioSettings,
+             sample_rate=lambda s: 44100 if "44k" in s.variant else 16000)  # fmt: skip
+    register("generator", "recording", lambda _, __: RecordingGenerator(), sample_rate=16000)
     register("separator", "tiny-roformer", _tiny_roformer)
 
 

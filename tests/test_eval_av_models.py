@@ -40,6 +40,12 @@ MEDIA = Path(os.environ.get("DEEPSOUND_TEST_MEDIA", str(SHARED_MEDIA)))  # overr
 REAL = MEDIA / "1QBsc_IXg8U_000750.mp4"
 SEED = 1234
 TOL = 1e-5
+# The log filter bank's float32 error depends on the CPU's FFT and matmul kernels: bins close to
+# the floor amplify rounding through the log. Measured against the same recipe in float64, the
+# official float32 output in the golden (made on a Xeon) is off by 0.95–1.6e-5 relative L2 and ours
+# on an AMD EPYC (AVX-512 and AVX2 alike) by 0.96–1.7e-5, so two CPUs disagree by up to their sum,
+# ~3.4e-5. The bound is that spread with a margin; a wrong window or mel bank is off by > 1e-2.
+FBANK_TOL = 5e-5
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools" / "goldens"))
 from av_benchmark_av import synthetic_features, synthetic_wave  # noqa: E402
@@ -167,7 +173,7 @@ def _check_ib_audio(model, case: dict, wav: torch.Tensor) -> None:
 
     clips = audio_clips(wav)
     assert clips.shape == (3, 1, 128, 204)
-    assert relative_l2(clips[:, :, ::8, ::4], case["clips_sub"]) <= TOL
+    assert relative_l2(clips[:, :, ::8, ::4], case["clips_sub"]) <= FBANK_TOL
     assert math.isclose(clips.double().norm().item(), case["clips_norm"], rel_tol=TOL)
     emb = imagebind_features(model, None, wav)["audio"]
     assert relative_l2(emb, case["embedding"]) <= TOL
@@ -178,6 +184,23 @@ def _check_ib_audio(model, case: dict, wav: torch.Tensor) -> None:
 )
 def test_imagebind_audio_equal_official(imagebind, ib_golden, name, seconds, channels) -> None:
     _check_ib_audio(imagebind, ib_golden["audio"][name], synthetic_wave(seconds, channels=channels))
+
+
+@pytest.mark.parametrize("name,seconds,channels", [("stereo16k_10s", 10.0, 2), ("mono16k_1.5s", 1.5, 1)])
+def test_imagebind_fbank_rounding_within_measured_spread(ib_golden, name, seconds, channels) -> None:
+    """Both float32 results (the official golden, ours on this CPU) sit within float32 rounding of
+    the same recipe computed in float64, which no CPU's kernels change: the golden's distance is
+    what the official code itself carries (measured 0.95–1.6e-5), so a larger one is a real
+    difference in the recipe, not the machine."""
+    from deepsound.models.eval.imagebind_preprocess import audio_clips
+
+    wav = synthetic_wave(seconds, channels=channels)
+    exact = audio_clips(wav, precision=torch.float64)[:, :, ::8, ::4]
+    assert exact.dtype == torch.float64
+    golden = ib_golden["audio"][name]["clips_sub"].double()
+    ours = audio_clips(wav)[:, :, ::8, ::4].double()
+    assert relative_l2(golden, exact) <= 2.5e-5
+    assert relative_l2(ours, exact) <= 2.5e-5
 
 
 @pytest.mark.skipif(not _have_eval_audio(), reason="needs deepsound.evaluation.audio (the resampler)")

@@ -247,6 +247,7 @@ def test_from_config_resolves_and_reports_bad_weights(
     """from_config loads the network file named by the registry; a file that does not fit is named."""
     import deepsound.weights.overrides as overrides
     from deepsound.config import GeneratorConfig, PipelineConfig
+    from deepsound.registry import Components
 
     bad = tmp_path / "mmaudio_small_16k.pth"
     torch.save({"latent_mean": torch.zeros(1, 1, 20)}, bad)
@@ -258,7 +259,8 @@ def test_from_config_resolves_and_reports_bad_weights(
 
     monkeypatch.setattr(overrides, "resolve", fake_resolve)
     with pytest.raises(WeightsError, match="mmaudio_small_16k.pth: does not fit MMAudio network"):
-        MMAudioGenerator.from_config(
-            PipelineConfig(generator=GeneratorConfig(variant="small_16k"), device="cpu", weights_dir=tmp_path)
+        config = PipelineConfig(
+            generator=GeneratorConfig(variant="small_16k"), device="cpu", weights_dir=tmp_path
         )
+        _ = Components(config).generator
     assert resolved == ["mmaudio_small_16k"]

@@ -260,12 +260,14 @@ class VoiceOverAnyway:
 
 @pytest.fixture
 def forced_voice_over(monkeypatch) -> None:
-    real_factory = component_registry._FACTORIES["judge"]["speech"]
+    real = component_registry.entry("judge", "speech")
 
-    def factory(config, components):  # noqa: ANN001, ANN202
-        return VoiceOverAnyway(real_factory(config, components))
+    def factory(settings, components):  # noqa: ANN001, ANN202
+        return VoiceOverAnyway(real.factory(settings, components))
 
-    monkeypatch.setitem(component_registry._FACTORIES["judge"], "speech", factory)
+    monkeypatch.setitem(
+        component_registry._ENTRIES["judge"], "speech", dataclasses.replace(real, factory=factory)
+    )
 
 
 def _invoke(args: list[str]):  # noqa: ANN202

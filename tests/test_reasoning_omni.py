@@ -22,6 +22,7 @@ from deepsound.config import MllmConfig, PipelineConfig
 from deepsound.errors import ConfigError, MediaError, WeightsError
 from deepsound.models.qwen_omni.frames import sample_frames
 from deepsound.models.qwen_omni.reasoner import SAMPLE_RATE, OmniReasoner
+from deepsound.registry import Components
 from deepsound.steps import prompts
 from deepsound.testing import tiny as toy
 
@@ -126,7 +127,7 @@ def test_exported_checkpoint_has_the_published_layout_and_loads_back(
     assert json.loads((folder / "config.json").read_text())["model_type"] == "qwen2_5_omni"
 
     config = PipelineConfig(mllm=MllmConfig(model=str(folder), max_new_tokens=6), device="cpu", offline=True)
-    loaded = OmniReasoner.from_config(config)
+    loaded = Components(config).mllm
     loaded.max_frames, loaded.min_pixels, loaded.max_pixels = (
         reasoner.max_frames,
         reasoner.min_pixels,
@@ -209,7 +210,7 @@ def test_cuda_loads_in_bfloat16_and_answers(clip: Path, tmp_path: Path) -> None:
         pytest.skip("no CUDA device")
     folder = toy.omni_reasoner(seed=0).export_checkpoint(tmp_path / "omni")
     config = PipelineConfig(mllm=MllmConfig(model=str(folder), max_new_tokens=4), device="cuda", offline=True)
-    reasoner = OmniReasoner.from_config(config)
+    reasoner = Components(config).mllm
     reasoner.max_frames, reasoner.min_pixels, reasoner.max_pixels = 8, 4 * 784, 16 * 784
     assert reasoner.dtype == torch.bfloat16 and reasoner.device.type == "cuda"
     answer = reasoner.ask(prompts.VOICE_OVER_QUESTION, video=clip, audio=tone(2.0, 16000))
@@ -225,7 +226,7 @@ def test_published_qwen25_omni_hears_the_dialogue(media_dir: Path) -> None:
     from deepsound.steps.cot import parse_voice_over_cot
 
     try:
-        reasoner = OmniReasoner.from_config(PipelineConfig(device="cuda", offline=True))
+        reasoner = Components(PipelineConfig(device="cuda", offline=True)).mllm
     except WeightsError as exc:
         pytest.skip(str(exc))
     path = media_dir / "00000003.gt.mp4"

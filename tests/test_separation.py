@@ -371,11 +371,11 @@ def cli(monkeypatch):
 
     built = {}
 
-    def tiny_from_config(cls, config, **kwargs):
-        built["config"] = config
-        return toy.bs_roformer_separator(seed=8, run_batch_size=config.separator.batch_size)
+    def tiny_from_settings(cls, settings, placement, **kwargs):
+        built["settings"], built["placement"] = settings, placement
+        return toy.bs_roformer_separator(seed=8, run_batch_size=settings.batch_size)
 
-    monkeypatch.setattr(BsRoformerSeparator, "from_config", classmethod(tiny_from_config))
+    monkeypatch.setattr(BsRoformerSeparator, "from_settings", classmethod(tiny_from_settings))
     runner = CliRunner()
     return lambda *args: runner.invoke(app, ["separate", *map(str, args)]), built
 
@@ -390,8 +390,8 @@ def test_cli_separates_audio_file_atomically_and_refuses_overwrite(cli, tmp_path
     out = tmp_path / "out"
     result = invoke(src, "-o", out, "--batch-size", 2, "--offline", "--only-speech", "--quiet")
     assert result.exit_code == 0, result.output
-    assert built["config"].offline and built["config"].separator.only_speech
-    assert built["config"].separator.batch_size == 2
+    assert built["placement"].offline and built["settings"].only_speech
+    assert built["settings"].batch_size == 2
     inst = media.read_audio(out / "song.instrumental.wav")
     vocals = media.read_audio(out / "song.vocals.wav")
     assert inst.sample_rate == 22050

@@ -20,6 +20,7 @@ from deepsound.audio import Audio
 from deepsound.config import PipelineConfig, SilenceConfig
 from deepsound.interfaces import SilenceDetector
 from deepsound.media import read_audio
+from deepsound.registry import Components
 from deepsound.steps import silence
 from deepsound.steps.silence import RmsSilenceDetector, amplitude_to_db, frame_rms
 
@@ -188,10 +189,8 @@ def test_thresholds_come_from_the_config():
     rng = np.random.default_rng(2)
     wav = (rng.standard_normal((1, 44100)) * 0.01).astype(np.float32)  # about -40 dB
     audio = Audio(wav, 44100)
-    assert not RmsSilenceDetector.from_config(PipelineConfig()).detect(audio).is_silent
-    strict = RmsSilenceDetector.from_config(
-        PipelineConfig(silence=SilenceConfig(threshold_db=-30.0, ratio=0.5))
-    )
+    assert not Components(PipelineConfig()).silence.detect(audio).is_silent
+    strict = Components(PipelineConfig(silence=SilenceConfig(threshold_db=-30.0, ratio=0.5))).silence
     assert (strict.threshold_db, strict.silent_ratio) == (-30.0, 0.5)
     assert strict.detect(audio).is_silent
     _, ref_silent = _librosa_rule(wav, threshold_db=-30.0, ratio=0.5)

@@ -22,6 +22,7 @@ from deepsound.errors import MediaError
 from deepsound.interfaces import SpeechDetector
 from deepsound.media import read_audio
 from deepsound.models.silero.detector import SileroSpeechDetector, _load_silero, speech_report_for_file
+from deepsound.registry import Components
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +70,7 @@ def test_is_a_speech_detector_and_validates_options():
         SileroSpeechDetector(threshold=1.5)
     with pytest.raises(ValueError):
         SileroSpeechDetector(min_speech_s=-1)
-    tuned = SileroSpeechDetector.from_config(PipelineConfig(speech=SpeechConfig(threshold=0.7, pad_s=0.0)))
+    tuned = Components(PipelineConfig(speech=SpeechConfig(threshold=0.7, pad_s=0.0))).speech
     assert (tuned.threshold, tuned.pad_s, tuned.min_speech_s) == (0.7, 0.0, 0.25)
 
 

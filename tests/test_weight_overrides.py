@@ -72,8 +72,8 @@ def test_override_errors_are_one_line(tmp_path):
 def test_trace_names_the_own_file_and_its_sha256(own_checkpoint, tmp_path):
     """A registered generator that loads its weights through the resolver, as the built-in ones do."""
 
-    def build(config, components):
-        path = overrides.resolve_for(config, NAME)
+    def build(settings, components):
+        path = overrides.resolve_for(components.placement, NAME)
         generator = ToneGenerator()
         generator.net = load_into(torch.nn.Linear(2, 3), path, "the tone generator")
         return generator
@@ -157,7 +157,7 @@ def test_online_download_failure_lists_the_rest(tmp_path, monkeypatch):
     monkeypatch.setattr(resolve_module, "download_url", unreachable)
     config = PipelineConfig(generator=GeneratorConfig(variant="small_16k"), weights_dir=tmp_path / "wd")
     with pytest.raises(WeightsError) as caught:
-        overrides.resolve_for(config, "mmaudio_small_16k")
+        overrides.resolve_for(Components(config).placement, "mmaudio_small_16k")
     text = str(caught.value)
     assert "cannot reach" in text and "weight file(s) missing" in text and "bs_roformer_viperx" in text
     assert "--weights-dir" in text

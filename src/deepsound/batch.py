@@ -202,18 +202,17 @@ def run_one(
 
 def _finished_outcome(output_dir: Path, video: Path) -> ItemOutcome:
     """A clip done by an earlier run: its results come from its trace, so a rerun's summary keeps them."""
-    import json
+    from deepsound.trace import TraceReader
 
     outcome = ItemOutcome(str(video), "skipped", "outputs exist")
     try:
-        trace = json.loads(OutputPaths.for_clip(output_dir, video).trace.read_text(encoding="utf-8"))
+        trace = TraceReader.from_file(OutputPaths.for_clip(output_dir, video).trace)
     except (OSError, ValueError):
         return outcome  # an unreadable trace: still skipped, without results
-    final = trace.get("final") or {}
-    outcome.has_voice_over = final.get("has_voice_over")
-    outcome.fallback = final.get("fallback")
-    outcome.seconds = float(trace.get("seconds") or 0.0)
-    outcome.mllm_calls = int(trace.get("mllm_call_count") or 0)
+    outcome.has_voice_over = trace.final.get("has_voice_over")
+    outcome.fallback = trace.fallback
+    outcome.seconds = trace.seconds
+    outcome.mllm_calls = trace.mllm_calls
     return outcome
 
 

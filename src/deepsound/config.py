@@ -1,15 +1,20 @@
-"""One typed configuration for the whole project; every default is written here, once.
+"""One typed configuration for the whole project; every default is written once.
 
 :class:`PipelineConfig` is what loads once per process (which models, where, with what
-settings), nested by component: ``generator``, ``mllm``, ``separator``, ``speech``,
-``silence``. :class:`RunOptions` is per clip (prompt, seed, duration, mode, fallback).
-Both are plain dataclasses so the CLI, the Python API, the web page, batch and Ray workers
-build the same objects; :mod:`deepsound.settings` reads them from TOML (``--config``),
-applies presets (``--preset paper``) and prints them back (``deepsound config show``).
+settings), with one :class:`Section` per component kind: ``generator``, ``mllm``,
+``separator``, ``speech``, ``silence``. A section names the chosen component and holds
+the settings of each component configured, keyed by component name; each component's
+settings are its own dataclass, declared by its registry entry
+(:func:`deepsound.registry.register`), so a component registered from outside the
+package gets a settings table like a built-in one. :class:`RunOptions` is per clip
+(prompt, seed, duration, mode, fallback). Both are plain dataclasses so the CLI, the
+Python API, the web page, batch and Ray workers build the same objects;
+:mod:`deepsound.settings` reads them from TOML (``--config``), applies presets
+(``--preset paper``) and prints them back (``deepsound config show``).
 
-Component *names* (``judge = "mine"``) are not checked here but against the component
-registry when the pipeline is built, so a component registered with
-:func:`deepsound.registry.register` is as valid as a built-in one.
+Component *names* (``judge = "mine"``) are checked against the component registry when the
+pipeline is built, so a component registered with :func:`deepsound.registry.register` is
+as valid as a built-in one.
 """
 
 from __future__ import annotations
@@ -18,79 +23,149 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from deepsound import registry
 from deepsound.errors import ConfigError
+from deepsound.interfaces import DEFAULT_DURATION, resolve_dtype_name
 
 MODES = ("s3", "s4")
 POSTPROCESS = ("rm", "rep", "neg")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 NEGATIVE_PROMPT_FALLBACK = "human voice"  # the paper's `neg` fallback prompt
+NONE = "none"  # TOML has no null: this string stands for "no value" where a setting may have none
+# the component each kind uses unless the configuration names another
+DEFAULT_COMPONENTS = {
+    "generator": "mmaudio",
+    "mllm": "omni",
+    "separator": "bs_roformer",
+    "speech": "silero",
+    "silence": "rms",
+}
 
 
 @dataclass
-class GeneratorConfig:
-    """Step 1: the video-to-audio model."""
+class Section:
+    """One kind's chosen component (``name``) and the settings of each component configured.
 
-    name: str = "mmaudio"
-    variant: str = "large_44k_v2"  # small_16k, small_44k, medium_44k, large_44k, large_44k_v2
-    # conditional and unconditional passes in one batch: None = on CUDA only (it costs memory)
-    batched_cfg: bool | None = None
-    compile: bool = False  # torch.compile the flow network (CUDA; pays off over many clips)
+    ``settings`` maps a component name to its settings dataclass; the chosen component's
+    settings are always there (its defaults unless given). Attribute access reads the chosen
+    component's settings, so ``config.generator.variant`` is MMAudio's variant when the
+    generator is MMAudio. In TOML the chosen component's settings sit in the section's table
+    beside ``name`` (``[pipeline.generator] name = "mmaudio" variant = "small_16k"``); another
+    component's in a sub-table named after it (``[pipeline.generator.mine]``).
+    """
+
+    kind: str
+    name: str
+    settings: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.name == "mmaudio":
-            from deepsound.models.mmaudio.variants import VARIANTS
+        self.settings = dict(self.settings)  # never share the dict with the section this was copied from
+        if self.name not in self.settings:
+            found = registry.find(self.kind, self.name)
+            if found is not None and found.settings is not None:
+                self.settings[self.name] = found.default_settings()
 
-            _check("variant", self.variant, tuple(VARIANTS))
+    @classmethod
+    def of(cls, kind: str, name: str | None = None, **values: Any) -> Section:
+        """``Section.of("generator", variant="small_16k")``: the chosen component with some settings."""
+        name = name or DEFAULT_COMPONENTS[kind]
+        if not values:
+            return cls(kind, name)
+        found = registry.entry(kind, name)
+        if found.settings is None:
+            raise ConfigError(f"{kind} {name!r} has no settings; got {', '.join(values)}")
+        return cls(kind, name, {name: found.settings(**values)})
+
+    @property
+    def selected(self) -> Any:
+        """The chosen component's settings (None for a component without settings)."""
+        return self.settings.get(self.name)
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("_") or attr in ("kind", "name", "settings"):
+            raise AttributeError(attr)
+        selected = self.__dict__.get("settings", {}).get(self.__dict__.get("name"))
+        if selected is not None and hasattr(selected, attr):
+            return getattr(selected, attr)
+        raise AttributeError(
+            f"{self.__dict__.get('kind')} {self.__dict__.get('name')!r} has no setting {attr!r}"
+        )
+
+    @classmethod
+    def from_plain(cls, kind: str, data: Any, where: str) -> Section:
+        """The TOML table: ``name``, the chosen component's settings, other components' sub-tables."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"[{where}] must be a table, got {type(data).__name__}")
+        name = str(data.get("name", DEFAULT_COMPONENTS[kind]))
+        tables = {k: v for k, v in data.items() if isinstance(v, dict) and registry.find(kind, k) is not None}
+        flat = {k: v for k, v in data.items() if k != "name" and k not in tables}
+        settings: dict[str, Any] = {}
+        for component, values in tables.items():
+            if component != name:
+                settings[component] = _settings_from_plain(kind, component, values, f"{where}.{component}")
+        if flat or name in tables:
+            values = {**tables.get(name, {}), **flat}
+            settings[name] = _settings_from_plain(kind, name, values, where)
+        return cls(kind, name, settings)
+
+    def to_plain(self, *, toml: bool = False) -> dict[str, Any]:
+        """The inverse of :meth:`from_plain` (``toml``: a None left out, or "none" where the default is not None)."""
+        out: dict[str, Any] = {"name": self.name}
+        if self.selected is not None:
+            out.update(_plain_settings(self.selected, toml))
+        for component, value in self.settings.items():
+            if component != self.name and value is not None:
+                out[component] = _plain_settings(value, toml)
+        return out
 
 
-@dataclass
-class MllmConfig:
-    """The audio-visual LLM behind step 0, step 2 and (optionally) step 4."""
-
-    name: str = "omni"  # a registered MLLM family: omni, videollama2-cot, videollama2-qa, …
-    model: str | None = None  # hub id or local folder; None = the family's published model
-    # the second model of a two-model family (VideoLLaMA2 "qa": the QA checkpoint answering step 2)
-    judge_model: str | None = None
-    # the paper's budget: a chain of thought cut before <CONCLUSION> decides nothing
-    max_new_tokens: int = 2048
-    adapter: Path | None = None  # a LoRA adapter folder to load onto the model
-    fps: float | None = None  # frame sampling of the Qwen-Omni path (None: its default)
-    max_frames: int | None = None
-    min_pixels: int | None = None
-    max_pixels: int | None = None
-    quantization: str | None = None  # "8bit" / "4bit" on CUDA (bitsandbytes)
-    offload: bool = False  # spill layers to the CPU on small GPUs (device_map="auto")
-    max_gpu_memory: str | None = None  # with offload, e.g. "10GiB"
+def _settings_from_plain(kind: str, name: str, values: dict[str, Any], where: str) -> Any:
+    found = registry.entry(kind, name)
+    if found.settings is None:
+        if values:
+            raise ConfigError(
+                f"unknown setting(s) {', '.join(map(repr, values))} in [{where}]: {kind} {name!r} has none"
+            )
+        return None
+    return from_plain(found.settings, values, where)
 
 
-@dataclass
-class SeparatorConfig:
-    """Step 3: voice removal (the rest of the mix, mix − vocals, is kept)."""
-
-    name: str = "bs_roformer"
-    only_speech: bool = False  # remove voice only around detected speech (cross-faded)
-    crossfade_s: float = 0.1
-    batch_size: int | None = None  # chunks per forward pass (None: the checkpoint's own)
-
-
-@dataclass
-class SpeechConfig:
-    """The speech detector the cascade judge, the separator's gate and the dataset builder share."""
-
-    name: str = "silero"
-    threshold: float = 0.5
-    min_speech_s: float = 0.25
-    min_silence_s: float = 0.1
-    pad_s: float = 0.03
+def _plain_settings(obj: Any, toml: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    defaults = type(obj)()
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if value is None and toml:
+            if getattr(defaults, f.name) is not None:
+                out[f.name] = NONE  # left out, the default (not None) would come back
+        else:
+            out[f.name] = to_plain(value)
+    return out
 
 
-@dataclass
-class SilenceConfig:
-    """Step 4: the paper's rule — silent when RMS < threshold on more than ``ratio`` of frames."""
+def GeneratorConfig(name: str | None = None, **settings: Any) -> Section:  # noqa: N802 - kept name
+    """The ``generator`` section (MMAudio unless ``name`` says otherwise) with some settings."""
+    return Section.of("generator", name, **settings)
 
-    name: str = "rms"
-    threshold_db: float = -50.0
-    ratio: float = 0.9
+
+def MllmConfig(name: str | None = None, **settings: Any) -> Section:  # noqa: N802 - kept name
+    return Section.of("mllm", name, **settings)
+
+
+def SeparatorConfig(name: str | None = None, **settings: Any) -> Section:  # noqa: N802 - kept name
+    return Section.of("separator", name, **settings)
+
+
+def SpeechConfig(name: str | None = None, **settings: Any) -> Section:  # noqa: N802 - kept name
+    return Section.of("speech", name, **settings)
+
+
+def SilenceConfig(name: str | None = None, **settings: Any) -> Section:  # noqa: N802 - kept name
+    return Section.of("silence", name, **settings)
+
+
+def _section(kind: str) -> Any:
+    return field(default_factory=lambda: Section(kind, DEFAULT_COMPONENTS[kind]))
 
 
 @dataclass
@@ -108,19 +183,23 @@ class PipelineConfig:
     judge: str = "cascade"  # cascade (speech detector, MLLM only where speech is heard), mllm, speech
     # a judge that cannot decide counts as "no voice-over": the step-1 audio is kept as it is
     undecided_is_voice_over: bool = False
-    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
-    mllm: MllmConfig = field(default_factory=MllmConfig)
-    separator: SeparatorConfig = field(default_factory=SeparatorConfig)
-    speech: SpeechConfig = field(default_factory=SpeechConfig)
-    silence: SilenceConfig = field(default_factory=SilenceConfig)
+    generator: Section = _section("generator")
+    mllm: Section = _section("mllm")
+    separator: Section = _section("separator")
+    speech: Section = _section("speech")
+    silence: Section = _section("silence")
 
     def __post_init__(self) -> None:
         _check("dtype", self.dtype, DTYPES)
         if self.weights_dir is not None:
             self.weights_dir = Path(self.weights_dir)
         self.weights = {str(k): Path(v) for k, v in self.weights.items()}
-        if self.mllm.adapter is not None:
-            self.mllm.adapter = Path(self.mllm.adapter)
+
+    def section(self, kind: str) -> Section:
+        """The section of component ``kind`` (generator, mllm, separator, speech, silence)."""
+        if kind not in DEFAULT_COMPONENTS:
+            raise ConfigError(f"no settings section for {kind!r}; sections: {', '.join(DEFAULT_COMPONENTS)}")
+        return getattr(self, kind)
 
     def resolved_device(self) -> str:
         from deepsound.weights.loading import resolve_device  # torch loads only when a model does
@@ -128,9 +207,7 @@ class PipelineConfig:
         return resolve_device(self.device)
 
     def resolved_dtype(self) -> str:
-        if self.dtype != "auto":
-            return self.dtype
-        return "bfloat16" if self.resolved_device().startswith("cuda") else "float32"
+        return resolve_dtype_name(self.dtype, self.resolved_device())
 
     def to_dict(self) -> dict[str, Any]:
         return to_plain(self)
@@ -149,7 +226,7 @@ class RunOptions:
     # seconds to generate, as the paper's pipeline and evaluation do (10 s clips); shortened to
     # the video; None = the whole video (MMAudio is trained on 8 s, so long single passes trade
     # some quality for continuity — see `window`)
-    duration: float | None = 10.0
+    duration: float | None = DEFAULT_DURATION
     seed: int = 42
     num_steps: int = 25
     cfg_strength: float = 4.5
@@ -194,6 +271,8 @@ def _check(what: str, value: str, allowed: tuple[str, ...]) -> None:
 
 def to_plain(obj: Any) -> Any:
     """Dataclasses → dicts, paths → strings (what JSON and TOML hold)."""
+    if isinstance(obj, Section):
+        return obj.to_plain()
     if is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_plain(getattr(obj, f.name)) for f in fields(obj)}
     if isinstance(obj, dict):
@@ -220,11 +299,20 @@ def from_plain(cls: type, data: dict[str, Any], where: str) -> Any:
     values: dict[str, Any] = {}
     for name, value in data.items():
         current = getattr(defaults, name)
-        if is_dataclass(current):
+        if isinstance(current, Section):
+            values[name] = Section.from_plain(current.kind, value, f"{where}.{name}")
+        elif is_dataclass(current):
             values[name] = from_plain(type(current), value, f"{where}.{name}")
+        elif value == NONE and "None" in str(known[name].type):
+            values[name] = None
         else:
             values[name] = _coerce(value, current, f"{where}.{name}")
-    return cls(**values)
+            if "choices" in known[name].metadata:  # a settings field that declares its choices
+                _check(name, values[name], tuple(known[name].metadata["choices"]))
+    try:
+        return cls(**values)
+    except TypeError as exc:  # a settings dataclass that checks its values itself
+        raise ConfigError(f"[{where}]: {exc}") from None
 
 
 def _coerce(value: Any, default: Any, where: str) -> Any:

@@ -1,18 +1,25 @@
 """The contracts between the pipeline and its swappable components.
 
-Each step of DeepSound-V1 is one protocol here. The pipeline only speaks to
-these, so a component (MMAudio or another video-to-audio model, BS-RoFormer or
-another separator, Qwen-Omni or the speech-only judge) can be replaced without
-touching the step loop. Results are plain dataclasses so that they can be put
-into the trace as they are.
+Each step of DeepSound-V1 is one protocol here, and so is the audio-visual LLM
+the planner and the judges ask. The pipeline only speaks to these, so a
+component (MMAudio or another video-to-audio model, BS-RoFormer or another
+separator, Qwen-Omni or VideoLLaMA2 or another MLLM, Silero or another speech
+detector) can be replaced without touching the step loop. Results are plain
+dataclasses so that they can be put into the trace as they are.
+
+A component is made known with one registry entry
+(:func:`deepsound.registry.register`): its factory receives the component's own
+settings dataclass and a :class:`Placement` (device, precision, where weights
+are), never the whole pipeline configuration.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
 
 from deepsound.audio import Audio
 
@@ -40,6 +47,93 @@ CANONICAL_STEPS: tuple[Step, ...] = (
 )
 
 
+class MllmCall(TypedDict, total=False):
+    """The record of one MLLM call, as it goes into the trace (plain data: JSON as it is).
+
+    Every MLLM fills the common keys; a model may add its own (VideoLLaMA2 adds
+    ``model_kind``, ``token_ids`` and what the reference's parser decided), and the
+    step that asked adds what it read from the answer (``verdict``, ``parsed_from`` …).
+    """
+
+    step: str  # "step0", "step2", "step4" or "" for a free question
+    model: str
+    system: str | None
+    prompt: str
+    inputs: dict[str, Any]  # what was shown and played (frames, audio seconds …)
+    answer: str
+    verdict: Any
+    tokens_in: int
+    tokens_out: int
+    seconds: float
+
+
+@dataclass
+class MllmAnswer:
+    """One answer and its record (the same dict object is kept in the MLLM's ``calls``)."""
+
+    text: str
+    record: MllmCall = field(default_factory=lambda: MllmCall())
+
+
+@dataclass
+class MllmSettings:
+    """What every MLLM's settings hold (``--mllm-model``, ``--max-new-tokens``, ``--mllm-adapter``);
+    a model's own settings dataclass extends it with what only that model needs."""
+
+    model: str | None = field(
+        default=None,
+        metadata={"help": "Hub id or local folder of the audio-visual LLM (default: the family's published model).",
+                  "flag": "--mllm-model"},
+    )  # fmt: skip
+    # the paper's budget: a chain of thought cut before <CONCLUSION> decides nothing
+    max_new_tokens: int = field(
+        default=2048, metadata={"help": "Token budget of each MLLM answer.", "flag": "--max-new-tokens"}
+    )
+    adapter: Path | None = field(
+        default=None,
+        metadata={"help": "LoRA adapter folder to load onto the MLLM.", "flag": "--mllm-adapter"},
+    )
+
+    def __post_init__(self) -> None:
+        if self.adapter is not None:
+            self.adapter = Path(self.adapter)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a component runs and where it finds its weights: the part of the configuration every
+    model needs besides its own settings (a model never sees the whole pipeline configuration).
+
+    ``weights`` are the user's own files standing in for published ones (``--weights NAME=PATH``);
+    ``run_files`` names every published file the run needs, so that a failed download can list all
+    that are missing at once.
+    """
+
+    device: str = "auto"
+    dtype: str = "auto"
+    weights_dir: Path | None = None
+    offline: bool = False
+    weights: Mapping[str, Path] = field(default_factory=dict)
+    run_files: tuple[str, ...] = ()
+
+    def resolved_device(self) -> str:
+        from deepsound.weights.loading import resolve_device  # torch loads only when a model does
+
+        return resolve_device(self.device)
+
+    def resolved_dtype(self, on_cuda: str = "bfloat16") -> str:
+        """The one "auto" rule: ``on_cuda`` (bf16 unless a model's reference says otherwise) on CUDA,
+        float32 on the CPU; an explicit dtype stands."""
+        return resolve_dtype_name(self.dtype, self.resolved_device(), on_cuda)
+
+
+def resolve_dtype_name(dtype: str, device: str, on_cuda: str = "bfloat16") -> str:
+    """``dtype`` unless it is "auto": then ``on_cuda`` on a CUDA device and float32 elsewhere."""
+    if dtype != "auto":
+        return dtype
+    return on_cuda if str(device).startswith("cuda") else "float32"
+
+
 @dataclass
 class Plan:
     """An ordered list of steps, the text it was read from, and what went wrong reading it."""
@@ -48,7 +142,10 @@ class Plan:
     text: str = CANONICAL_PLAN_TEXT
     source: str = "canonical"  # "canonical" or the planner model id
     warnings: list[str] = field(default_factory=list)
-    mllm_calls: list[dict[str, Any]] = field(default_factory=list)
+    mllm_calls: list[MllmCall] = field(default_factory=list)
+
+
+DEFAULT_DURATION = 10.0  # seconds generated per clip: the paper's pipeline and evaluation use 10 s clips
 
 
 @dataclass
@@ -58,7 +155,7 @@ class GenerationRequest:
     video: Path | None
     prompt: str = ""
     negative_prompt: str = ""
-    duration: float = 8.0
+    duration: float = DEFAULT_DURATION
     seed: int = 42
     num_steps: int = 25
     cfg_strength: float = 4.5
@@ -85,7 +182,7 @@ class VoiceOverVerdict:
     judge: str
     evidence: dict[str, Any] = field(default_factory=dict)
     cot_text: str | None = None
-    mllm_calls: list[dict[str, Any]] = field(default_factory=list)
+    mllm_calls: list[MllmCall] = field(default_factory=list)
 
 
 @dataclass
@@ -104,7 +201,7 @@ class SilenceReport:
     is_silent: bool
     silent_frame_ratio: float
     evidence: dict[str, Any] = field(default_factory=dict)
-    mllm_calls: list[dict[str, Any]] = field(default_factory=list)
+    mllm_calls: list[MllmCall] = field(default_factory=list)
 
 
 @dataclass
@@ -175,6 +272,34 @@ class SpeechDetector(Protocol):
     name: str
 
     def detect(self, audio: Audio) -> SpeechReport: ...
+
+
+@runtime_checkable
+class Mllm(Protocol):
+    """The audio-visual LLM asked by the planner (step 0), the judges (step 2) and the MLLM silence check.
+
+    ``ask`` shows the video (its frames, and ``audio`` as its soundtrack when given; ``audio`` alone
+    when there is no video) and returns the answer with its call record, which is also kept in
+    ``calls``. Decoding is greedy. ``step`` names the step asking ("step0", "step2", "step4"), so a
+    model with one checkpoint per step can pick it. A LoRA adapter made by ``deepsound finetune`` is
+    part of the contract: ``apply_adapter`` checks it against the loaded base and merges it.
+    """
+
+    name: str
+    model_id: str
+    calls: Sequence[MllmCall]
+
+    def ask(
+        self,
+        question: str,
+        *,
+        video: Path | None = None,
+        audio: Audio | None = None,
+        system: str | None = None,
+        step: str = "",
+    ) -> MllmAnswer: ...
+
+    def apply_adapter(self, folder: Path) -> None: ...
 
 
 Mode = Literal["s3", "s4"]

@@ -31,7 +31,7 @@ from deepsound.progress import Listener, listening
 from deepsound.registry import Components
 from deepsound.steps.generate import fallback_negative_prompt, generate, minimum_duration, request_for
 from deepsound.steps.voice_over import decide_voice_over
-from deepsound.trace import Trace
+from deepsound.trace import Trace, TraceStep
 from deepsound.weights.overrides import used_overrides
 
 log = logging.getLogger(__name__)
@@ -243,7 +243,7 @@ class Pipeline:
     # ------------------------------------------------------------------ the steps
     def _plan(self, state: RunState) -> Plan:
         planner = self.components.planner
-        with state.trace.step("step0_plan", planner.name) as rec:
+        with state.trace.step(TraceStep.PLAN, planner.name) as rec:
             plan = planner.plan(state.video)
             if state.options.mode == "s3" and Step.CHECK_SILENCE in plan.steps:
                 plan.steps = [s for s in plan.steps if s is not Step.CHECK_SILENCE]
@@ -261,7 +261,7 @@ class Pipeline:
         )
 
     def _generate_step(self, state: RunState) -> Next:
-        with state.trace.step("step1_generate", self.components.generator.name) as rec:
+        with state.trace.step(Step.GENERATE, self.components.generator.name) as rec:
             made = self._generate(state, state.options.negative_prompt)
             state.step1, state.audio = made, made.audio
             rec.decision = "generated"
@@ -274,7 +274,7 @@ class Pipeline:
     def _voice_over_step(self, state: RunState) -> Next:
         judge = self.components.judge
         audio = state.current_audio("step 2")
-        with state.trace.step("step2_judge_voice_over", judge.name) as rec:
+        with state.trace.step(Step.DETECT_VOICE_OVER, judge.name) as rec:
             decision = decide_voice_over(
                 judge, state.video, audio, undecided_is_voice_over=self.config.undecided_is_voice_over
             )
@@ -294,7 +294,7 @@ class Pipeline:
     def _remove_voice_step(self, state: RunState) -> Next:
         separator = self.components.separator
         audio = state.current_audio("step 3")
-        with state.trace.step("step3_remove_voice_over", separator.name) as rec:
+        with state.trace.step(Step.REMOVE_VOICE_OVER, separator.name) as rec:
             separation = separator.separate(audio)
             state.audio = separation.instrumental
             rec.decision = "separated"
@@ -308,7 +308,7 @@ class Pipeline:
     def _silence_step(self, state: RunState) -> Next:
         detector = self.components.silence
         audio = state.current_audio("step 4")
-        with state.trace.step("step4_check_silence", detector.name) as rec:
+        with state.trace.step(Step.CHECK_SILENCE, detector.name) as rec:
             report = detector.detect(audio, state.video)
             rec.decision = {"is_silent": report.is_silent}
             rec.evidence = {"silent_frame_ratio": report.silent_frame_ratio, **report.evidence}
@@ -321,7 +321,7 @@ class Pipeline:
         """What the paper does when removing the voice left nothing: rm, rep or neg."""
         choice = state.options.postprocess
         state.result.fallback = choice
-        with state.trace.step(f"postprocess_{choice}") as rec:
+        with state.trace.step(TraceStep.fallback(choice)) as rec:
             if choice == "rm":
                 rec.decision = "audio removed"
                 state.audio = None

@@ -1,26 +1,72 @@
-"""Build components by name, once, and share them.
+"""Component entries, and the components of one configuration built once and shared.
 
-The step loop never imports a model. It asks :class:`Components` for
-``generator``, ``judge`` … and gets whatever the configuration names, built on
-first use and then reused for every clip of the process. Building lazily
-matters: a batch where no clip holds speech never loads the 7B MLLM nor the
-separator. Users add their own component with :func:`register`.
+A component is known to the rest of the system through one :class:`Entry`, made with
+:func:`register`::
+
+    register(
+        "generator", "mine", build_mine,          # build_mine(settings, components) -> a Generator
+        settings=MineSettings,                    # a dataclass with defaults: [pipeline.generator] keys,
+                                                  # CLI options (--mine-<field>) and the page's controls
+        weight_files=(WeightFile(...), ...),      # or a function of the settings giving names/WeightFiles
+        duration=(0.5, 30.0),                     # shortest and longest seconds it makes (None: no limit)
+        sample_rate=24000,                        # or a function of the settings
+        display_name="My generator",
+    )
+
+Everything else is derived from the entries: the TOML table (:mod:`deepsound.config`), the CLI
+options (:mod:`deepsound.cli.options`), ``deepsound config show``, ``deepsound weights list``
+(the weight files are added to :mod:`deepsound.weights.registry`), the offline check naming every
+missing file (:meth:`Components.missing_files`) and the web page's controls. A factory receives the
+component's own settings and the :class:`Components` it belongs to, from which it reads only
+:attr:`Components.placement` (device, precision, where the weights are) and shared components
+(the speech detector, the MLLM); it never reads the whole pipeline configuration.
+
+The step loop never imports a model. It asks :class:`Components` for ``generator``, ``judge`` …
+and gets whatever the configuration names, built on first use and then reused for every clip of
+the process. Building lazily matters: a batch where no clip holds speech never loads the 7B MLLM
+nor the separator.
+
+The module is long because the entry type, the one building of components and the built-in
+entries belong together: this is the one page that says what exists and how it is made.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields, is_dataclass
+from typing import TYPE_CHECKING, Any
 
-from deepsound.config import PipelineConfig
 from deepsound.errors import ConfigError
+from deepsound.interfaces import (
+    Generator,
+    Judge,
+    Mllm,
+    Placement,
+    Planner,
+    Separator,
+    SilenceDetector,
+    SpeechDetector,
+)
+from deepsound.models.bs_roformer.settings import WEIGHT_FILES as BS_ROFORMER_FILES
+from deepsound.models.bs_roformer.settings import BsRoformerSettings
+from deepsound.models.mmaudio import settings as mmaudio
+from deepsound.models.qwen_omni.settings import OmniSettings
+from deepsound.models.silero.settings import SileroSettings
+from deepsound.models.videollama2.settings import VideoLlama2Settings
+from deepsound.steps.silence import SilenceSettings
+from deepsound.weights.registry import WeightFile
+from deepsound.weights.registry import add as add_weight_file
+from deepsound.weights.registry import remove as remove_weight_file
 
-Factory = Callable[[PipelineConfig, "Components"], Any]
+if TYPE_CHECKING:
+    from deepsound.config import PipelineConfig
+
+Factory = Callable[[Any, "Components"], Any]  # (the component's settings or None, components) -> component
+WeightFiles = Sequence[str | WeightFile] | Callable[[Any], Sequence[str | WeightFile]]
 
 KINDS = ("generator", "judge", "planner", "separator", "silence", "speech", "mllm")
-_FACTORIES: dict[str, dict[str, Factory]] = {kind: {} for kind in KINDS}
 # Built once per process, whatever the number of pipelines (the batch, the web page and the
 # judge command in one process share them): the speech detector and the multi-GB MLLM.
 SHARED_KINDS = ("speech", "mllm")
@@ -28,20 +74,145 @@ _SHARED: dict[tuple[Any, ...], Any] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def register(kind: str, name: str, factory: Factory) -> None:
-    """Make ``name`` available for ``kind`` (e.g. a new video-to-audio model as a generator)."""
-    if kind not in _FACTORIES:
+@dataclass(frozen=True)
+class Entry:
+    """What the system knows about one component before it is built."""
+
+    kind: str
+    name: str
+    factory: Factory
+    settings: type | None = None  # a dataclass whose every field has a default
+    weight_files: WeightFiles = ()
+    duration: tuple[float, float | None] = (0.0, None)
+    sample_rate: int | Callable[[Any], int] | None = None
+    display_name: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.display_name or self.name
+
+    def default_settings(self) -> Any:
+        return self.settings() if self.settings is not None else None
+
+    def files(self, settings: Any) -> list[str]:
+        """Registry names of the weight files this component loads with ``settings``."""
+        listed = self.weight_files(settings) if callable(self.weight_files) else self.weight_files
+        return [f.name if isinstance(f, WeightFile) else str(f) for f in listed]
+
+    def rate(self, settings: Any) -> int | None:
+        return self.sample_rate(settings) if callable(self.sample_rate) else self.sample_rate
+
+    def setting_fields(self) -> list[Any]:
+        """The settings dataclass's fields (what the CLI, TOML and the page offer)."""
+        return list(fields(self.settings)) if self.settings is not None else []
+
+
+_ENTRIES: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
+_LISTENERS: list[Callable[[], None]] = []
+
+
+def on_change(listener: Callable[[], None]) -> None:
+    """Call ``listener`` whenever an entry is added or removed (the CLI re-derives its options)."""
+    _LISTENERS.append(listener)
+
+
+def _changed() -> None:
+    for listener in list(_LISTENERS):
+        listener()
+
+
+def register(
+    kind: str,
+    name: str,
+    factory: Factory,
+    *,
+    settings: type | None = None,
+    weight_files: WeightFiles = (),
+    duration: tuple[float, float | None] = (0.0, None),
+    sample_rate: int | Callable[[Any], int] | None = None,
+    display_name: str = "",
+) -> Entry:
+    """Make ``name`` available for ``kind`` (e.g. a new video-to-audio model as a generator).
+
+    ``weight_files`` given as :class:`WeightFile` objects are added to the weights registry, so
+    that ``deepsound weights list|download|verify``, ``--weights NAME=PATH`` and the offline
+    check know them.
+    """
+    if kind not in _ENTRIES:
         raise ConfigError(f"unknown component kind {kind!r}; kinds: {', '.join(KINDS)}")
-    _FACTORIES[kind][name] = factory
+    if settings is not None:
+        if not is_dataclass(settings):
+            raise ConfigError(f"the settings of {kind} {name!r} must be a dataclass, got {settings!r}")
+        settings()  # every field needs a default: a run that names the component sets none of them
+    if not callable(weight_files):
+        for file in weight_files:
+            if isinstance(file, WeightFile):
+                add_weight_file(file)
+    entry = Entry(kind, name, factory, settings, weight_files, duration, sample_rate, display_name)
+    _ENTRIES[kind][name] = entry
+    _changed()
+    return entry
 
 
 def unregister(kind: str, name: str) -> None:
     """Take ``name`` back (a test or a notebook that registered a component for a while)."""
-    _FACTORIES.get(kind, {}).pop(name, None)
+    gone = _ENTRIES.get(kind, {}).pop(name, None)
+    if gone is None:
+        return
+    if not callable(gone.weight_files):  # the files it brought go with it
+        for file in gone.weight_files:
+            if isinstance(file, WeightFile):
+                remove_weight_file(file.name)
+    _changed()
 
 
 def available(kind: str) -> list[str]:
-    return sorted(_FACTORIES[kind])
+    return sorted(_ENTRIES[kind])
+
+
+def entries(kind: str) -> list[Entry]:
+    return [_ENTRIES[kind][name] for name in available(kind)]
+
+
+def find(kind: str, name: str) -> Entry | None:
+    return _ENTRIES.get(kind, {}).get(name)
+
+
+def entry(kind: str, name: str) -> Entry:
+    found = find(kind, name)
+    if found is None:
+        choices = ", ".join(available(kind)) or "none registered"
+        raise ConfigError(f"unknown {kind} {name!r}; available: {choices}")
+    return found
+
+
+def uses_mllm(config: PipelineConfig) -> bool:
+    """Whether a run of ``config`` may ask the MLLM (then its weight files belong to the run)."""
+    return config.judge in ("mllm", "cascade") or config.planner == "mllm" or config.silence.name == "mllm"
+
+
+def files_for(config: PipelineConfig) -> list[str]:
+    """Registry names of every weight file the configured components load (a user's own file stands in)."""
+    names: list[str] = []
+    for kind in ("generator", "separator", "speech", "silence", "mllm"):
+        if kind == "mllm" and not uses_mllm(config):
+            continue
+        section = config.section(kind)
+        found = find(kind, section.name)
+        if found is not None:
+            names += [n for n in found.files(section.selected) if n not in names]
+    return [n for n in names if n not in config.weights]
+
+
+def placement_of(config: PipelineConfig) -> Placement:
+    return Placement(
+        device=config.device,
+        dtype=config.dtype,
+        weights_dir=config.weights_dir,
+        offline=config.offline,
+        weights=dict(config.weights),
+        run_files=tuple(files_for(config)),
+    )
 
 
 class Components:
@@ -55,6 +226,7 @@ class Components:
         self.config = config
         self._built: dict[str, Any] = dict(overrides or {})
         self.load_seconds: dict[str, float] = {}  # how long each component took to build (model loads)
+        self._placement: Placement | None = None
         unknown = set(self._built) - set(KINDS)
         if unknown:
             raise ConfigError(f"unknown component kind(s): {', '.join(sorted(unknown))}")
@@ -62,55 +234,63 @@ class Components:
         # loads and a user's registered component is as valid as a built-in one.
         for kind in KINDS:
             if kind not in self._built:
-                self._factory(kind)
+                self.entry(kind)
+
+    @property
+    def placement(self) -> Placement:
+        """Device, precision and weights of this configuration: all a model reads besides its settings."""
+        if self._placement is None:
+            self._placement = placement_of(self.config)
+        return self._placement
 
     def name_for(self, kind: str) -> str:
         """The configured component name of ``kind``."""
-        c = self.config
-        names = {
-            "generator": c.generator.name,
-            "judge": c.judge,
-            "planner": c.planner,
-            "separator": c.separator.name,
-            "silence": c.silence.name,
-            "speech": c.speech.name,
-            "mllm": c.mllm.name,
-        }
-        return names[kind]
+        if kind == "judge":
+            return self.config.judge
+        if kind == "planner":
+            return self.config.planner
+        return self.config.section(kind).name
 
-    def _factory(self, kind: str) -> Factory:
-        name = self.name_for(kind)
-        factory = _FACTORIES[kind].get(name)
-        if factory is None:
-            choices = ", ".join(available(kind)) or "none registered"
-            raise ConfigError(f"unknown {kind} {name!r}; available: {choices}")
-        return factory
+    def settings_for(self, kind: str) -> Any:
+        """The configured component's own settings (None for a component without settings)."""
+        if kind in ("judge", "planner"):
+            return None
+        return self.config.section(kind).selected
+
+    def entry(self, kind: str) -> Entry:
+        return entry(kind, self.name_for(kind))
+
+    def missing_files(self, cache_dir: Any = None) -> list[WeightFile]:
+        """Every weight file this configuration needs that is nowhere on this machine."""
+        from deepsound.weights.requirements import missing
+
+        return missing(files_for(self.config), self.config.weights_dir, cache_dir)
 
     def get(self, kind: str) -> Any:
         if kind not in self._built:
-            factory = self._factory(kind)
+            factory = self.entry(kind).factory
+            settings = self.settings_for(kind)
             if kind in SHARED_KINDS:
                 key = self._shared_key(kind)
                 with _SHARED_LOCK:
                     if key not in _SHARED:
                         start = time.perf_counter()
-                        _SHARED[key] = factory(self.config, self)
+                        _SHARED[key] = factory(settings, self)
                         self.load_seconds[kind] = round(time.perf_counter() - start, 3)
                     self._built[kind] = _SHARED[key]
             else:
                 start = time.perf_counter()
-                self._built[kind] = factory(self.config, self)
+                self._built[kind] = factory(settings, self)
                 self.load_seconds[kind] = round(time.perf_counter() - start, 3)
         return self._built[kind]
 
     def _shared_key(self, kind: str) -> tuple[Any, ...]:
         """Same name, settings and placement → the same object for the whole process."""
         c = self.config
-        section = c.speech if kind == "speech" else c.mllm
         return (
             kind,
             self.name_for(kind),
-            repr(section),
+            repr(self.settings_for(kind)),
             c.resolved_device(),
             c.dtype,
             str(c.weights_dir),
@@ -121,79 +301,96 @@ class Components:
         return kind in self._built
 
     @property
-    def generator(self) -> Any:
+    def generator(self) -> Generator:
         return self.get("generator")
 
     @property
-    def judge(self) -> Any:
+    def judge(self) -> Judge:
         return self.get("judge")
 
     @property
-    def planner(self) -> Any:
+    def planner(self) -> Planner:
         return self.get("planner")
 
     @property
-    def separator(self) -> Any:
+    def separator(self) -> Separator:
         return self.get("separator")
 
     @property
-    def silence(self) -> Any:
+    def silence(self) -> SilenceDetector:
         return self.get("silence")
 
     @property
-    def speech(self) -> Any:
+    def speech(self) -> SpeechDetector:
         return self.get("speech")
 
     @property
-    def mllm(self) -> Any:
+    def mllm(self) -> Mllm:
         return self.get("mllm")
 
 
 # --- the built-in components (imports stay inside the factories: heavy, optional) ---
 
 
-def _mmaudio(config: PipelineConfig, _: Components) -> Any:
+def _mmaudio(settings: mmaudio.MMAudioSettings, components: Components) -> Generator:
     from deepsound.models.mmaudio.generator import MMAudioGenerator
 
-    return MMAudioGenerator.from_config(config)
+    return MMAudioGenerator.from_settings(settings, components.placement)
 
 
-def _bs_roformer(config: PipelineConfig, components: Components) -> Any:
+def _bs_roformer(settings: BsRoformerSettings, components: Components) -> Separator:
     from deepsound.models.bs_roformer.separator import BsRoformerSeparator
 
     # the speech gate reuses the process's one speech detector instead of loading a second
-    detector = components.speech if config.separator.only_speech else None
-    return BsRoformerSeparator.from_config(config, speech_detector=detector)
+    detector = components.speech if settings.only_speech else None
+    return BsRoformerSeparator.from_settings(settings, components.placement, speech_detector=detector)
 
 
-def _silero(config: PipelineConfig, _: Components) -> Any:
+def _silero(settings: SileroSettings, _: Components) -> SpeechDetector:
     from deepsound.models.silero.detector import SileroSpeechDetector
 
-    return SileroSpeechDetector.from_config(config)
+    return SileroSpeechDetector.from_settings(settings)
 
 
-def _rms(config: PipelineConfig, _: Components) -> Any:
+def _rms(settings: SilenceSettings, _: Components) -> SilenceDetector:
     from deepsound.steps.silence import RmsSilenceDetector
 
-    return RmsSilenceDetector.from_config(config)
+    return RmsSilenceDetector.from_settings(settings)
 
 
-register("generator", "mmaudio", _mmaudio)
-register("separator", "bs_roformer", _bs_roformer)
-register("speech", "silero", _silero)
-register("silence", "rms", _rms)
+def _mllm_silence(settings: SilenceSettings, components: Components) -> SilenceDetector:
+    from deepsound.steps.mllm_silence import MllmSilenceDetector
+
+    return MllmSilenceDetector.from_settings(settings, mllm=lambda: components.mllm)
 
 
-def _omni(config: PipelineConfig, _: Components) -> Any:
+def _with_adapter(mllm: Mllm, settings: Any) -> Mllm:
+    """A LoRA adapter from ``deepsound finetune``, applied through the MLLM's own contract."""
+    if getattr(settings, "adapter", None) is not None:
+        mllm.apply_adapter(settings.adapter)
+    return mllm
+
+
+def _omni(settings: OmniSettings, components: Components) -> Mllm:
     from deepsound.models.qwen_omni.reasoner import OmniReasoner
 
-    return OmniReasoner.from_config(config)
+    return _with_adapter(OmniReasoner.from_settings(settings, components.placement), settings)
+
+
+def _videollama2_factory(mode: str) -> Factory:
+    def build(settings: VideoLlama2Settings, components: Components) -> Mllm:
+        from deepsound.models.videollama2.reasoner import VideoLlamaReasoner
+
+        reasoner = VideoLlamaReasoner.from_settings(settings, components.placement, mode)
+        return _with_adapter(reasoner, settings)
+
+    return build
 
 
 def _judge_factory(name: str) -> Factory:
     """Judges share the process's one speech detector and one (lazily loaded) MLLM."""
 
-    def build(config: PipelineConfig, components: Components) -> Any:
+    def build(_: None, components: Components) -> Judge:
         from deepsound.steps.voice_over import build_judge
 
         return build_judge(name, speech=components.speech, mllm=lambda: components.mllm)
@@ -202,7 +399,7 @@ def _judge_factory(name: str) -> Factory:
 
 
 def _planner_factory(name: str) -> Factory:
-    def build(config: PipelineConfig, components: Components) -> Any:
+    def build(_: None, components: Components) -> Planner:
         from deepsound.steps.plan import build_planner
 
         return build_planner(name, mllm=lambda: components.mllm)
@@ -210,27 +407,43 @@ def _planner_factory(name: str) -> Factory:
     return build
 
 
-def _mllm_silence(config: PipelineConfig, components: Components) -> Any:
-    from deepsound.steps.mllm_silence import MllmSilenceDetector
-
-    return MllmSilenceDetector.from_config(config, mllm=lambda: components.mllm)
-
-
-def _videollama2_factory(mode: str) -> Factory:
-    def build(config: PipelineConfig, _: Components) -> Any:
-        from deepsound.models.videollama2.reasoner import VideoLlamaReasoner
-        from deepsound.training.adapter import apply_configured_adapter
-
-        return apply_configured_adapter(VideoLlamaReasoner.from_config(config, mode), config)
-
-    return build
-
-
-register("mllm", "omni", _omni)
-register("mllm", "videollama2-cot", _videollama2_factory("cot"))
-register("mllm", "videollama2-qa", _videollama2_factory("qa"))
-register("silence", "mllm", _mllm_silence)
-for _name in ("cascade", "mllm", "speech"):
-    register("judge", _name, _judge_factory(_name))
-for _name in ("canonical", "mllm"):
-    register("planner", _name, _planner_factory(_name))
+register(
+    "generator",
+    "mmaudio",
+    _mmaudio,
+    settings=mmaudio.MMAudioSettings,
+    weight_files=mmaudio.weight_files,
+    duration=mmaudio.DURATION_RANGE,
+    sample_rate=mmaudio.sample_rate,
+    display_name="MMAudio",
+)
+register(
+    "separator",
+    "bs_roformer",
+    _bs_roformer,
+    settings=BsRoformerSettings,
+    weight_files=BS_ROFORMER_FILES,
+    display_name="BS-RoFormer (viperx)",
+)
+register("speech", "silero", _silero, settings=SileroSettings, display_name="Silero VAD")
+register("silence", "rms", _rms, settings=SilenceSettings, display_name="RMS rule (−50 dB on 90 % of frames)")
+register("silence", "mllm", _mllm_silence, settings=SilenceSettings, display_name="Ask the MLLM")
+register("mllm", "omni", _omni, settings=OmniSettings, display_name="Qwen2.5-Omni")
+register(
+    "mllm",
+    "videollama2-cot",
+    _videollama2_factory("cot"),
+    settings=VideoLlama2Settings,
+    display_name="VideoLLaMA2.1-AV-CoT",
+)
+register(
+    "mllm",
+    "videollama2-qa",
+    _videollama2_factory("qa"),
+    settings=VideoLlama2Settings,
+    display_name="VideoLLaMA2.1-AV-CoT + QA",
+)
+for _name, _label in (("cascade", "Cascade"), ("mllm", "MLLM"), ("speech", "Speech only")):
+    register("judge", _name, _judge_factory(_name), display_name=_label)
+for _name, _label in (("canonical", "The paper's four steps"), ("mllm", "Ask the MLLM")):
+    register("planner", _name, _planner_factory(_name), display_name=_label)

@@ -5,10 +5,11 @@ each layer overriding the one before; :func:`dump_toml` writes the effective res
 the same format, so ``deepsound config show > my.toml`` and ``--config my.toml`` round-trip.
 
 The file has two tables, ``[pipeline]`` (with sub-tables ``[pipeline.generator]``,
-``[pipeline.mllm]``, ``[pipeline.separator]``, ``[pipeline.speech]``, ``[pipeline.silence]``)
-and ``[run]``. TOML has no null: a setting left out keeps its default, and the string
-``"none"`` stands for "no value" where a setting may have none (``duration = "none"``:
-the whole video).
+``[pipeline.mllm]``, ``[pipeline.separator]``, ``[pipeline.speech]``, ``[pipeline.silence]``,
+each holding ``name`` and the named component's own settings, derived from the settings
+dataclass of its registry entry) and ``[run]``. TOML has no null: a setting left out keeps
+its default, and the string ``"none"`` stands for "no value" where a setting may have none
+(``duration = "none"``: the whole video).
 """
 
 from __future__ import annotations
@@ -21,10 +22,8 @@ from typing import Any
 
 import tomli_w
 
-from deepsound.config import PipelineConfig, RunOptions, to_plain
+from deepsound.config import NONE, PipelineConfig, RunOptions, Section, to_plain
 from deepsound.errors import ConfigError
-
-NONE = "none"
 
 # The reference demo's settings (DeepSound-V1 `demo.py`): MMAudio large_44k for 10 s, the
 # fine-tuned VideoLLaMA2 planning and judging, s4 with the neg fallback.
@@ -72,8 +71,8 @@ def load_settings(
             f"unknown table(s) {', '.join(unknown)} in the configuration; use [pipeline] and [run]"
         )
     return Settings(
-        pipeline=PipelineConfig.from_dict(_nones(merged.get("pipeline", {}), PipelineConfig)),
-        run=RunOptions.from_dict(_nones(merged.get("run", {}), RunOptions)),
+        pipeline=PipelineConfig.from_dict(merged.get("pipeline", {})),
+        run=RunOptions.from_dict(merged.get("run", {})),
     )
 
 
@@ -97,23 +96,6 @@ def deep_merge(base: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _nones(data: Any, cls: type) -> Any:
-    """The string "none" → None for settings that may have no value."""
-    if not isinstance(data, dict):
-        return data
-    out = dict(data)
-    defaults = cls()
-    for f in fields(cls):
-        if f.name not in out:
-            continue
-        default = getattr(defaults, f.name)
-        if is_dataclass(default):
-            out[f.name] = _nones(out[f.name], type(default))
-        elif out[f.name] == NONE and "None" in str(f.type):
-            out[f.name] = None
-    return out
-
-
 def dump_toml(settings: Settings) -> str:
     """The effective settings as TOML that :func:`load_settings` reads back to equal objects."""
     data = {"pipeline": _for_toml(settings.pipeline), "run": _for_toml(settings.run)}
@@ -125,7 +107,9 @@ def _for_toml(obj: Any) -> dict[str, Any]:
     defaults = type(obj)()
     for f in fields(obj):
         value = getattr(obj, f.name)
-        if is_dataclass(value):
+        if isinstance(value, Section):
+            out[f.name] = value.to_plain(toml=True)
+        elif is_dataclass(value):
             out[f.name] = _for_toml(value)
         elif value is None:
             if getattr(defaults, f.name) is not None:

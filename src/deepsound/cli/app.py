@@ -43,6 +43,9 @@ def user_errors(func: F) -> F:
             err_console.print("[yellow]interrupted[/yellow]")
             raise typer.Exit(130) from None
 
+    # the signature is read through ``__wrapped__``: a command with pipeline options keeps following
+    # the registry (see deepsound.cli.options) instead of a copy taken now
+    wrapper.__dict__.pop("__signature__", None)
     return wrapper  # type: ignore[return-value]
 
 

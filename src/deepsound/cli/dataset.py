@@ -23,7 +23,9 @@ def build_command(
         Path, typer.Argument(help="Folder of videos, text file of paths, or CSV path[,prompt].")
     ],
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Dataset folder.")],
-    variant: Annotated[str, typer.Option(help="MMAudio variant for step 1.")] = "large_44k_v2",
+    variant: Annotated[
+        str | None, typer.Option(help="MMAudio variant for step 1 (default: the generator's own).")
+    ] = None,
     generator: Annotated[str, typer.Option(help="Step-1 generator (a registered name).")] = "mmaudio",
     kinds: Annotated[
         str, typer.Option("--kinds", help="Samples to write: plan, cot, qa (comma-separated).")
@@ -47,8 +49,9 @@ def build_command(
         float, typer.Option(help="Seconds of speech below which none counts as heard.")
     ] = 0.0,
     mllm_model: Annotated[
-        str, typer.Option(help="Hub id or local folder of the MLLM (for --caption).")
-    ] = "Qwen/Qwen2.5-Omni-7B",
+        str | None,
+        typer.Option(help="Hub id or local folder of the MLLM (for --caption; default: Qwen2.5-Omni-7B)."),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 …")] = "auto",
     weights_dir: Annotated[
         Path | None, typer.Option(help="Folder with the weights (MMAudio layout).")
@@ -76,7 +79,7 @@ def build_command(
         rules=LabelRules(min_speech_seconds=min_speech, drop_inconsistent=drop_inconsistent),
     )  # fmt: skip
     config = PipelineConfig(
-        generator=GeneratorConfig(name=generator, variant=variant),
+        generator=GeneratorConfig(generator, **({"variant": variant} if variant else {})),
         device=device,
         weights_dir=weights_dir,
         offline=offline,

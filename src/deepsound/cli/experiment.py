@@ -25,6 +25,7 @@ from typing import Annotated, Any
 
 import typer
 
+from deepsound import registry
 from deepsound.cli.options import pipeline_options
 from deepsound.cli.ray_options import GpusPerWorker, Ray, Workers, ray_settings
 from deepsound.errors import ConfigError
@@ -89,14 +90,13 @@ def _command(
     check_settings(chosen)
     chosen_metrics = tuple(check_metrics(metrics or [DEFAULT_METRICS]))
     base = settings.pipeline.generator
-    default = Backend(base.name, base.variant if base.name == "mmaudio" else None)
+    default = Backend(base.name, getattr(base.selected, "variant", None))
     parsed = parse_backends(backends or experiment.get("generators"), default)
     rayed = ray_settings(ray, workers, gpus_per_worker)
     items = read_inputs(videos)
     pipelines = {}
     for backend in parsed:
-        generator = dataclasses.replace(base, name=backend.name, variant=backend.variant or base.variant)
-        config = dataclasses.replace(settings.pipeline, generator=generator)
+        config = dataclasses.replace(settings.pipeline, generator=generator_section(base, backend))
         pipelines[backend] = options.build_pipeline(Settings(config, settings.run))
     duration = settings.run.duration or 10.0
     eval_settings = EvalSettings(
@@ -119,6 +119,21 @@ def _command(
     out.print(paths["markdown"].read_text(encoding="utf-8"), highlight=False, markup=False)
     for kind, path in paths.items():
         out.print(f"{kind}: {path}", highlight=False)
+
+
+def generator_section(base: Any, backend: Any) -> Any:
+    """The generator section of one backend: its component, with the settings the configuration
+    gives it (its defaults otherwise) and the backend's variant."""
+    from deepsound import registry
+    from deepsound.config import Section
+
+    settings = dict(base.settings)
+    if backend.variant:
+        current = settings.get(backend.name) or registry.entry("generator", backend.name).default_settings()
+        if current is None or not hasattr(current, "variant"):
+            raise ConfigError(f"generator {backend.name!r} has no variants; give it as {backend.name!r}")
+        settings[backend.name] = dataclasses.replace(current, variant=backend.variant)
+    return Section("generator", backend.name, settings)
 
 
 def _split_config(config_file: Path | None, folder: str) -> tuple[Path | None, dict[str, Any]]:
@@ -156,18 +171,28 @@ def experiment_command(*args: Any, **kwargs: Any) -> None:
                       experiment=experiment, **kwargs)  # fmt: skip
 
 
-# The command line shows the shared options and the command's own, not the two internal inputs.
+# The command line shows the shared options and the command's own, not the two internal inputs;
+# like every command with pipeline options it follows the registry (a component registered later
+# brings its options here too).
 _BACKENDS = Annotated[
     str | None,
     typer.Option("--generator", show_default=False, help="Backends of the table: registered generator names, "
                  "each with an optional :variant, comma-separated (e.g. mmaudio:small_44k,mmaudio:large_44k,"
                  "foleycrafter); default: the configured generator."),
 ]  # fmt: skip
-_public = [
-    p.replace(annotation=_BACKENDS) if p.name == "generator" else p
-    for p in inspect.signature(_with_options).parameters.values()
-    if p.name not in ("backends", "experiment")
-]
-experiment_command.__signature__ = inspect.signature(_with_options).replace(parameters=_public)  # type: ignore[attr-defined]
-experiment_command.__annotations__ = {p.name: p.annotation for p in _public}
+
+
+def _publish() -> None:
+    signature = inspect.signature(_with_options)
+    public = [
+        p.replace(annotation=_BACKENDS) if p.name == "generator" else p
+        for p in signature.parameters.values()
+        if p.name not in ("backends", "experiment")
+    ]
+    experiment_command.__signature__ = signature.replace(parameters=public)  # type: ignore[attr-defined]
+    experiment_command.__annotations__ = {p.name: p.annotation for p in public}
+
+
 experiment_command.__doc__ = _command.__doc__
+_publish()
+registry.on_change(_publish)

@@ -11,13 +11,15 @@ on; the exit code is then 1.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from deepsound.errors import DeepSoundError
+from deepsound.usecases.judge import judge_file
+
+__all__ = ["judge_command", "judge_file"]
 
 
 def judge_command(
@@ -75,35 +77,6 @@ def judge_command(
             tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     if failed:
         raise typer.Exit(1)
-
-
-def judge_file(judge: Any, video: Path) -> dict[str, Any]:
-    """The verdict for ``video``'s own soundtrack; a video without audio has no voice-over."""
-    from deepsound.media import probe, read_audio
-
-    started = time.perf_counter()
-    info = probe(video)
-    if not info.has_audio:
-        return {
-            "video": str(video),
-            "has_voice_over": False,
-            "judge": judge.name,
-            "evidence": {"decided_by": "no_audio_track"},
-            "cot": None,
-            "mllm_calls": 0,
-            "seconds": round(time.perf_counter() - started, 3),
-        }
-    audio = read_audio(video)
-    verdict = judge.judge(video if info.has_video else None, audio)
-    return {
-        "video": str(video),
-        "has_voice_over": verdict.has_voice_over,
-        "judge": verdict.judge,
-        "evidence": verdict.evidence,
-        "cot": verdict.cot_text,
-        "mllm_calls": len(verdict.mllm_calls),
-        "seconds": round(time.perf_counter() - started, 3),
-    }
 
 
 def _is_per_file(exc: DeepSoundError) -> bool:

@@ -30,7 +30,10 @@ def ui_command(
     ] = False,
     variants: Annotated[
         str,
-        typer.Option(help="Variants the page offers, comma-separated, or 'all'; each loads on first use."),
+        typer.Option(
+            help="Variants of the generator the page offers (MMAudio's variants), comma-separated, or 'all'; "
+            "each loads on first use."
+        ),
     ] = "",
     max_seconds: Annotated[float, typer.Option(help="Longest input accepted, in seconds.")] = 600.0,
     max_upload_mb: Annotated[int, typer.Option(help="Largest upload accepted, in MB.")] = 500,
@@ -50,11 +53,18 @@ def ui_command(
         raise ConfigError(
             f"the web page needs gradio ({exc}); install it with: pip install 'deepsound[ui]'"
         ) from None
-    from deepsound.models.mmaudio.variants import VARIANTS
+    from deepsound.ui.models import choice_fields
 
     options = settings.run.replace(write_video=True, keep_intermediates=True)  # the page shows every file
     pipeline = build_pipeline(settings)
-    offered = parse_variants(variants, settings.pipeline.generator.variant, tuple(VARIANTS))
+    section = settings.pipeline.generator
+    fields = choice_fields(section.name)  # the generator's variant-like setting, from its registry entry
+    offered = None
+    if fields:
+        known = tuple(fields[0].metadata["choices"])
+        offered = parse_variants(variants, getattr(section.selected, fields[0].name), known)
+    elif variants.strip():
+        raise ConfigError(f"the {section.name} generator has no variants to offer")
     settings = UiSettings(
         host=host, port=port, share=share, defaults=options, variants=offered, max_input_seconds=max_seconds,
         max_upload_mb=max_upload_mb, session_ttl_seconds=session_ttl, concurrency=concurrency,

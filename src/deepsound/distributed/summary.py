@@ -9,7 +9,6 @@ read ``pending``), so a watcher or a crashed driver always leaves a whole file.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Any
 from deepsound.batch import BatchSummary, ItemOutcome
 from deepsound.files import write_json
 from deepsound.pipeline import OutputPaths
+from deepsound.trace import TraceReader
 
 PENDING = "pending"
 
@@ -88,15 +88,14 @@ class SummaryWriter:
 
 def outcome_from_trace(output_dir: Path, video: Path) -> ItemOutcome:
     """A clip whose worker died after writing its trace (the trace is written last) is done."""
-    trace = json.loads(OutputPaths.for_clip(output_dir, video).trace.read_text(encoding="utf-8"))
-    final = trace.get("final") or {}
+    trace = TraceReader.from_file(OutputPaths.for_clip(output_dir, video).trace)
     return ItemOutcome(
         str(video),
         "done",
-        seconds=float(trace.get("seconds") or 0.0),
-        mllm_calls=int(trace.get("mllm_call_count") or 0),
-        has_voice_over=final.get("has_voice_over"),
-        fallback=final.get("fallback"),
+        seconds=trace.seconds,
+        mllm_calls=trace.mllm_calls,
+        has_voice_over=trace.final.get("has_voice_over"),
+        fallback=trace.fallback,
     )
 
 

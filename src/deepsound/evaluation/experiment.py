@@ -23,7 +23,6 @@ clips common to all rows and lists why each other clip was left out.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import shutil
 from collections.abc import Callable
@@ -34,18 +33,24 @@ from typing import Any
 from deepsound.errors import ConfigError, DeepSoundError
 from deepsound.files import ensure_dir
 from deepsound.interfaces import CANONICAL_PLAN_TEXT, Plan, Step
+from deepsound.trace import TraceReader, TraceStep
 
 log = logging.getLogger(__name__)
 
 SETTINGS = ("direct", "direct-neg", "s3", "s4-rm", "s4-rep", "s4-neg")
 # the steps whose seconds and MLLM calls a setting's soundtrack cost (from the traces)
-SETTING_STEPS = {
-    "direct": ("step1_generate",),
-    "direct-neg": ("step1_generate",),
-    "s3": ("step0_plan", "step1_generate", "step2_judge_voice_over", "step3_remove_voice_over"),
+_S3 = (TraceStep.PLAN, TraceStep.GENERATE, TraceStep.DETECT_VOICE_OVER, TraceStep.REMOVE_VOICE_OVER)
+SETTING_STEPS: dict[str, tuple[str, ...]] = {
+    "direct": (TraceStep.GENERATE.value,),
+    "direct-neg": (TraceStep.GENERATE.value,),
+    "s3": tuple(t.value for t in _S3),
 }
 for _name, _fallback in (("s4-rm", "rm"), ("s4-rep", "rep"), ("s4-neg", "neg")):
-    SETTING_STEPS[_name] = (*SETTING_STEPS["s3"], "step4_check_silence", f"postprocess_{_fallback}")
+    SETTING_STEPS[_name] = (
+        *SETTING_STEPS["s3"],
+        TraceStep.CHECK_SILENCE.value,
+        TraceStep.fallback(_fallback).value,
+    )
 
 
 @dataclass(frozen=True)
@@ -124,24 +129,19 @@ class ClipRun:
 
 
 def read_run(trace_path: Path) -> ClipRun:
-    data = json.loads(trace_path.read_text(encoding="utf-8"))
+    trace = TraceReader.from_file(trace_path)
     run = ClipRun(trace_path.name[: -len(".trace.json")])
-    run.duration = (data.get("options") or {}).get("duration")
-    for step in data.get("steps", []):
-        outputs, decision = step.get("outputs") or {}, step.get("decision")
-        run.steps[step["step"]] = {
-            "seconds": float(step.get("seconds") or 0.0), "mllm_calls": len(step.get("mllm_calls") or []),
-        }  # fmt: skip
-        if step["step"] == "step1_generate":
-            run.step1 = Path(outputs["audio"]) if "audio" in outputs else None
-        elif step["step"] == "step2_judge_voice_over":
-            run.has_voice_over = bool(decision["has_voice_over"])
-        elif step["step"] == "step3_remove_voice_over":
-            run.step3 = Path(outputs["instrumental"]) if "instrumental" in outputs else None
-        elif step["step"] == "step4_check_silence":
-            run.is_silent = bool(decision["is_silent"])
-        elif step["step"] == "postprocess_neg":
-            run.neg = Path(outputs["audio"]) if "audio" in outputs else None
+    run.duration = trace.duration
+    run.step1 = trace.output(Step.GENERATE, "audio")
+    run.has_voice_over = trace.has_voice_over
+    run.step3 = trace.output(Step.REMOVE_VOICE_OVER, "instrumental")
+    run.is_silent = trace.is_silent
+    run.neg = trace.output(TraceStep.FALLBACK_NEG, "audio")
+    for key, record in trace.records():
+        if key is not None:
+            run.steps[key.value] = {
+                "seconds": float(record.get("seconds") or 0.0), "mllm_calls": len(record.get("mllm_calls") or []),
+            }  # fmt: skip
     return run
 
 
@@ -160,7 +160,7 @@ def cost_of(setting: str, run: ClipRun, neg_run: ClipRun | None) -> dict[str, fl
     if setting == "direct-neg" and neg_run is not None:  # made by its own generate-only run
         steps = neg_run.steps
     elif setting == "direct-neg":  # reused: the s4 run's neg regeneration made it
-        steps = {"step1_generate": run.steps.get("postprocess_neg", {})}
+        steps = {TraceStep.GENERATE.value: run.steps.get(TraceStep.FALLBACK_NEG.value, {})}
     used = [steps[s] for s in SETTING_STEPS[setting] if s in steps]
     return {"seconds": sum(u.get("seconds", 0.0) for u in used),
             "mllm_calls": sum(u.get("mllm_calls", 0) for u in used)}  # fmt: skip

@@ -58,11 +58,15 @@ def fbank(
     frame_shift_ms: float = 10.0,
     preemphasis: float = 0.97,
     window: Literal["povey", "hanning"] = "povey",
+    dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """``(frames, num_mel_bins)`` log filter banks of the first channel of ``waveform`` (``(C, N)`` or
-    ``(N,)``), in float32. Frames follow Kaldi's ``snip_edges`` rule: only whole windows,
-    the first at sample 0."""
-    signal = (waveform if waveform.dim() == 1 else waveform[0]).to(torch.float32)
+    ``(N,)``). Frames follow Kaldi's ``snip_edges`` rule: only whole windows, the first at sample 0.
+
+    float32 is torchaudio's computation; ``dtype=torch.float64`` runs the same recipe (same
+    float32 mel triangles and floor) without its rounding, which is how the tests measure how
+    far a float32 result may drift between CPUs."""
+    signal = (waveform if waveform.dim() == 1 else waveform[0]).to(dtype)
     length = int(sample_rate * frame_length_ms * 0.001)
     shift = int(sample_rate * frame_shift_ms * 0.001)
     padded = 1 << (length - 1).bit_length()

@@ -36,12 +36,11 @@ def window_starts(duration: float, window: float, overlap: float) -> list[float]
 
 
 def minimum_duration(config: PipelineConfig) -> float:
-    """Shortest audio the configured generator can make, known before it loads (0 when unknown)."""
-    if config.generator.name == "mmaudio":
-        from deepsound.models.mmaudio.variants import MIN_DURATION
+    """Shortest audio the configured generator can make, known before it loads (its entry's range)."""
+    from deepsound.registry import find
 
-        return MIN_DURATION
-    return 0.0
+    found = find("generator", config.generator.name)
+    return found.duration[0] if found is not None else 0.0
 
 
 def as_generation(result: Generation | Audio) -> Generation:

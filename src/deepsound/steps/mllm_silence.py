@@ -11,16 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from deepsound.audio import Audio
-from deepsound.interfaces import SilenceReport
+from deepsound.interfaces import Mllm, SilenceReport
 from deepsound.steps.prompts import SILENCE_QUESTION, SILENCE_SYSTEM_PROMPT
+from deepsound.steps.silence import SILENCE_THRESHOLD_DB, SILENT_RATIO, RmsSilenceDetector, SilenceSettings
 from deepsound.steps.voice_over import LazyMllm
-
-if TYPE_CHECKING:
-    from deepsound.config import PipelineConfig
-    from deepsound.models.qwen_omni.reasoner import OmniReasoner
 
 
 class MllmSilenceDetector:
@@ -30,19 +27,17 @@ class MllmSilenceDetector:
 
     def __init__(
         self,
-        mllm: OmniReasoner | Callable[[], OmniReasoner],
+        mllm: Mllm | Callable[[], Mllm],
         *,
-        threshold_db: float = -50.0,
-        silent_ratio: float = 0.9,
+        threshold_db: float = SILENCE_THRESHOLD_DB,
+        silent_ratio: float = SILENT_RATIO,
     ) -> None:
-        from deepsound.steps.silence import RmsSilenceDetector
-
         self.mllm = LazyMllm(mllm)
         self.rule = RmsSilenceDetector(threshold_db=threshold_db, silent_ratio=silent_ratio)
 
     @classmethod
-    def from_config(cls, config: PipelineConfig, mllm: Any) -> MllmSilenceDetector:
-        return cls(mllm, threshold_db=config.silence.threshold_db, silent_ratio=config.silence.ratio)
+    def from_settings(cls, settings: SilenceSettings, mllm: Mllm | Callable[[], Mllm]) -> MllmSilenceDetector:
+        return cls(mllm, threshold_db=settings.threshold_db, silent_ratio=settings.ratio)
 
     def detect(self, audio: Audio, video: Path | None = None) -> SilenceReport:
         from deepsound.steps.cot import parse_yes_no

@@ -43,15 +43,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from deepsound.errors import ConfigError
-from deepsound.interfaces import CANONICAL_PLAN_TEXT, CANONICAL_STEPS, Plan, Step
+from deepsound.interfaces import CANONICAL_PLAN_TEXT, CANONICAL_STEPS, Mllm, Plan, Planner, Step
 from deepsound.steps.prompts import PLAN_QUESTION, PLAN_SYSTEM_PROMPT
 from deepsound.steps.voice_over import LazyMllm
-
-if TYPE_CHECKING:
-    from deepsound.models.qwen_omni.reasoner import OmniReasoner
 
 PLANNER_NAMES = ("canonical", "mllm")
 
@@ -70,9 +66,7 @@ class MllmPlanner:
 
     name = "mllm"
 
-    def __init__(
-        self, mllm: OmniReasoner | Callable[[], OmniReasoner], *, system: str | None = PLAN_SYSTEM_PROMPT
-    ):
+    def __init__(self, mllm: Mllm | Callable[[], Mllm], *, system: str | None = PLAN_SYSTEM_PROMPT):
         self.mllm = LazyMllm(mllm)
         self.system = system
 
@@ -86,7 +80,7 @@ class MllmPlanner:
         return plan
 
 
-def build_planner(name: str, *, mllm: Any = None) -> Any:
+def build_planner(name: str, *, mllm: Mllm | Callable[[], Mllm] | None = None) -> Planner:
     """The planner called ``name``; ``mllm`` is the process's reasoner or a factory of it."""
     if name == "canonical":
         return CanonicalPlanner()

@@ -20,16 +20,31 @@ because the rule is defined with it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from deepsound.audio import Audio
 from deepsound.interfaces import SilenceReport
 
-if TYPE_CHECKING:
-    from deepsound.config import PipelineConfig
+SILENCE_THRESHOLD_DB = -50.0  # the paper's rule: a frame is silent below −50 dB RMS …
+SILENT_RATIO = 0.9  # … and the audio is silent when more than 90 % of its frames are
+
+
+@dataclass
+class SilenceSettings:
+    """``[pipeline.silence]``: the paper's rule, shared by the RMS check and the MLLM check's fallback."""
+
+    threshold_db: float = field(
+        default=SILENCE_THRESHOLD_DB,
+        metadata={"help": "A frame is silent below this RMS level (dB)", "flag": "--silence-threshold-db"},
+    )
+    ratio: float = field(
+        default=SILENT_RATIO,
+        metadata={"help": "Silent when more than this share of frames is", "flag": "--silence-ratio"},
+    )
+
 
 # frames handled per block: bounds the memory of the (frame_length, frames) view squared
 _BLOCK_FRAMES = 2048
@@ -82,8 +97,8 @@ class RmsSilenceDetector:
 
     def __init__(
         self,
-        threshold_db: float = -50.0,
-        silent_ratio: float = 0.9,
+        threshold_db: float = SILENCE_THRESHOLD_DB,
+        silent_ratio: float = SILENT_RATIO,
         *,
         frame_length: int = 2048,
         hop_length: int = 512,
@@ -100,8 +115,8 @@ class RmsSilenceDetector:
         self.amin = float(amin)
 
     @classmethod
-    def from_config(cls, config: PipelineConfig) -> RmsSilenceDetector:
-        return cls(threshold_db=config.silence.threshold_db, silent_ratio=config.silence.ratio)
+    def from_settings(cls, settings: SilenceSettings) -> RmsSilenceDetector:
+        return cls(threshold_db=settings.threshold_db, silent_ratio=settings.ratio)
 
     def frame_db(self, audio: Audio) -> np.ndarray:
         """Per-frame level in dB of the mono mix, as the rule sees it."""

@@ -27,15 +27,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from deepsound.audio import Audio
 from deepsound.errors import ConfigError
-from deepsound.interfaces import SpeechDetector, SpeechReport, VoiceOverVerdict
+from deepsound.interfaces import Judge, Mllm, MllmAnswer, SpeechDetector, SpeechReport, VoiceOverVerdict
 from deepsound.steps.prompts import VOICE_OVER_QUESTION, VOICE_OVER_SYSTEM_PROMPT
-
-if TYPE_CHECKING:
-    from deepsound.models.qwen_omni.reasoner import MllmAnswer, OmniReasoner
 
 JUDGE_NAMES = ("cascade", "mllm", "speech")
 
@@ -43,7 +40,7 @@ JUDGE_NAMES = ("cascade", "mllm", "speech")
 class LazyMllm:
     """An MLLM built on first use from a factory, then shared (one load for many clips)."""
 
-    def __init__(self, source: OmniReasoner | Callable[[], OmniReasoner]) -> None:
+    def __init__(self, source: Mllm | Callable[[], Mllm]) -> None:
         self._source = source
         self._model: Any = None if callable(source) and not hasattr(source, "ask") else source
 
@@ -51,7 +48,7 @@ class LazyMllm:
     def loaded(self) -> bool:
         return self._model is not None
 
-    def get(self) -> OmniReasoner:
+    def get(self) -> Mllm:
         if self._model is None:
             self._model = self._source()
         return self._model
@@ -68,7 +65,7 @@ def speech_evidence(report: SpeechReport, detector: str) -> dict[str, Any]:
 
 
 def ask_voice_over(
-    mllm: OmniReasoner, video: Path | None, audio: Audio
+    mllm: Mllm, video: Path | None, audio: Audio
 ) -> tuple[bool | None, dict[str, Any], MllmAnswer]:
     """Ask the paper's step-2 question on the video with ``audio`` as its soundtrack.
 
@@ -121,7 +118,7 @@ class MllmJudge:
 
     name = "mllm"
 
-    def __init__(self, mllm: Any, detector: SpeechDetector | None = None) -> None:
+    def __init__(self, mllm: Mllm | Callable[[], Mllm], detector: SpeechDetector | None = None) -> None:
         self.mllm = LazyMllm(mllm)
         self.detector = detector
 
@@ -143,7 +140,7 @@ class CascadeJudge:
 
     name = "cascade"
 
-    def __init__(self, mllm: Any, detector: SpeechDetector) -> None:
+    def __init__(self, mllm: Mllm | Callable[[], Mllm], detector: SpeechDetector) -> None:
         self.detector = detector
         self.speech = SpeechJudge(self.detector)
         self.mllm = LazyMllm(mllm)
@@ -169,7 +166,9 @@ class CascadeJudge:
         )
 
 
-def build_judge(name: str, *, speech: SpeechDetector, mllm: Any) -> SpeechJudge | MllmJudge | CascadeJudge:
+def build_judge(
+    name: str, *, speech: SpeechDetector, mllm: Mllm | Callable[[], Mllm]
+) -> SpeechJudge | MllmJudge | CascadeJudge:
     """The judge called ``name`` over the process's speech detector and MLLM (a reasoner or a factory).
 
     The pipeline builds judges through :mod:`deepsound.registry`, which hands in its one
@@ -194,7 +193,7 @@ class VoiceOverDecision:
 
 
 def decide_voice_over(
-    judge: Any, video: Path | None, audio: Audio, *, undecided_is_voice_over: bool
+    judge: Judge, video: Path | None, audio: Audio, *, undecided_is_voice_over: bool
 ) -> VoiceOverDecision:
     """Ask ``judge``; an undecided answer becomes ``undecided_is_voice_over``."""
     verdict = judge.judge(video, audio)

@@ -1,60 +1,39 @@
-"""LoRA adapters as files: saved with the identity of their base, checked before they are applied.
+"""LoRA adapters as files: saved with the identity of their base; applied through the MLLM contract.
 
-An adapter only means something on the weights it was trained on. Beside peft's
-own ``adapter_config.json`` and ``adapter_model.safetensors`` the folder holds
-``deepsound_adapter.json`` with the base model's id and a checksum of its
-weights; applying an adapter to another model stops with one line naming both.
-
-The checksum is a fingerprint rather than a hash of the weight files: the base
-may be a hub id whose files sit in a cache, a local folder, or a model built in
-memory, and hashing 15 GB of a 7B model at every load would cost minutes. The
-fingerprint hashes every parameter's name and shape and 64 evenly spaced values
-of it (as bfloat16, so that a float32 and a bfloat16 load of the same
-checkpoint agree); two different trainings of one architecture differ in it.
-
-The frame sampling the adapter was trained with (frames per second, frame
-count and pixel budgets) is kept too and restored when it is applied: a model
-tuned on 8 small frames judges best when it is shown 8 small frames.
-
-Loading the adapter goes through peft (the library that wrote it); for
-inference it is merged into the base weights, so answering costs what the base
-costs.
+Beside peft's own files the folder holds ``deepsound_adapter.json`` with the base
+model's id and a fingerprint of its weights (:mod:`deepsound.models.lora` says how
+it is made and checks it when a model loads the adapter). The frame sampling the
+adapter was trained with (frames per second, frame count and pixel budgets) is kept
+too and restored when it is applied: a model tuned on 8 small frames judges best
+when it is shown 8 small frames.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from pathlib import Path
 from typing import Any
 
-from deepsound.errors import ConfigError, WeightsError
 from deepsound.files import write_json
+from deepsound.interfaces import Mllm
+from deepsound.models.lora import (
+    FINGERPRINT_ALGORITHM,
+    INFO_FILE,
+    AdapterMismatchError,
+    check_base,
+    read_adapter_info,
+    weights_fingerprint,
+)
 
-INFO_FILE = "deepsound_adapter.json"
-FINGERPRINT_ALGORITHM = "sha256 over parameter names, shapes and 64 evenly spaced values each (bfloat16)"
-
-
-class AdapterMismatchError(ConfigError):
-    """An adapter trained on another base model."""
-
-
-def weights_fingerprint(model: Any, values: int = 64) -> str:
-    """The base model's checksum (see the module docstring); computed before any LoRA layer is added."""
-    import torch
-
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        if "lora_" in name:
-            continue
-        digest.update(f"{name}:{tuple(tensor.shape)};".encode())
-        flat = tensor.detach().reshape(-1)
-        if flat.numel() and flat.is_floating_point():
-            index = torch.linspace(0, flat.numel() - 1, min(values, flat.numel()), device=flat.device).long()
-            sample = flat[index].to(torch.bfloat16).view(torch.int16).cpu().numpy()
-            digest.update(sample.tobytes())
-    return digest.hexdigest()
+__all__ = [
+    "INFO_FILE",
+    "AdapterMismatchError",
+    "apply_adapter",
+    "check_base",
+    "read_adapter_info",
+    "save_adapter",
+    "weights_fingerprint",
+]
 
 
 def save_adapter(peft_model: Any, folder: Path, info: dict[str, Any]) -> Path:
@@ -68,77 +47,7 @@ def save_adapter(peft_model: Any, folder: Path, info: dict[str, Any]) -> Path:
     return folder
 
 
-def read_adapter_info(folder: Path | str) -> dict[str, Any]:
-    folder = Path(folder).expanduser()
-    if not folder.is_dir():
-        raise WeightsError(f"{folder}: no such adapter folder")
-    info_path = folder / INFO_FILE
-    if not info_path.is_file() or not (folder / "adapter_config.json").is_file():
-        raise WeightsError(
-            f"{folder}: not a DeepSound adapter folder (needs {INFO_FILE} and adapter_config.json)"
-        )
-    try:
-        info = json.loads(info_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise WeightsError(f"{info_path}: unreadable adapter description ({exc.msg})") from None
-    for key in ("base_model", "base_checksum"):
-        if key not in info:
-            raise WeightsError(f"{info_path}: lacks {key!r}")
-    return info
-
-
-def check_base(info: dict[str, Any], model: Any, model_id: str, folder: Path | str) -> None:
-    """Refuse, in one line, an adapter whose base checksum differs from ``model``'s."""
-    have = weights_fingerprint(model)
-    if have != info["base_checksum"]:
-        raise AdapterMismatchError(
-            f"{folder}: adapter was trained on {info['base_model']} (checksum {info['base_checksum'][:12]}), "
-            f"not on the loaded MLLM {model_id} (checksum {have[:12]}); load its base with --mllm-model"
-        )
-
-
-def apply_adapter(reasoner: Any, folder: Path | str, *, merge: bool = True) -> Any:
-    """Load the adapter in ``folder`` into ``reasoner.model`` (checked against its base); merged by default."""
-    import peft
-
-    folder = Path(folder).expanduser()
-    info = read_adapter_info(folder)
-    check_base(info, reasoner.model, reasoner.model_id, folder)
-    try:
-        wrapped = peft.PeftModel.from_pretrained(reasoner.model, str(folder), is_trainable=False)
-    except (OSError, ValueError, RuntimeError, KeyError) as exc:
-        raise WeightsError(f"{folder}: adapter does not load into {reasoner.model_id} ({exc})") from None
-    reasoner.model = (wrapped.merge_and_unload() if merge else wrapped).eval()
-    for key, value in info.get("inputs", {}).items():  # frame sampling as in training
-        if hasattr(reasoner, key):
-            setattr(reasoner, key, value)
-    reasoner.model_id = f"{reasoner.model_id}+{folder.name}"
-    reasoner.adapter = {"path": str(folder), "base_model": info["base_model"], "merged": merge}
+def apply_adapter(reasoner: Mllm, folder: Path | str) -> Mllm:
+    """The adapter in ``folder`` merged into ``reasoner`` (checked against its base); the reasoner back."""
+    reasoner.apply_adapter(Path(folder).expanduser())
     return reasoner
-
-
-def apply_to_videollama2(reasoner: Any, folder: Path | str) -> Any:
-    """Apply an adapter to the VideoLLaMA2 checkpoint that answers step 2 (the QA one in ``qa`` mode)."""
-    import peft
-
-    folder = Path(folder).expanduser()
-    info = read_adapter_info(folder)
-    chat = reasoner.qa if getattr(reasoner, "qa", None) is not None else reasoner.cot
-    check_base(info, chat.model, chat.name, folder)
-    try:
-        wrapped = peft.PeftModel.from_pretrained(chat.model, str(folder), is_trainable=False)
-    except (OSError, ValueError, RuntimeError, KeyError) as exc:
-        raise WeightsError(f"{folder}: adapter does not load into {chat.name} ({exc})") from None
-    chat.model = wrapped.merge_and_unload().eval()
-    chat.name = f"{chat.name}+{folder.name}"
-    return reasoner
-
-
-def apply_configured_adapter(reasoner: Any, config: Any) -> Any:
-    """The pipeline's hook: the adapter named by ``config.mllm.adapter``, on whichever MLLM was built."""
-    adapter = config.mllm.adapter
-    if not adapter:
-        return reasoner
-    if hasattr(reasoner, "cot"):  # VideoLLaMA2 reasoner
-        return apply_to_videollama2(reasoner, adapter)
-    return apply_adapter(reasoner, adapter)

@@ -31,5 +31,5 @@ def merge_adapter(
     if output.exists() and any(output.iterdir()):
         raise ConfigError(f"{output}: exists and is not empty; choose a new folder for the merged model")
     reasoner = OmniReasoner.load(source, device=device, dtype=dtype, offline=offline)
-    apply_adapter(reasoner, adapter, merge=True)
+    apply_adapter(reasoner, adapter)
     return reasoner.export_checkpoint(output)

@@ -10,12 +10,16 @@ import gradio as gr
 
 from deepsound.config import MODES, POSTPROCESS
 from deepsound.errors import ConfigError, DeepSoundError
+from deepsound.interfaces import DEFAULT_DURATION, Step
+from deepsound.registry import entries
+from deepsound.trace import TraceReader, TraceStep
 from deepsound.ui.jobs import Job, check_video, page_message
+from deepsound.ui.models import generator_controls
 from deepsound.ui.timeline import LiveStatus, render_trace
 
 log = logging.getLogger(__name__)
 
-INTRO = """Drop a silent video (or pick the example). **Step 1** generates a soundtrack for it (MMAudio);
+INTRO = """Drop a silent video (or pick the example). **Step 1** generates a soundtrack for it;
 **step 2** asks whether that soundtrack holds a voice-over; **step 3** removes the voice (BS-RoFormer);
 **step 4** checks whether anything is left, and if not a **fallback** runs (`rm` removes the audio,
 `rep` keeps the step-1 audio, `neg` regenerates while steering away from voices). Each step's decision
@@ -33,7 +37,10 @@ def build(ui: Any) -> None:
     """Lay out the tab inside the open Blocks and wire its Run button to ``ui``'s pipeline family."""
     s = ui.settings
     d = s.defaults
-    variants = list(s.variants or (ui.family.base.config.generator.variant,))
+    base = ui.family.base.config
+    # the generator and its settings with choices (MMAudio's variant), derived from the registry
+    generators = [(e.label, e.name) for e in entries("generator")]
+    controls = generator_controls(base, s.variants)
     gr.Markdown(INTRO)
     with gr.Row():
         with gr.Column(scale=1):
@@ -43,10 +50,17 @@ def build(ui: Any) -> None:
             prompt = gr.Textbox(label="Prompt (optional): what should it sound like?", value=d.prompt)
             negative = gr.Textbox(label="Negative prompt (optional): what to avoid", value=d.negative_prompt)
             with gr.Row():
-                duration = gr.Number(label="Seconds of audio", value=d.duration or 8.0, minimum=0.1)
+                duration = gr.Number(
+                    label="Seconds of audio", value=d.duration or DEFAULT_DURATION, minimum=0.1
+                )
                 whole = gr.Checkbox(label="Whole video", value=d.duration is None)
             with gr.Accordion("More options", open=False):
-                variant = gr.Dropdown(variants, value=variants[0], label="MMAudio variant")
+                generator = gr.Dropdown(generators, value=base.generator.name, label="Generator",
+                                        elem_id="ds-generator")  # fmt: skip
+                choices = [
+                    gr.Dropdown(list(c.choices), value=c.value, label=c.label, elem_id=f"ds-{c.generator}-{c.field}")
+                    for c in controls
+                ]  # fmt: skip
                 judge = gr.Dropdown(
                     list(s.judges), value=ui.family.base.config.judge, label="Voice-over judge"
                 )
@@ -99,8 +113,9 @@ def build(ui: Any) -> None:
         return {video_out: None, downloads: None, timeline: "", message: "", status: "",
                 **{p: gr.update(value=None, visible=False) for p in players}}  # fmt: skip
 
-    def on_run(video, variant_v, judge_v, mode_v, fallback_v, prompt_v, negative_v, duration_v, whole_v,  # noqa: ANN001
-               seed_v, steps_v, cfg_v, request: gr.Request):  # fmt: skip
+    # the request comes first: the generators' choice controls vary in number and close the list
+    def on_run(request: gr.Request, video, generator_v, judge_v, mode_v, fallback_v, prompt_v, negative_v,  # noqa: ANN001
+               duration_v, whole_v, seed_v, steps_v, cfg_v, *choice_values):  # fmt: skip
         if not video:
             yield {**clear(), message: message_html("Upload a video first, or pick the example.")}
             return
@@ -109,16 +124,26 @@ def build(ui: Any) -> None:
             check_video(path, s.max_input_seconds)
             options = d.replace(
                 prompt=prompt_v or "", negative_prompt=negative_v or "", mode=mode_v, postprocess=fallback_v,
-                duration=None if whole_v else float(duration_v or d.duration or 8.0),
+                duration=None if whole_v else float(duration_v or d.duration or DEFAULT_DURATION),
                 seed=int(seed_v if seed_v is not None else d.seed),
                 num_steps=int(steps_v or d.num_steps), cfg_strength=float(cfg_v if cfg_v is not None else d.cfg_strength),
                 write_video=True, keep_intermediates=True,
             )  # fmt: skip
-            if variant_v not in variants or judge_v not in s.judges:  # the API can send anything
+            chosen = {
+                c.field: v for c, v in zip(controls, choice_values, strict=True) if c.generator == generator_v
+            }
+            offered = {c.field: c.choices for c in controls if c.generator == generator_v}
+            if (
+                generator_v not in {name for _, name in generators}
+                or judge_v not in s.judges
+                or any(v not in offered[k] for k, v in chosen.items())
+            ):  # the API can send anything
                 raise ConfigError(
-                    f"this page offers variants {', '.join(variants)} and judges {', '.join(s.judges)}"
+                    f"this page offers generators {', '.join(n for _, n in generators)}, "
+                    f"judges {', '.join(s.judges)} and "
+                    + "; ".join(f"{c.label}: {', '.join(c.choices)}" for c in controls)
                 )
-            pipeline = ui.family.pipeline(variant_v, judge_v)
+            pipeline = ui.family.pipeline(judge=judge_v, generator=generator_v, settings=chosen)
         except DeepSoundError as exc:
             yield {**clear(), message: message_html(page_message(exc, path))}
             return
@@ -138,14 +163,14 @@ def build(ui: Any) -> None:
         yield _results(job.result, live)
 
     def _results(result: Any, live: LiveStatus) -> dict:
-        trace = result.trace.to_dict()
-        made = {rec["step"]: rec.get("outputs") or {} for rec in trace["steps"]}
-        sources = (
-            made.get("step1_generate", {}).get("audio"),
-            made.get("step3_remove_voice_over", {}).get("instrumental"),
-            made.get("step3_remove_voice_over", {}).get("vocals"),
-            made.get("postprocess_neg", {}).get("audio"),
+        trace = TraceReader.of(result.trace)
+        made = (
+            trace.output(Step.GENERATE, "audio"),
+            trace.output(Step.REMOVE_VOICE_OVER, "instrumental"),
+            trace.output(Step.REMOVE_VOICE_OVER, "vocals"),
+            trace.output(TraceStep.FALLBACK_NEG, "audio"),
         )
+        sources = tuple(str(path) if path is not None else None for path in made)
         files = [str(result.outputs[k]) for k in ("audio", "video", "trace") if k in result.outputs]
         note = (
             "Done." if result.audio is not None else "Done: the soundtrack was removed (nothing but voice)."
@@ -155,7 +180,7 @@ def build(ui: Any) -> None:
             message: message_html(note, ok=True),
             video_out: str(result.outputs["video"]) if "video" in result.outputs else None,
             downloads: files,
-            timeline: render_trace(trace),
+            timeline: render_trace(trace.data),
             **{
                 p: gr.update(value=src, visible=src is not None)
                 for p, src in zip(players, sources, strict=True)
@@ -166,7 +191,7 @@ def build(ui: Any) -> None:
         on_run,
         inputs=[
             video_in,
-            variant,
+            generator,
             judge,
             mode,
             fallback,
@@ -177,6 +202,7 @@ def build(ui: Any) -> None:
             seed,
             steps,
             cfg,
+            *choices,
         ],
         outputs=[status, message, video_out, downloads, timeline, *players],
         concurrency_id="models",

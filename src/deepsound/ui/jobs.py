@@ -1,8 +1,8 @@
 """Running a job for the page: check the input, run it off the event loop, stream its progress.
 
 The steps themselves are the CLI's: :meth:`Pipeline.run` for the Generate tab,
-:func:`deepsound.cli.separate.separate_file` for Remove voice and
-:func:`deepsound.cli.judge.judge_file` for Screen. This module only adds what a
+:func:`deepsound.usecases.separate.separate_file` for Remove voice and
+:func:`deepsound.usecases.judge.judge_file` for Screen. This module only adds what a
 web page needs around them: an input check that fails in one line before any
 model runs, messages that name the visitor's file rather than server paths,
 and a worker thread whose progress events the page's generator function turns

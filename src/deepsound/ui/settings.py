@@ -16,7 +16,8 @@ class UiSettings:
     port: int = 7860
     share: bool = False  # a public gradio.live link; off unless asked for
     defaults: RunOptions = field(default_factory=RunOptions)  # the Generate tab's initial options
-    variants: tuple[str, ...] | None = None  # None: only the pipeline's own variant
+    # choices of the generator's first setting with choices (MMAudio's variant); None: all it declares
+    variants: tuple[str, ...] | None = None
     # every registered judge (a user's own too), known when the page is built
     judges: tuple[str, ...] = field(default_factory=lambda: tuple(available("judge")))
     max_input_seconds: float | None = 600.0  # longer uploads are refused with a message

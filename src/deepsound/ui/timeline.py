@@ -20,16 +20,17 @@ from typing import Any
 
 from deepsound.progress import ProgressEvent
 from deepsound.steps.cot import SECTIONS, cot_sections
+from deepsound.trace import TraceReader, TraceStep
 
 STEP_TITLES = {
-    "step0_plan": "Step 0 · Plan the steps",
-    "step1_generate": "Step 1 · Generate audio from the video",
-    "step2_judge_voice_over": "Step 2 · Does the audio hold a voice-over?",
-    "step3_remove_voice_over": "Step 3 · Remove the voice-over",
-    "step4_check_silence": "Step 4 · Is what is left silent?",
-    "postprocess_rm": "Fallback rm · remove the audio",
-    "postprocess_rep": "Fallback rep · keep the step-1 audio",
-    "postprocess_neg": "Fallback neg · regenerate, steering away from voice",
+    TraceStep.PLAN.value: "Step 0 · Plan the steps",
+    TraceStep.GENERATE.value: "Step 1 · Generate audio from the video",
+    TraceStep.DETECT_VOICE_OVER.value: "Step 2 · Does the audio hold a voice-over?",
+    TraceStep.REMOVE_VOICE_OVER.value: "Step 3 · Remove the voice-over",
+    TraceStep.CHECK_SILENCE.value: "Step 4 · Is what is left silent?",
+    TraceStep.FALLBACK_RM.value: "Fallback rm · remove the audio",
+    TraceStep.FALLBACK_REP.value: "Fallback rep · keep the step-1 audio",
+    TraceStep.FALLBACK_NEG.value: "Fallback neg · regenerate, steering away from voice",
     "separate": "Remove voice · split voice from the rest",
     "screen": "Screen · judge each video's own audio",
 }
@@ -71,20 +72,21 @@ def _flatten(evidence: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[st
 def decision_sentence(step: str, decision: Any, evidence: Mapping[str, Any] | None = None) -> str:
     """The step's decision as a short sentence, with the one number behind it when there is one."""
     evidence = evidence or {}
-    if step == "step1_generate" and evidence.get("duration") is not None:
+    key = TraceStep.named(step)
+    if key is TraceStep.GENERATE and evidence.get("duration") is not None:
         return f"generated {evidence['duration']:.2f} s of audio at {evidence.get('sample_rate')} Hz"
-    if step == "step3_remove_voice_over" and isinstance(evidence.get("vocals_energy_share"), float):
+    if key is TraceStep.REMOVE_VOICE_OVER and isinstance(evidence.get("vocals_energy_share"), float):
         return f"separated: the voice held {100 * evidence['vocals_energy_share']:.0f}% of the energy"
-    if step == "step0_plan" and isinstance(decision, list):
+    if key is TraceStep.PLAN and isinstance(decision, list):
         return "plan: " + " → ".join(str(s).replace("_", " ") for s in decision)
-    if step == "step2_judge_voice_over" and isinstance(decision, Mapping):
+    if key is TraceStep.DETECT_VOICE_OVER and isinstance(decision, Mapping):
         has = decision.get("has_voice_over")
         said = decision.get("judge_said")
         text = "voice-over found" if has else "no voice-over"
         if said is None:
             text += " (the judge could not decide; the configured default was used)"
         return text
-    if step == "step4_check_silence" and isinstance(decision, Mapping):
+    if key is TraceStep.CHECK_SILENCE and isinstance(decision, Mapping):
         ratio = evidence.get("silent_frame_ratio")
         why = f" ({100 * ratio:.0f}% of frames are silent)" if isinstance(ratio, float | int) else ""
         return (
@@ -166,11 +168,12 @@ def render_step(record: Mapping[str, Any]) -> str:
 
 def render_trace(trace: Mapping[str, Any]) -> str:
     """The whole run: one card per step, then warnings and the outcome."""
+    reader = TraceReader(dict(trace))
     parts = ['<div class="ds-timeline">']
-    parts.extend(render_step(record) for record in trace.get("steps", []))
+    parts.extend(render_step(record) for _, record in reader.records())
     for warning in trace.get("warnings") or []:
         parts.append(f'<div class="ds-warning">warning: {_esc(warning)}</div>')
-    final = trace.get("final") or {}
+    final = reader.final
     if final:
         if final.get("audio") is None:
             outcome = "no soundtrack: what was left after removing the voice was silent (rm)"

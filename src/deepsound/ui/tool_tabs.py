@@ -14,14 +14,14 @@ from typing import Any
 import gradio as gr
 
 from deepsound import progress
-from deepsound.cli.judge import judge_file
-from deepsound.cli.separate import separate_file
 from deepsound.errors import DeepSoundError, MediaError
 from deepsound.files import atomic_output
 from deepsound.progress import ProgressEvent
 from deepsound.ui.generate_tab import message_html
 from deepsound.ui.jobs import Job, check_media, page_message
 from deepsound.ui.timeline import LiveStatus
+from deepsound.usecases.judge import judge_file
+from deepsound.usecases.separate import separate_file
 
 log = logging.getLogger(__name__)
 

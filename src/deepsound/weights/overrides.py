@@ -13,15 +13,14 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from deepsound.errors import ConfigError, WeightsError
+from deepsound.interfaces import Placement
 from deepsound.weights.checksum import file_digest
 from deepsound.weights.registry import REGISTRY
+from deepsound.weights.requirements import missing, missing_message
 from deepsound.weights.resolve import resolve
-
-if TYPE_CHECKING:
-    from deepsound.config import PipelineConfig
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +42,8 @@ def check_name(name: str) -> None:
         raise ConfigError(f"unknown weight file {name!r}; see `deepsound weights list` for the names")
 
 
-def resolve_for(config: PipelineConfig, name: str) -> Path:
-    """The file to load for ``name`` under ``config``: the user's override, else the published one."""
+def resolve_for(config: Placement, name: str) -> Path:
+    """The file to load for ``name`` placed by ``config``: the user's override, else the published one."""
     override = config.weights.get(name)
     if override is None:
         try:
@@ -72,14 +71,12 @@ def used_overrides() -> dict[str, dict[str, Any]]:
         return {k: dict(v) for k, v in _used.items()}
 
 
-def _with_all_missing(exc: WeightsError, config: PipelineConfig, name: str) -> WeightsError:
+def _with_all_missing(exc: WeightsError, config: Placement, name: str) -> WeightsError:
     """A failed download names every file of the run still missing, not just the first.
 
     A file that is present but fails its check is not missing, so its own message stands alone.
     """
-    from deepsound.weights.requirements import missing_for, missing_message
-
-    missing = missing_for(config)
-    if name not in {e.name for e in missing}:
+    absent = missing([n for n in config.run_files if n not in config.weights], config.weights_dir)
+    if name not in {e.name for e in absent}:
         return exc
-    return WeightsError(f"{exc}; {missing_message(missing, config.weights_dir, offline=config.offline)}")
+    return WeightsError(f"{exc}; {missing_message(absent, config.weights_dir, offline=config.offline)}")

@@ -305,6 +305,22 @@ _ENTRIES = _ENTRIES + tuple(
 REGISTRY: dict[str, WeightFile] = {entry.name: entry for entry in _ENTRIES}
 
 
+def add(entry: WeightFile) -> None:
+    """Make a component's own file known (:func:`deepsound.registry.register` calls this), so that
+    ``deepsound weights list|download|verify``, ``--weights NAME=PATH`` and the offline check see it."""
+    known = REGISTRY.get(entry.name)
+    if known is not None and known != entry:
+        raise ConfigError(f"weight file {entry.name!r} is already registered with other contents")
+    if entry.checksum is not None and not checksum_is_well_formed(entry.checksum):
+        raise ConfigError(f"weight file {entry.name!r}: malformed checksum {entry.checksum!r}")
+    REGISTRY[entry.name] = entry
+
+
+def remove(name: str) -> None:
+    """Forget a component's own file again (its component was unregistered)."""
+    REGISTRY.pop(name, None)
+
+
 def get(name: str) -> WeightFile:
     """Look a name up, failing with the list of valid names."""
     try:

@@ -27,18 +27,17 @@ import numpy as np
 import torch
 
 from deepsound.audio import Audio
-from deepsound.config import PipelineConfig
 from deepsound.errors import ConfigError, WeightsError
-from deepsound.interfaces import Separation, SpeechDetector
+from deepsound.interfaces import Placement, Separation, SpeechDetector
 from deepsound.models.bs_roformer.config import BsRoformerConfig
 from deepsound.models.bs_roformer.demix import demix
 from deepsound.models.bs_roformer.network import BSRoformer, build_model, load_checkpoint
+from deepsound.models.bs_roformer.settings import WEIGHT_FILES, BsRoformerSettings
 from deepsound.weights.loading import torch_dtype
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_NAME = "bs_roformer_viperx"
-CONFIG_NAME = "bs_roformer_viperx_config"
+CHECKPOINT_NAME, CONFIG_NAME = WEIGHT_FILES
 _DB_FLOOR = 1e-10  # -200 dB for digital silence
 Progress = Callable[[int, int], None]
 
@@ -122,28 +121,30 @@ class BsRoformerSeparator:
         return cls(model, **kwargs)
 
     @classmethod
-    def from_config(cls, config: PipelineConfig, **kwargs: Any) -> BsRoformerSeparator:
+    def from_settings(
+        cls, settings: BsRoformerSettings, placement: Placement, **kwargs: Any
+    ) -> BsRoformerSeparator:
         """The published viperx model, located (and fetched when allowed) through the weights registry."""
         from deepsound.weights.overrides import resolve_for
 
-        checkpoint = resolve_for(config, CHECKPOINT_NAME)
+        checkpoint = resolve_for(placement, CHECKPOINT_NAME)
         try:
-            yaml_path: Path | None = resolve_for(config, CONFIG_NAME)
+            yaml_path: Path | None = resolve_for(placement, CONFIG_NAME)
         except WeightsError as exc:  # the YAML only repeats numbers we also carry built in
             log.warning("BS-RoFormer config not found (%s); using the built-in viperx settings", exc)
             yaml_path = None
         detector = kwargs.pop("speech_detector", None)
-        if config.separator.only_speech and detector is None:
+        if settings.only_speech and detector is None:
             raise ConfigError("speech-gated separation needs the speech detector (built by the registry)")
         return cls.from_files(
             checkpoint,
             yaml_path,
-            device=config.resolved_device(),
-            dtype=config.resolved_dtype(),
-            run_batch_size=config.separator.batch_size,
+            device=placement.resolved_device(),
+            dtype=placement.resolved_dtype(),
+            run_batch_size=settings.batch_size,
             speech_detector=detector,
-            only_speech=config.separator.only_speech,
-            crossfade_s=config.separator.crossfade_s,
+            only_speech=settings.only_speech,
+            crossfade_s=settings.crossfade_s,
             **kwargs,
         )
 

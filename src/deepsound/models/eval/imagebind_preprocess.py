@@ -65,14 +65,25 @@ def clip_bounds(samples: int, rate: int = SAMPLE_RATE) -> list[tuple[int, int]]:
 
 
 def kaldi_fbank(signal: torch.Tensor) -> torch.Tensor:
-    """(T,) float32 -> (frames, 128) log mel energies with ImageBind's Kaldi options (Hann window)."""
+    """(T,) float -> (frames, 128) log mel energies with ImageBind's Kaldi options (Hann window),
+    in the signal's precision (float32 as the official code; float64 for rounding checks)."""
     return fbank(
-        signal, num_mel_bins=MEL_BINS, sample_rate=SAMPLE_RATE, preemphasis=PREEMPHASIS, window="hanning"
+        signal,
+        num_mel_bins=MEL_BINS,
+        sample_rate=SAMPLE_RATE,
+        preemphasis=PREEMPHASIS,
+        window="hanning",
+        dtype=torch.float64 if signal.dtype == torch.float64 else torch.float32,
     )
 
 
-def audio_clips(wav: torch.Tensor, rate: int = SAMPLE_RATE) -> torch.Tensor:
-    """(C, T) float32 at 16 kHz -> (3, 1, 128, 204) normalised fbank clips for the audio tower."""
+def audio_clips(
+    wav: torch.Tensor, rate: int = SAMPLE_RATE, precision: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """(C, T) float32 at 16 kHz -> (3, 1, 128, 204) normalised fbank clips for the audio tower.
+
+    ``precision`` float32 is the official computation; float64 gives the value its rounding
+    approximates (tests bound the CPU-dependent drift with it)."""
     if wav.ndim == 1:
         wav = wav[None]
     if rate != SAMPLE_RATE:
@@ -81,7 +92,7 @@ def audio_clips(wav: torch.Tensor, rate: int = SAMPLE_RATE) -> torch.Tensor:
         raise MediaError(
             f"audio too short for ImageBind: {wav.shape[-1]} samples, need one 25 ms frame ({FRAME})"
         )
-    wav = wav.to(torch.float32).clone()
+    wav = wav.to(precision).clone()
     out = []
     for start, end in clip_bounds(wav.shape[-1], rate):
         clip = wav[:, start:end]

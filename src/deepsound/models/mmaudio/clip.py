@@ -52,7 +52,7 @@ from deepsound.models.ops import fast_linear
 from deepsound.weights.loading import LoadRules, load_into
 
 if TYPE_CHECKING:
-    from deepsound.config import PipelineConfig
+    from deepsound.interfaces import Placement
 
 ARCHITECTURE = "ViT-H-14-378-quickgelu"
 IMAGE_SIZE = 384  # the DFN5B checkpoint's input size; 384 // 14 == 378 // 14 == 27 patches
@@ -248,15 +248,15 @@ class ClipConditioner(nn.Module):
         return conditioner.to(device=device, dtype=dtype).eval()
 
     @classmethod
-    def from_config(cls, config: PipelineConfig) -> ClipConditioner:
+    def from_placement(cls, placement: Placement) -> ClipConditioner:
         """Resolve the published DFN5B weights and config, and place the model as the pipeline asks."""
         from deepsound.weights.loading import torch_dtype
         from deepsound.weights.overrides import resolve_for
 
-        weights = resolve_for(config, "clip_dfn5b")
-        cfg = resolve_for(config, "clip_dfn5b_config")
-        dtype = torch_dtype(config.resolved_dtype())
-        return cls.from_pretrained(weights, cfg, device=config.resolved_device(), dtype=dtype)
+        weights = resolve_for(placement, "clip_dfn5b")
+        cfg = resolve_for(placement, "clip_dfn5b_config")
+        dtype = torch_dtype(placement.resolved_dtype())
+        return cls.from_pretrained(weights, cfg, device=placement.resolved_device(), dtype=dtype)
 
     @property
     def dtype(self) -> torch.dtype:

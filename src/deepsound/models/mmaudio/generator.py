@@ -40,8 +40,9 @@ from deepsound.models.mmaudio.variants import (
 )
 
 if TYPE_CHECKING:
-    from deepsound.config import PipelineConfig
+    from deepsound.interfaces import Placement
     from deepsound.models.mmaudio.clip import ClipConditioner
+    from deepsound.models.mmaudio.settings import MMAudioSettings
     from deepsound.models.mmaudio.synchformer import SynchformerEncoder
     from deepsound.models.mmaudio.vae import AudioDecoder
 
@@ -102,29 +103,29 @@ class MMAudioGenerator:
     # ------------------------------------------------------------ construction
 
     @classmethod
-    def from_config(cls, config: PipelineConfig) -> MMAudioGenerator:
-        """Resolve every weight file of ``config.generator.variant`` and load each model once."""
+    def from_settings(cls, settings: MMAudioSettings, placement: Placement) -> MMAudioGenerator:
+        """Resolve every weight file of ``settings.variant`` and load each model once."""
         from deepsound.models.mmaudio.clip import ClipConditioner
         from deepsound.models.mmaudio.synchformer import SynchformerEncoder
         from deepsound.models.mmaudio.vae import AudioDecoder
         from deepsound.weights.loading import torch_dtype
         from deepsound.weights.overrides import resolve_for
 
-        variant: Variant = get_variant(config.generator.variant)
-        device, dtype = config.resolved_device(), torch_dtype(config.resolved_dtype())
+        variant: Variant = get_variant(settings.variant)
+        device, dtype = placement.resolved_device(), torch_dtype(placement.resolved_dtype())
         network = MMAudioNetwork(variant.network)
-        network.load_checkpoint(resolve_for(config, variant.weights_name))
+        network.load_checkpoint(resolve_for(placement, variant.weights_name))
         return cls(
             network,
-            ClipConditioner.from_config(config),
-            SynchformerEncoder.from_config(config),
-            AudioDecoder.from_config(config),
+            ClipConditioner.from_placement(placement),
+            SynchformerEncoder.from_placement(placement),
+            AudioDecoder.from_placement(placement, variant.mode),
             mode=variant.mode,
             variant=variant.name,
             device=device,
             dtype=dtype,
-            batched_cfg=config.generator.batched_cfg,
-            compile=config.generator.compile,
+            batched_cfg=settings.batched_cfg,
+            compile=settings.compile,
         )
 
     def _check_dims(self) -> None:

@@ -37,7 +37,7 @@ from deepsound.models.mmaudio.synchformer_layers import (
 from deepsound.weights.loading import LoadRules, load_into
 
 if TYPE_CHECKING:
-    from deepsound.config import PipelineConfig
+    from deepsound.interfaces import Placement
 
 SEGMENT_FRAMES = 16
 SEGMENT_STRIDE = 8
@@ -137,13 +137,15 @@ class SynchformerEncoder(nn.Module):
         return model.to(device=device, dtype=dtype).eval()
 
     @classmethod
-    def from_config(cls, config: PipelineConfig) -> SynchformerEncoder:
+    def from_placement(cls, placement: Placement) -> SynchformerEncoder:
         """Resolve the published weights and place the encoder as the pipeline asks."""
         from deepsound.weights.loading import torch_dtype
         from deepsound.weights.overrides import resolve_for
 
-        path = resolve_for(config, "synchformer")
-        return cls.load(path, device=config.resolved_device(), dtype=torch_dtype(config.resolved_dtype()))
+        path = resolve_for(placement, "synchformer")
+        return cls.load(
+            path, device=placement.resolved_device(), dtype=torch_dtype(placement.resolved_dtype())
+        )
 
     @property
     def dtype(self) -> torch.dtype:

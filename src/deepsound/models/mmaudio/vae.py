@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import nn
@@ -32,6 +32,9 @@ from deepsound.models.mmaudio.vocoder import (
     load_bigvgan,
 )
 from deepsound.weights.loading import load_state_into, read_state_dict
+
+if TYPE_CHECKING:
+    from deepsound.interfaces import Placement
 
 Mode = Literal["16k", "44k"]
 _VAE_CONFIGS: dict[str, VAEConfig] = {"16k": VAE_16K, "44k": VAE_44K}
@@ -112,17 +115,16 @@ class AudioDecoder(nn.Module):
         return cls(mode, vae, vocoder).eval()
 
     @classmethod
-    def from_config(cls, config, *, need_encoder: bool = False) -> AudioDecoder:
-        """Resolve the weights of ``config.generator.variant`` (``*_16k`` / ``*_44k``) and build."""
+    def from_placement(cls, placement: Placement, mode: Mode, *, need_encoder: bool = False) -> AudioDecoder:
+        """Resolve the published weights of ``mode`` (``16k`` / ``44k``) and build."""
         from deepsound.weights.overrides import resolve_for
 
-        mode: Mode = "16k" if config.generator.variant.endswith("16k") else "44k"
         vae_name, vocoder_name, config_name = _WEIGHT_NAMES[mode]
         return cls.build(
             mode,
-            resolve_for(config, vae_name),
-            resolve_for(config, vocoder_name),
-            resolve_for(config, config_name) if config_name else None,
+            resolve_for(placement, vae_name),
+            resolve_for(placement, vocoder_name),
+            resolve_for(placement, config_name) if config_name else None,
             need_encoder=need_encoder,
         )
 

@@ -24,7 +24,6 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,11 +31,14 @@ import numpy as np
 
 from deepsound.audio import Audio
 from deepsound.errors import ConfigError, MediaError, WeightsError
+from deepsound.interfaces import MllmAnswer, MllmCall, Placement
 from deepsound.models.qwen_omni.frames import sample_frames
 from deepsound.weights.loading import torch_dtype as to_torch_dtype
 
 if TYPE_CHECKING:
-    from deepsound.config import PipelineConfig
+    from deepsound.models.qwen_omni.settings import OmniSettings
+
+__all__ = ["DEFAULT_MODEL", "MllmAnswer", "OmniReasoner"]  # MllmAnswer: its old home, kept
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +54,6 @@ _FAMILIES: dict[str, tuple[str, str]] = {
     "qwen3_omni_moe": ("Qwen3OmniMoeThinkerForConditionalGeneration", "Qwen3OmniMoeProcessor"),
     "qwen3_omni_moe_thinker": ("Qwen3OmniMoeThinkerForConditionalGeneration", "Qwen3OmniMoeProcessor"),
 }
-
-
-@dataclass
-class MllmAnswer:
-    """One answer and its record (the same dict object is kept in :attr:`OmniReasoner.calls`)."""
-
-    text: str
-    record: dict[str, Any] = field(default_factory=dict)
 
 
 def _audio_array(audio: Audio, seconds: float | None = None) -> np.ndarray:
@@ -107,7 +101,8 @@ class OmniReasoner:
         self.min_pixels = min_pixels
         self.max_pixels = max_pixels
         # the latest call records (a long batch would otherwise keep every prompt); each answer carries its own
-        self.calls: deque[dict[str, Any]] = deque(maxlen=history)
+        self.calls: deque[MllmCall] = deque(maxlen=history)
+        self.adapter: dict[str, Any] | None = None
         self._lock = (
             threading.Lock()
         )  # one generate at a time: clips judged from several threads share a model
@@ -165,37 +160,44 @@ class OmniReasoner:
         return cls(thinker, processor, model_id=str(model), max_new_tokens=max_new_tokens, **options)
 
     @classmethod
-    def from_config(cls, config: PipelineConfig) -> OmniReasoner:
-        """The configured MLLM: fp32 on CPU, bf16 on CUDA unless the config says otherwise.
+    def from_settings(cls, settings: OmniSettings, placement: Placement) -> OmniReasoner:
+        """The configured MLLM: fp32 on CPU, bf16 on CUDA unless the placement says otherwise.
 
         A hub id whose last part names a folder inside ``weights_dir`` (e.g.
-        ``weights/Qwen2.5-Omni-7B``) loads from that folder. ``mllm.adapter``
-        names a fine-tuned LoRA adapter, checked against the base and merged in.
+        ``weights/Qwen2.5-Omni-7B``) loads from that folder. ``settings.adapter``
+        (a fine-tuned LoRA adapter) is applied by the registry through :meth:`apply_adapter`.
         """
-        mllm = config.mllm
-        model: str | Path = mllm.model or DEFAULT_MODEL
-        if config.weights_dir is not None:
-            candidate = Path(config.weights_dir) / str(model).rstrip("/").split("/")[-1]
+        model: str | Path = settings.model or DEFAULT_MODEL
+        if placement.weights_dir is not None:
+            candidate = Path(placement.weights_dir) / str(model).rstrip("/").split("/")[-1]
             if candidate.is_dir():
                 model = candidate
         options = {
-            key: getattr(mllm, key)
+            key: getattr(settings, key)
             for key in ("fps", "max_frames", "min_pixels", "max_pixels")
-            if getattr(mllm, key) is not None
+            if getattr(settings, key) is not None
         }
-        reasoner = cls.load(
+        return cls.load(
             model,
-            device=config.resolved_device(),
-            dtype=config.resolved_dtype(),
-            offline=config.offline,
-            max_new_tokens=mllm.max_new_tokens,
+            device=placement.resolved_device(),
+            dtype=placement.resolved_dtype(),
+            offline=placement.offline,
+            max_new_tokens=settings.max_new_tokens,
             **options,
         )
-        if mllm.adapter is not None:  # a LoRA adapter from `deepsound finetune`
-            from deepsound.training.adapter import apply_adapter
 
-            apply_adapter(reasoner, Path(mllm.adapter))
-        return reasoner
+    def apply_adapter(self, folder: Path) -> None:
+        """Merge a LoRA adapter from ``deepsound finetune`` (checked against this base); its frame
+        sampling (as in training) replaces the current one."""
+        from deepsound.models.lora import merge_adapter
+
+        folder = Path(folder).expanduser()
+        self.model, info = merge_adapter(self.model, folder, self.model_id)
+        for key, value in info.get("inputs", {}).items():
+            if hasattr(self, key):
+                setattr(self, key, value)
+        self.model_id = f"{self.model_id}+{folder.name}"
+        self.adapter = {"path": str(folder), "base_model": info["base_model"], "merged": True}
 
     def export_checkpoint(self, folder: Path) -> Path:
         """Write this thinker as a Qwen2.5-Omni checkpoint folder that :meth:`load` (and transformers) reads.
@@ -327,18 +329,18 @@ class OmniReasoner:
             )
         new_tokens = output[0, prompt_length:]
         answer = self.processor.tokenizer.decode(new_tokens, skip_special_tokens=True).strip()
-        record = {
-            "step": step,
-            "model": self.model_id,
-            "system": system,
-            "prompt": question,
-            "inputs": given,
-            "answer": answer,
-            "verdict": None,
-            "tokens_in": prompt_length,
-            "tokens_out": int(new_tokens.shape[0]),
-            "seconds": round(time.perf_counter() - started, 3),
-        }
+        record = MllmCall(
+            step=step,
+            model=self.model_id,
+            system=system,
+            prompt=question,
+            inputs=given,
+            answer=answer,
+            verdict=None,
+            tokens_in=prompt_length,
+            tokens_out=int(new_tokens.shape[0]),
+            seconds=round(time.perf_counter() - started, 3),
+        )
         self.calls.append(record)
         return MllmAnswer(answer, record)
 

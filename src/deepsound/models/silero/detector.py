@@ -17,15 +17,13 @@ import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from deepsound.audio import Audio
 from deepsound.interfaces import SpeechReport
-
-if TYPE_CHECKING:
-    from deepsound.config import PipelineConfig
+from deepsound.models.silero.settings import SileroSettings
 
 VAD_SAMPLE_RATE = 16000
 
@@ -91,10 +89,10 @@ class SileroSpeechDetector:
 
     def __init__(
         self,
-        threshold: float = 0.5,
-        min_speech_s: float = 0.25,
-        min_silence_s: float = 0.1,
-        pad_s: float = 0.03,
+        threshold: float = SileroSettings.threshold,
+        min_speech_s: float = SileroSettings.min_speech_s,
+        min_silence_s: float = SileroSettings.min_silence_s,
+        pad_s: float = SileroSettings.pad_s,
     ) -> None:
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"speech threshold must lie in (0, 1), got {threshold}")
@@ -109,9 +107,8 @@ class SileroSpeechDetector:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_config(cls, config: PipelineConfig) -> SileroSpeechDetector:
+    def from_settings(cls, s: SileroSettings) -> SileroSpeechDetector:
         """The ``[pipeline.speech]`` settings."""
-        s = config.speech
         return cls(
             threshold=s.threshold, min_speech_s=s.min_speech_s, min_silence_s=s.min_silence_s, pad_s=s.pad_s
         )

@@ -36,12 +36,13 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 
 from deepsound.errors import ConfigError, WeightsError
+from deepsound.interfaces import MllmAnswer, MllmCall, Placement, resolve_dtype_name
 from deepsound.models.videollama2 import inputs
 from deepsound.models.videollama2.chat import DEFAULT_MAX_NEW_TOKENS, VideoLlamaChat
 
 if TYPE_CHECKING:
     from deepsound.audio import Audio
-    from deepsound.config import PipelineConfig
+    from deepsound.models.videollama2.settings import VideoLlama2Settings
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,8 @@ MODES = ("cot", "qa")
 
 @dataclass
 class VideoLlamaSettings:
-    """Everything that decides how the reasoner is loaded; ``from_config`` fills it from a pipeline config."""
+    """Everything that decides how the reasoner is loaded; ``from_settings`` fills it from the
+    ``[pipeline.mllm]`` settings and the placement."""
 
     mode: Literal["cot", "qa"] = "cot"
     cot_model: str = COT_MODEL
@@ -75,22 +77,23 @@ class VideoLlamaSettings:
             raise ConfigError(f"the MLLM token budget must be at least 1, got {self.max_new_tokens}")
 
     @classmethod
-    def from_config(cls, config: PipelineConfig, mode: str) -> VideoLlamaSettings:
-        """The ``[pipeline.mllm]`` section: ``model`` is the CoT checkpoint (default the published one),
-        ``judge_model`` the QA checkpoint of mode ``qa``."""
-        mllm = config.mllm
+    def from_settings(
+        cls, settings: VideoLlama2Settings, placement: Placement, mode: str
+    ) -> VideoLlamaSettings:
+        """``model`` is the CoT checkpoint (default the published one), ``judge_model`` the QA
+        checkpoint of mode ``qa``."""
         return cls(
             mode=mode,  # type: ignore[arg-type]
-            cot_model=mllm.model or COT_MODEL,
-            qa_model=mllm.judge_model or QA_MODEL,
-            device=config.device,
-            dtype=config.dtype,
-            quantization=mllm.quantization,  # type: ignore[arg-type]
-            offload=mllm.offload,
-            max_gpu_memory=mllm.max_gpu_memory,
-            max_new_tokens=mllm.max_new_tokens,
-            weights_dir=config.weights_dir,
-            offline=config.offline,
+            cot_model=settings.model or COT_MODEL,
+            qa_model=settings.judge_model or QA_MODEL,
+            device=placement.device,
+            dtype=placement.dtype,
+            quantization=settings.quantization,  # type: ignore[arg-type]
+            offload=settings.offload,
+            max_gpu_memory=settings.max_gpu_memory,
+            max_new_tokens=settings.max_new_tokens,
+            weights_dir=placement.weights_dir,
+            offline=placement.offline,
         )
 
     def torch_device(self) -> str:
@@ -101,9 +104,8 @@ class VideoLlamaSettings:
     def torch_dtype(self) -> torch.dtype:
         from deepsound.weights.loading import torch_dtype
 
-        if self.dtype == "auto":
-            return torch.float16 if self.torch_device().startswith("cuda") else torch.float32
-        return torch_dtype(self.dtype)
+        # the reference loads in float16 on CUDA
+        return torch_dtype(resolve_dtype_name(self.dtype, self.torch_device(), on_cuda="float16"))
 
 
 def reference_voice_over(text: str, mode: str) -> dict[str, Any]:
@@ -201,7 +203,7 @@ class VideoLlamaReasoner:
             raise ConfigError("videollama2-qa needs the QA model for step 2")
         self.cot, self.qa, self.mode = cot, qa, mode
         self.max_new_tokens = max_new_tokens
-        self.calls: deque[dict[str, Any]] = deque(maxlen=history)
+        self.calls: deque[MllmCall] = deque(maxlen=history)
         self._lock = threading.Lock()
 
     @property
@@ -215,8 +217,19 @@ class VideoLlamaReasoner:
         return cls(cot, qa, mode=settings.mode, max_new_tokens=settings.max_new_tokens)
 
     @classmethod
-    def from_config(cls, config: PipelineConfig, mode: str = "cot") -> VideoLlamaReasoner:
-        return cls.load(VideoLlamaSettings.from_config(config, mode))
+    def from_settings(
+        cls, settings: VideoLlama2Settings, placement: Placement, mode: str = "cot"
+    ) -> VideoLlamaReasoner:
+        return cls.load(VideoLlamaSettings.from_settings(settings, placement, mode))
+
+    def apply_adapter(self, folder: Path) -> None:
+        """Merge a LoRA adapter into the checkpoint that answers step 2 (the QA one in ``qa`` mode)."""
+        from deepsound.models.lora import merge_adapter
+
+        folder = Path(folder).expanduser()
+        chat = self.qa if self.qa is not None else self.cot
+        chat.model, _ = merge_adapter(chat.model, folder, chat.name)
+        chat.name = f"{chat.name}+{folder.name}"
 
     def chat_for(self, step: str) -> tuple[VideoLlamaChat, str]:
         if self.mode == "qa" and step == "step2":
@@ -231,10 +244,8 @@ class VideoLlamaReasoner:
         audio: Audio | None = None,
         system: str | None = None,
         step: str = "",
-    ) -> Any:
+    ) -> MllmAnswer:
         """Ask ``question`` about ``video`` (with ``audio`` as its soundtrack when given); greedy."""
-        from deepsound.models.qwen_omni.reasoner import MllmAnswer
-
         if video is None:
             raise ConfigError(
                 "VideoLLaMA2 answers about a video; this call gave none (audio-only runs need --mllm omni)"
@@ -249,7 +260,7 @@ class VideoLlamaReasoner:
                 Path(video), samples, with_audio=audio is not None, seconds=seconds
             )
             reply = chat.answer(question, pixels, fbank, max_new_tokens=self.max_new_tokens, given=given)
-        record: dict[str, Any] = {
+        record: MllmCall = {
             "step": step,
             "model": chat.name,
             "model_kind": kind,
