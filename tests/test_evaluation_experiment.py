@@ -113,8 +113,8 @@ def test_every_setting_from_one_generation_and_the_papers_rows(setup):
     # 3 step-1 generations, 1 neg fallback (clip1), and Direct-neg for clip0 and clip2 only
     assert len(requests) == 6
     assert sum("human voice" in r.negative_prompt for r in requests) == 3
-    settings = s["out"] / "settings" / "tone"
-    runs = s["out"] / "runs" / "tone" / "runs"
+    settings = s["out"] / "settings"  # one backend: the layout of earlier versions
+    runs = s["out"] / "runs"
     step1 = {stem: _read(runs / f"{stem}.step1.wav") for stem in VOICE}
     for stem in VOICE:
         np.testing.assert_array_equal(_read(settings / "direct" / f"{stem}.wav"), step1[stem])
@@ -134,9 +134,9 @@ def test_every_setting_from_one_generation_and_the_papers_rows(setup):
     assert [(r.setting, r.reference) for r in block.values()] == [(a, b) for a, b, _ in ROWS]
     assert table.common == ["clip0", "clip1", "clip2"] and not table.excluded
     assert all(r.clips == 3 for r in block.values())
-    evaluated = json.loads((s["out"] / "eval" / "tone" / "direct-ori-set" / "metrics.json").read_text())
+    evaluated = json.loads((s["out"] / "eval" / "direct-ori-set" / "metrics.json").read_text())
     assert evaluated["settings"]["reference"] == str(s["ref"])
-    evaluated = json.loads((s["out"] / "eval" / "tone" / "ours-s3-vo-free" / "metrics.json").read_text())
+    evaluated = json.loads((s["out"] / "eval" / "ours-s3-vo-free" / "metrics.json").read_text())
     assert evaluated["settings"]["reference"] == str(s["vo_free"])
     # the change against Direct & VO-Free, positive = better in both directions
     base, s4 = block[BASELINE].scores, block["Ours (s4-rm) & VO-Free"].scores

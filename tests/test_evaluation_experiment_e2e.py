@@ -106,8 +106,8 @@ def test_videos_to_the_papers_table_with_both_reference_sets(tmp_path, monkeypat
     assert ori["fd_vgg"] != vof["fd_vgg"]  # same generated audio, other reference
 
     # the recording backend speaks on `voice`: step 2 heard it, s3 took the separated audio
-    s3 = media.read_audio(out / "settings" / "recording" / "s3" / "voice.wav").waveform
-    direct = media.read_audio(out / "settings" / "recording" / "direct" / "voice.wav").waveform
+    s3 = media.read_audio(out / "backends" / "recording" / "settings" / "s3" / "voice.wav").waveform
+    direct = media.read_audio(out / "backends" / "recording" / "settings" / "direct" / "voice.wav").waveform
     assert s3.shape == direct.shape and not np.allclose(s3, direct)
 
     with open(out / "experiment.csv", newline="") as fh:

@@ -193,4 +193,4 @@ def test_experiment_on_ray_equals_the_experiment_in_process(ray_address, tmp_pat
                 label,
                 key,
             )
-    assert (tmp_path / "ray" / "runs" / "tone" / "runs" / "batch_summary.json").exists()
+    assert (tmp_path / "ray" / "runs" / "batch_summary.json").exists()

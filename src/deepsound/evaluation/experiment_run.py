@@ -35,19 +35,27 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Paths:
+    """Where everything of an experiment lies. With one backend, as earlier versions laid it out
+    (``runs/``, ``settings/<setting>/`` … at the top, so an older experiment resumes); with
+    several, each backend's under ``backends/<backend>/``. Reference caches are shared."""
+
     out: Path
+    single: bool
+
+    def base(self, backend: Backend) -> Path:
+        return self.out if self.single else self.out / "backends" / backend.slug
 
     def settings(self, backend: Backend) -> Path:
-        return self.out / "settings" / backend.slug
+        return self.base(backend) / "settings"
 
     def pred_cache(self, backend: Backend, setting: str) -> Path:
-        return self.out / "cache" / backend.slug / setting
+        return self.base(backend) / "cache" / setting
 
     def ref_cache(self, refset: str) -> Path:
         return self.out / "cache" / f"reference-{refset}"
 
     def eval_dir(self, backend: Backend, label: str) -> Path:
-        return self.out / "eval" / backend.slug / row_slug(label)
+        return self.base(backend) / "eval" / row_slug(label)
 
 
 def reference_sets(
@@ -110,7 +118,7 @@ def run_experiment(
     if not pipelines:
         raise ConfigError("no backend given")
     out_dir = ensure_dir(Path(out_dir))
-    paths = Paths(out_dir)
+    paths = Paths(out_dir, single=len(pipelines) == 1)
     rows = rows_for(settings)
     metrics = tuple(metrics or METRICS)
     eval_settings = eval_settings or Settings()
@@ -123,7 +131,7 @@ def run_experiment(
     generated: dict[Backend, Generated] = {}
     lacks: dict[Backend, dict[str, dict[str, str]]] = {}
     for backend, pipeline in pipelines.items():
-        gen = generate_backend(pipeline, videos, out_dir / "runs" / backend.slug, options, settings=settings,
+        gen = generate_backend(pipeline, videos, paths.base(backend), options, settings=settings,
                                prompts=prompts, ray=ray, on_clip=on_clip, console=console,
                                quiet=quiet)  # fmt: skip
         generated[backend] = gen

@@ -38,6 +38,19 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("s4-neg", "vo-free", "Ours (s4-neg) & VO-Free"),
 )
 BASELINE = "Direct & VO-Free"
+# what each setting's soundtrack is (the legend under the table)
+SETTING_NAMES = {
+    "direct": "Direct: the step-1 audio as generated",
+    "direct-neg": 'Direct-neg: generated with the negative prompt "human voice"',
+    "s3": "Ours (s3): Step-by-step s3, the voice removed where the judge heard voice-over",
+    "s4-rm": "Ours (s4-rm): Step-by-step s4, silence where removal left silence",
+    "s4-rep": "Ours (s4-rep): Step-by-step s4, the step-1 audio where removal left silence",
+    "s4-neg": "Ours (s4-neg): Step-by-step s4, regenerated with the negative prompt where removal left silence",
+}
+REFERENCE_NAMES = {
+    "ori": "Ori-Set: the test set's audio as it is",
+    "vo-free": "VO-Free: the same with its voice-over removed by the method (judge, then separator)",
+}
 PAPER_METRICS = tuple(key for key, _, _ in COLUMNS if key != "voice_over_rate")  # the paper's 8
 SIGN = "positive = better: (base − value)/base for FD, KL, DeSync; (value − base)/base for IS, IB-score"
 
@@ -212,7 +225,9 @@ def write_table(table: Table, out_dir: Path) -> dict[str, Path]:
     text = (
         f"# DeepSound-V1: the paper's table\n\n{markdown(table)}\n"
         f"IB-score ×100. In brackets: change against {BASELINE} in % ({SIGN}). "
-        f"Every row over the same {len(table.common)} clips.\n"
+        f"Every row over the same {len(table.common)} clips.\n\n"
+        + "".join(f"- {SETTING_NAMES[k]}\n" for k in _shown(table, 0))
+        + "".join(f"- {REFERENCE_NAMES[k]}\n" for k in _shown(table, 1))
         + (f"\n## Clips left out\n\n{excluded}" if excluded else "")
     )
     with atomic_output(paths["markdown"]) as tmp:
@@ -221,6 +236,12 @@ def write_table(table: Table, out_dir: Path) -> dict[str, Path]:
         tmp.write_text(csv_text(table), encoding="utf-8")
     figure(table, paths["figure"])
     return paths
+
+
+def _shown(table: Table, index: int) -> list[str]:
+    """The settings (0) or reference sets (1) the table's rows use, in the paper's order."""
+    used = {(r.setting, r.reference)[index] for rows in table.blocks.values() for r in rows.values()}
+    return [k for k in (SETTING_NAMES if index == 0 else REFERENCE_NAMES) if k in used]
 
 
 def figure(table: Table, path: Path) -> None:
