@@ -126,10 +126,10 @@ def test_reference_build_judges_removes_records_and_reuses(media_dir, tmp_path, 
     again = CliRunner().invoke(cli.app, argv)
     assert again.exit_code == 0, again.output
     assert {p.name: p.stat().st_mtime_ns for p in (out / "clips").iterdir()} == stamps
-    other = CliRunner().invoke(cli.app, [*argv, "--only-speech"])  # another separator setting
+    other = CliRunner().invoke(cli.app, [*argv, "--silero-threshold", "0.6"])  # the judge's detector
     assert other.exit_code == 0, other.output
     redone = json.loads((out / "manifest.json").read_text())
-    assert redone["method"]["separator"]["only_speech"] and redone["fingerprint"] != manifest["fingerprint"]
+    assert redone["method"]["speech"]["threshold"] == 0.6 and redone["fingerprint"] != manifest["fingerprint"]
     assert all(p.stat().st_mtime_ns != stamps[p.name] for p in (out / "clips").iterdir())
 
 

@@ -20,9 +20,9 @@ from typing import Any
 
 import torch
 
-from deepsound.evaluation.cache import FeatureCache, sha256_of
+from deepsound.evaluation.cache import FeatureCache
 from deepsound.evaluation.extractors import Settings, Source, models_for
-from deepsound.evaluation.runner import Side, plan_sides, pool_files
+from deepsound.evaluation.runner import Side, file_digest, plan_sides, pool_files
 from deepsound.files import atomic_output
 
 log = logging.getLogger(__name__)
@@ -83,10 +83,6 @@ class FeatureJob:
         return {"models": len(shard)}
 
 
-def _digest(src: Source) -> str:
-    return f"silence:{src.silent_seconds}" if src.silent_seconds is not None else sha256_of(src.path)
-
-
 def plan_items(sides: list[tuple[Side, list[str], str]]) -> list[FeatureItem]:
     """One item per (side, file) that still lacks a shard, with the models it needs."""
     items: dict[tuple[str, str, str], FeatureItem] = {}
@@ -98,7 +94,7 @@ def plan_items(sides: list[tuple[Side, list[str], str]]) -> list[FeatureItem]:
             known = items.get(key)
             names = tuple(sorted(set(models) | set(known.models if known else ())))
             items[key] = FeatureItem(
-                str(side.cache.folder), src.stem, str(src.path.resolve()), _digest(src), modality, names,
+                str(side.cache.folder), src.stem, str(src.path.resolve()), file_digest(src), modality, names,
                 src.silent_seconds,
             )  # fmt: skip
     return list(items.values())

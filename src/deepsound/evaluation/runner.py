@@ -99,7 +99,7 @@ def extract_side(side: Side, extractor: Extractor, progress: ProgressFactory, fa
     digests = {}
     for src in side.sources:
         try:
-            digests[src.stem] = _digest(src)
+            digests[src.stem] = file_digest(src)
         except OSError as exc:
             failures.append(Failure(src.stem, str(src.path), key, side.name, f"unreadable: {exc.strerror}"))
     todo = set(side.cache.stale(key, extractor.files, extractor.fingerprint(), digests))
@@ -131,10 +131,19 @@ def extract_side(side: Side, extractor: Extractor, progress: ProgressFactory, fa
     return done
 
 
-def _digest(src: Source) -> str:
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def file_digest(src: Source) -> str:
+    """The file's sha256, remembered per (path, mtime, size) for the process: an experiment
+    evaluates the same reference and video files once per row."""
     if src.silent_seconds is not None:
         return f"silence:{src.silent_seconds}"
-    return sha256_of(src.path)
+    stat = src.path.stat()
+    key = (str(src.path.resolve()), stat.st_mtime_ns, stat.st_size)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = sha256_of(src.path)
+    return _DIGESTS[key]
 
 
 def evaluate(
