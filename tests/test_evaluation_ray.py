@@ -44,6 +44,24 @@ from deepsound.evaluation.reference_set import (  # noqa: E402
 )
 
 
+def _reset_token_cache() -> None:
+    try:
+        from ray._private.authentication_test_utils import reset_auth_token_state
+    except ImportError:  # a Ray without the token cache
+        return
+    reset_auth_token_state()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _token_cache_per_head(ray_address):  # noqa: F811
+    """Ray keeps the auth token of the first cluster a process joined, and this module's head has a
+    token of its own: the cache is emptied once the head is up, and again before it stops (while
+    the environment still says token mode), so that a later module's head brings its own too."""
+    _reset_token_cache()
+    yield
+    _reset_token_cache()
+
+
 @pytest.fixture()
 def components():
     register_components()
