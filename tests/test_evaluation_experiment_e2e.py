@@ -110,6 +110,14 @@ def test_videos_to_the_papers_table_with_both_reference_sets(tmp_path, monkeypat
     direct = media.read_audio(out / "backends" / "recording" / "settings" / "direct" / "voice.wav").waveform
     assert s3.shape == direct.shape and not np.allclose(s3, direct)
 
+    # the video features are extracted once, for both reference sets
+    assert {p.name for p in (out / "cache" / "videos").glob("*.pth")} == {
+        "imagebind_video.pth",
+        "synchformer_video.pth",
+    }
+    for refset in ("ori", "vo-free"):
+        assert not list((out / "cache" / f"reference-{refset}").glob("*_video.pth"))
+
     with open(out / "experiment.csv", newline="") as fh:
         table = list(csv.DictReader(fh))
     assert len(table) == 2 * len(ROWS) and table[0]["row"] == "Direct & Ori-Set"

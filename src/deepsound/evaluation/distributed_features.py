@@ -102,10 +102,12 @@ def plan_items(sides: list[tuple[Side, list[str], str]]) -> list[FeatureItem]:
 
 def sides_for_evaluation(
     pred: Path, reference: Path, videos: Path | None, out_dir: Path, metrics: list[str] | tuple[str, ...],
-    pred_cache: Path | None = None, reference_cache: Path | None = None,
+    pred_cache: Path | None = None, reference_cache: Path | None = None, video_cache: Path | None = None,
 ) -> list[tuple[Side, list[str], str]]:  # fmt: skip
     """What :func:`evaluate` would extract, side by side (the same rules as its loop)."""
-    gen, ref, video_side = plan_sides(pred, reference, videos, out_dir, pred_cache, reference_cache)
+    gen, ref, video_side = plan_sides(
+        pred, reference, videos, out_dir, pred_cache, reference_cache, video_cache
+    )
     gen_models, ref_models, video_models = [], [], []
     for name, modality in models_for(list(metrics)):
         if modality == "video":

@@ -54,6 +54,10 @@ class Paths:
     def ref_cache(self, refset: str) -> Path:
         return self.out / "cache" / f"reference-{refset}"
 
+    @property
+    def video_cache(self) -> Path:
+        return self.out / "cache" / "videos"  # once for both reference sets
+
     def eval_dir(self, backend: Backend, label: str) -> Path:
         return self.base(backend) / "eval" / row_slug(label)
 
@@ -142,7 +146,8 @@ def run_experiment(
         return evaluate(
             paths.settings(backend) / setting, refs[refset], videos=videos_dir, out_dir=paths.eval_dir(backend, label),
             settings=eval_settings, metrics=metrics, pred_cache=paths.pred_cache(backend, setting),
-            reference_cache=paths.ref_cache(refset), extractors=shared, progress=progress or _quiet, **kw,
+            reference_cache=paths.ref_cache(refset), extractors=shared, progress=progress or _quiet,
+            video_cache=paths.video_cache, **kw,
         )  # fmt: skip
 
     shared = dict(extractors or {})
@@ -157,7 +162,7 @@ def run_experiment(
 
         sides = [side for b, s, r, label in placed for side in sides_for_evaluation(
             paths.settings(b) / s, refs[r], videos_dir, paths.eval_dir(b, label), metrics,
-            paths.pred_cache(b, s), paths.ref_cache(r))]  # fmt: skip
+            paths.pred_cache(b, s), paths.ref_cache(r), paths.video_cache)]  # fmt: skip
         stand_ins = extract_on_ray(
             sides, eval_settings, ray, factory=ray_extractors, console=console, quiet=quiet
         )
@@ -180,7 +185,7 @@ def run_experiment(
                 first[(backend.label, label)] = evaluation
                 gen, ref, video = plan_sides(paths.settings(backend) / setting, refs[refset], videos_dir,
                                              paths.eval_dir(backend, label), paths.pred_cache(backend, setting),
-                                             paths.ref_cache(refset))  # fmt: skip
+                                             paths.ref_cache(refset), paths.video_cache)  # fmt: skip
                 by_stem = {f.stem: f"{f.model} ({f.side}): {f.reason}" for f in evaluation.failures}
                 for stem, why in usable(
                     gen.cache.all(), {**video.cache.all(), **ref.cache.all()}, metrics

@@ -159,6 +159,7 @@ def evaluate(
     extractors: dict[tuple[str, str], Extractor] | None = None,
     progress: ProgressFactory = _quiet_progress,
     stems: set[str] | None = None,
+    video_cache: Path | None = None,
 ) -> Evaluation:
     """Compute the paper's metrics for the generated folder ``pred`` against ``reference``.
 
@@ -167,7 +168,8 @@ def evaluate(
     holds videos) feeds ImageBind's and Synchformer's video branches.
     ``extractors`` supplies ready models by ``(name, modality)`` (tests, or a
     process that already holds them); ``("synchformer", "head")`` is the DeSync head.
-    ``stems`` restricts the metrics to those clips (features of the others are still cached).
+    ``stems`` restricts the metrics to those clips (features of the others are still cached);
+    ``video_cache`` keeps the video features apart from the reference's audio features.
     """
     start = time.perf_counter()
     settings = settings or Settings()
@@ -177,7 +179,9 @@ def evaluate(
     failures: list[Failure] = []
     extracted: dict[str, int] = {}
 
-    gen, ref, video_side = plan_sides(pred, reference, videos, out_dir, pred_cache, reference_cache)
+    gen, ref, video_side = plan_sides(
+        pred, reference, videos, out_dir, pred_cache, reference_cache, video_cache
+    )
     video_cache = video_side.cache
     for name, modality in needed:
         if modality == "video":
@@ -241,6 +245,7 @@ def plan_sides(
     out_dir: Path,
     pred_cache: Path | None = None,
     reference_cache: Path | None = None,
+    video_cache: Path | None = None,
 ) -> tuple[Side, Side, Side]:
     """The generated, reference and video sides of one evaluation, with their caches (also what a
     distributed extraction must fill, so that :func:`evaluate` then finds every file done)."""
@@ -260,10 +265,14 @@ def plan_sides(
         video_sources = discover(reference, prefer="video").sources
     # Video features live in the reference cache (as av-benchmark's extract_video.py writes them);
     # beside a released cache, which is never written to, in a cache of their own.
-    video_cache = (
-        FeatureCache(out_dir / "cache" / "videos") if ref.cache.foreign and video_sources else ref.cache
-    )
-    return gen, ref, Side("videos", video_cache, video_sources)
+    # ``video_cache`` puts them in a cache of their own (an experiment's two reference sets share one).
+    if video_cache is not None and video_sources:
+        videos_side = FeatureCache(video_cache)
+    elif ref.cache.foreign and video_sources:
+        videos_side = FeatureCache(out_dir / "cache" / "videos")
+    else:
+        videos_side = ref.cache
+    return gen, ref, Side("videos", videos_side, video_sources)
 
 
 def only(caches: dict[str, dict[str, Any]], stems: set[str] | None) -> dict[str, dict[str, Any]]:
