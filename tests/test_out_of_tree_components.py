@@ -125,7 +125,7 @@ def build_echo(settings: EchoSettings, components) -> EchoMllm:  # noqa: ANN001
 @pytest.fixture(scope="module")
 def registered():
     register("generator", "chirp", build_chirp, settings=ChirpSettings, weight_files=(CHIRP_FILE,),
-             duration=(0.5, 60.0), sample_rate=16000, display_name="Chirp")  # fmt: skip
+             duration=(0.5, 1.8), sample_rate=16000, display_name="Chirp")  # fmt: skip
     register(
         "mllm", "echo", build_echo, settings=EchoSettings, weight_files=(ECHO_FILE,), display_name="Echo"
     )
@@ -166,19 +166,38 @@ def test_generate_help_lists_their_settings(registered):
 
 def test_config_show_has_their_tables(registered, tmp_path):
     shown = _ok(["config", "show", *OURS, "--chirp-gain", "0.25", "--echo-loudness-scale", "2"]).output
-    assert '[pipeline.generator]\nname = "chirp"\nwaveform = "sine"\ngain = 0.25' in shown
-    assert '[pipeline.mllm]\nname = "echo"' in shown and "loudness_scale = 2.0" in shown
+    assert (
+        '[pipeline.generator]\nname = "chirp"\n\n[pipeline.generator.chirp]\nwaveform = "sine"\ngain = 0.25'
+        in shown
+    )
+    assert (
+        '[pipeline.mllm]\nname = "echo"\n\n[pipeline.mllm.echo]' in shown and "loudness_scale = 2.0" in shown
+    )
     path = tmp_path / "ours.toml"
     path.write_text(shown)
     again = _ok(["config", "show", "--config", str(path)]).output
     assert again == shown
     bad = runner.invoke(cli.app, ["config", "show", "--generator", "chirp", "--chirp-waveform", "saw"])
-    assert bad.exit_code != 0 and "Traceback" not in bad.output
+    assert bad.exit_code != 0 and "unknown waveform 'saw'" in bad.output and "Traceback" not in bad.output
+    # settings are keyed by component: a table for chirp waits while MMAudio is chosen, and applies once
+    # chirp is; a key in the section itself belongs to the component chosen where it is written
+    keyed = tmp_path / "keyed.toml"
+    keyed.write_text('[pipeline.generator]\nvariant = "small_16k"\n[pipeline.generator.chirp]\ngain = 0.1\n')
+    waiting = _ok(["config", "show", "--config", str(keyed)]).output
+    assert 'name = "mmaudio"\n\n[pipeline.generator.mmaudio]\nvariant = "small_16k"' in waiting
+    assert '[pipeline.generator.chirp]\nwaveform = "sine"\ngain = 0.1' in waiting
+    chosen = _ok(["config", "show", "--config", str(keyed), "--generator", "chirp"]).output
+    assert '[pipeline.generator]\nname = "chirp"\n' in chosen and "gain = 0.1" in chosen
+    assert '[pipeline.generator.mmaudio]\nvariant = "small_16k"' in chosen
+    wrong = runner.invoke(cli.app, ["config", "show", "--generator", "chirp", "--chirp-volume", "1"])
+    assert wrong.exit_code != 0 and "--chirp-volume" in wrong.output
 
 
 def test_weights_list_and_the_offline_message_name_their_files(world, tmp_path):
     listed = _ok(["weights", "list", "--weights-dir", str(world["weights_dir"])]).output
-    assert "chirp_table" in listed and "echo_threshold" in listed
+    rows = {line.split("│")[1].strip(): line for line in listed.splitlines() if line.count("│") > 3}
+    assert "Chirp" in rows["chirp_table"] and "Echo" in rows["echo_threshold"]  # named with their users
+    assert "MMAudio" in rows["mmaudio_small_16k"] and "BS-RoFormer" in rows["bs_roformer_viperx"]
     video = world["videos"] / "a.mp4"
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -189,6 +208,11 @@ def test_weights_list_and_the_offline_message_name_their_files(world, tmp_path):
     assert result.exit_code != 0 and "Traceback" not in result.output
     message = " ".join(result.output.split())
     assert "ext_weights/chirp_table.npy" in message and "ext_weights/echo_threshold.npy" in message
+    # with a judge that never asks the MLLM (its entry needs none), the MLLM's file is not required
+    args = ["generate", str(video), "-o", str(tmp_path / "o"), "--generator", "chirp", "--mllm", "echo"]
+    result = runner.invoke(cli.app, [*args, "--judge", "speech", "--offline", "--weights-dir", str(empty)])
+    message = " ".join(result.output.split())
+    assert result.exit_code != 0 and "chirp_table.npy" in message and "echo_threshold" not in message
 
 
 def test_generate_runs_them_and_the_trace_says_so(world, tmp_path):
@@ -221,6 +245,19 @@ def test_generate_runs_them_and_the_trace_says_so(world, tmp_path):
     assert np.argmax(spectrum) / audio.duration == pytest.approx(
         360.0, abs=1.0
     )  # 300 + 20 × 3, from its file
+
+
+def test_its_duration_range_is_checked_before_it_runs(world, tmp_path):
+    base = ["generate", str(world["videos"] / "b.mp4"), "-o", str(tmp_path / "o"), *OURS, "--weights-dir",
+            str(world["weights_dir"])]  # fmt: skip
+    short = runner.invoke(cli.app, [*base, "--duration", "0.3"])
+    assert short.exit_code != 0 and "needs at least 0.50 s" in short.output
+    long = runner.invoke(cli.app, [*base, "--duration", "2"])
+    assert long.exit_code != 0 and "at most 1.80 s" in " ".join(long.output.split())
+    _ok([*base, "--duration", "2", "--window", "1.5"])  # windows within its range: generated, cross-faded
+    trace = json.loads((tmp_path / "o" / "b.trace.json").read_text())
+    generated = next(s for s in trace["steps"] if s["step"] == "step1_generate")
+    assert [w["duration"] for w in generated["evidence"]["windows"]] == [1.5, 1.5]
 
 
 def test_batch_runs_them(world, tmp_path):
@@ -270,7 +307,8 @@ def test_the_web_page_offers_them(world, registered):
         assert ["Chirp", "chirp"] in [list(c) for c in generator["choices"]] and generator["value"] == "chirp"
         shape = next(p for p in props if p.get("label") == "Chirp wave shape")
         assert [c[1] for c in shape["choices"]] == ["sine", "square"]
-        assert any(p.get("label") == "MMAudio MMAudio variant" for p in props)
+        variant = next(p for p in props if p.get("label") == "MMAudio variant")
+        assert shape["visible"] is True and variant["visible"] is False  # only the chosen generator's choices
         chosen = page.family.pipeline(generator="chirp", settings={"waveform": "square"}, judge="mllm")
         assert chosen.config.generator.waveform == "square"
         assert chosen.components.generator.settings.waveform == "square"

@@ -112,3 +112,18 @@ def test_pipeline_from_a_preset_and_nested_settings():
     assert pipe.config.generator.variant == "small_16k" and pipe.config.judge == "speech"
     with pytest.raises(ConfigError, match="unknown setting 'variant' in \\[pipeline\\]"):
         Pipeline.from_config(variant="small_16k")
+
+
+def test_options_beat_the_file_however_a_component_setting_is_written(tmp_path):
+    from deepsound.cli.options import settings_from_values
+
+    path = tmp_path / "s.toml"
+    path.write_text(
+        '[pipeline.generator]\nvariant = "small_16k"\n[pipeline.mllm.omni]\nmodel = "/from-file"\n'
+    )
+    settings = settings_from_values({"config_file": path, "variant": "medium_44k", "mllm_model": "/from-cli"})
+    assert settings.pipeline.generator.variant == "medium_44k" and settings.pipeline.mllm.model == "/from-cli"
+    # a section's own key belongs to the component chosen in that layer, so switching family keeps both
+    paper = settings_from_values({"config_file": path, "preset": "paper"})
+    assert paper.pipeline.mllm.name == "videollama2-cot" and paper.pipeline.mllm.model is None
+    assert paper.pipeline.mllm.settings["omni"].model == "/from-file"

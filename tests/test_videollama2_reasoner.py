@@ -19,12 +19,8 @@ from typer.testing import CliRunner
 from deepsound.audio import Audio
 from deepsound.config import MllmConfig, PipelineConfig
 from deepsound.errors import ConfigError, WeightsError
-from deepsound.models.videollama2.reasoner import (
-    VideoLlamaReasoner,
-    VideoLlamaSettings,
-    load_chat,
-    reference_voice_over,
-)
+from deepsound.models.videollama2.reasoner import VideoLlamaReasoner, VideoLlamaSettings, load_chat
+from deepsound.steps.voice_over import ask_voice_over, reference_voice_over
 from deepsound.testing import tiny as toy
 from deepsound.testing.videollama2_checkpoint import write_tiny_checkpoint
 
@@ -107,9 +103,12 @@ def test_qa_mode_asks_step0_of_the_cot_model_and_step2_of_the_qa_model(reasoner,
     assert record["system"] is None and record["system_ignored"] == "a system prompt"
     assert record["inputs"]["audio_seconds"] == pytest.approx(2.0, abs=0.01)
     assert record["inputs"]["video_frames"] == 20  # frames end where the 2-s audio ends (10 fps clip)
-    assert record["reference_rule"] == "answer == 'A'"
-    assert record["parsers_disagree"] == (record["reference_verdict"] != record["tolerant_verdict"])
     assert list(reasoner.calls)[-1] is record
+    _, _, step2 = ask_voice_over(reasoner, folders["clip"], tone)  # step 2 adds the reference's own parse
+    assert step2.record["model_kind"] == "qa" and step2.record["reference_rule"] == "answer == 'A'"
+    assert step2.record["parsers_disagree"] == (
+        step2.record["reference_verdict"] != step2.record["tolerant_verdict"]
+    )
     # the two models are different checkpoints: the same step-2 question gets different ids
     again = reasoner.ask(STEP2, video=folders["clip"], audio=tone, step="step0")
     assert again.record["model_kind"] == "cot" and again.record["token_ids"] != record["token_ids"]
@@ -124,7 +123,7 @@ def test_disagreement_between_parsers_is_flagged(reasoner, folders, monkeypatch)
     monkeypatch.setattr(reasoner.cot, "answer", fixed)
     monkeypatch.setattr(reasoner, "mode", "cot")
     tone = Audio(np.zeros((1, 16_000), dtype=np.float32), 16_000)
-    record = reasoner.ask(STEP2, video=folders["clip"], audio=tone, step="step2").record
+    record = ask_voice_over(reasoner, folders["clip"], tone)[2].record
     assert record["tolerant_verdict"] is True and record["reference_verdict"] is False
     assert record["parsers_disagree"] is True
 

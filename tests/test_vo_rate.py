@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from deepsound import cli
 from deepsound.audio import Audio
-from deepsound.cli.vo_rate import FileSpeech, voice_over_rate
+from deepsound.cli.vo_rate import FileSpeech, speech_rate
 
 
 def test_rate_counts_only_readable_files():
@@ -22,8 +22,8 @@ def test_rate_counts_only_readable_files():
         FileSpeech("c", None, error="unreadable"),
         FileSpeech("d", 0.1, segments=1),
     ]
-    assert voice_over_rate(rows) == pytest.approx(2 / 3)
-    assert voice_over_rate([FileSpeech("x", None, error="e")]) is None
+    assert speech_rate(rows) == pytest.approx(2 / 3)
+    assert speech_rate([FileSpeech("x", None, error="e")]) is None
 
 
 def test_cli_on_tones_and_noise_reports_zero(tmp_path):
@@ -34,7 +34,7 @@ def test_cli_on_tones_and_noise_reports_zero(tmp_path):
     result = CliRunner().invoke(cli.app, ["vo-rate", str(tmp_path), "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert data["voice_over_rate"] == 0.0
+    assert data["speech_rate"] == 0.0
     errors = [f for f in data["files"] if f["error"]]
     assert len(errors) == 1 and "broken.wav" in errors[0]["path"]
 
@@ -44,7 +44,7 @@ def test_real_clips_with_and_without_speech(media_dir):
     result = CliRunner().invoke(cli.app, ["vo-rate", *clips, "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert data["voice_over_rate"] == 0.5
+    assert data["speech_rate"] == 0.5
     by_name = {f["path"].rsplit("/", 1)[-1]: f for f in data["files"]}
     assert by_name["00000003.gt.mp4"]["speech_ratio"] > 0.5
     assert by_name["1QBsc_IXg8U_000750.mp4"]["speech_ratio"] == 0.0

@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from deepsound import registry
+from deepsound.devices import resolve_device, resolve_dtype_name
 from deepsound.errors import ConfigError
-from deepsound.interfaces import DEFAULT_DURATION, resolve_dtype_name
+from deepsound.interfaces import DEFAULT_DURATION
 
 MODES = ("s3", "s4")
 POSTPROCESS = ("rm", "rep", "neg")
@@ -49,9 +50,12 @@ class Section:
     ``settings`` maps a component name to its settings dataclass; the chosen component's
     settings are always there (its defaults unless given). Attribute access reads the chosen
     component's settings, so ``config.generator.variant`` is MMAudio's variant when the
-    generator is MMAudio. In TOML the chosen component's settings sit in the section's table
-    beside ``name`` (``[pipeline.generator] name = "mmaudio" variant = "small_16k"``); another
-    component's in a sub-table named after it (``[pipeline.generator.mine]``).
+    generator is MMAudio. In TOML each component's settings sit in a sub-table named after it
+    (``[pipeline.generator] name = "mmaudio"`` and ``[pipeline.generator.mmaudio] variant =
+    "small_16k"``), so that settings written for one generator wait while another is chosen.
+    A key written in the section itself (``[pipeline.generator] variant = "small_16k"``, and
+    what the CLI's shared options set) belongs to the component chosen where it is written
+    (:func:`keyed`).
     """
 
     kind: str
@@ -105,18 +109,45 @@ class Section:
                 settings[component] = _settings_from_plain(kind, component, values, f"{where}.{component}")
         if flat or name in tables:
             values = {**tables.get(name, {}), **flat}
-            settings[name] = _settings_from_plain(kind, name, values, where)
+            settings[name] = _settings_from_plain(kind, name, values, where)  # the section's own keys
         return cls(kind, name, settings)
 
     def to_plain(self, *, toml: bool = False) -> dict[str, Any]:
-        """The inverse of :meth:`from_plain` (``toml``: a None left out, or "none" where the default is not None)."""
+        """The inverse of :meth:`from_plain`: ``name`` and a sub-table per component (``toml``: a None
+        left out, or "none" where the default is not None)."""
         out: dict[str, Any] = {"name": self.name}
-        if self.selected is not None:
-            out.update(_plain_settings(self.selected, toml))
-        for component, value in self.settings.items():
-            if component != self.name and value is not None:
+        chosen_first = sorted(self.settings.items(), key=lambda item: item[0] != self.name)
+        for component, value in chosen_first:
+            if value is not None:
                 out[component] = _plain_settings(value, toml)
         return out
+
+
+def keyed(layer: dict[str, Any], below: dict[str, Any]) -> dict[str, Any]:
+    """``layer`` (one layer of settings: a preset, a file, the options) with each section's own keys
+    moved into the sub-table of the component chosen at that layer (its ``name``, else the name of the
+    layers ``below``, else the default), so that layering never mixes two components' settings."""
+    pipeline = layer.get("pipeline")
+    if not isinstance(pipeline, dict):
+        return layer
+    out = {**layer, "pipeline": dict(pipeline)}
+    for kind, default in DEFAULT_COMPONENTS.items():
+        table = pipeline.get(kind)
+        if not isinstance(table, dict):
+            continue
+        below_table = (below.get("pipeline") or {}).get(kind) or {}
+        name = str(table.get("name") or below_table.get("name") or default)
+        own = {
+            k: v
+            for k, v in table.items()
+            if k != "name" and not (isinstance(v, dict) and registry.find(kind, k) is not None)
+        }
+        if not own:
+            continue
+        rest = {k: v for k, v in table.items() if k not in own}
+        rest[name] = {**(rest.get(name) or {}), **own}
+        out["pipeline"][kind] = rest
+    return out
 
 
 def _settings_from_plain(kind: str, name: str, values: dict[str, Any], where: str) -> Any:
@@ -202,8 +233,6 @@ class PipelineConfig:
         return getattr(self, kind)
 
     def resolved_device(self) -> str:
-        from deepsound.weights.loading import resolve_device  # torch loads only when a model does
-
         return resolve_device(self.device)
 
     def resolved_dtype(self) -> str:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
 
 from deepsound.audio import Audio
+from deepsound.devices import resolve_device, resolve_dtype_name
 
 
 class Step(enum.Enum):
@@ -61,10 +62,12 @@ class MllmCall(TypedDict, total=False):
     prompt: str
     inputs: dict[str, Any]  # what was shown and played (frames, audio seconds …)
     answer: str
-    verdict: Any
+    verdict: bool | list[str] | None  # what the asking step read from the answer
     tokens_in: int
     tokens_out: int
     seconds: float
+    chat_prompt: str  # the prompt as the model's chat template wrote it
+    token_ids: list[int]  # the ids generated (prompt excluded)
 
 
 @dataclass
@@ -117,21 +120,12 @@ class Placement:
     run_files: tuple[str, ...] = ()
 
     def resolved_device(self) -> str:
-        from deepsound.weights.loading import resolve_device  # torch loads only when a model does
-
         return resolve_device(self.device)
 
     def resolved_dtype(self, on_cuda: str = "bfloat16") -> str:
         """The one "auto" rule: ``on_cuda`` (bf16 unless a model's reference says otherwise) on CUDA,
         float32 on the CPU; an explicit dtype stands."""
         return resolve_dtype_name(self.dtype, self.resolved_device(), on_cuda)
-
-
-def resolve_dtype_name(dtype: str, device: str, on_cuda: str = "bfloat16") -> str:
-    """``dtype`` unless it is "auto": then ``on_cuda`` on a CUDA device and float32 elsewhere."""
-    if dtype != "auto":
-        return dtype
-    return on_cuda if str(device).startswith("cuda") else "float32"
 
 
 @dataclass

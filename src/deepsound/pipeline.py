@@ -29,7 +29,7 @@ from deepsound.interfaces import Generation, Plan, Step
 from deepsound.media.kinds import is_image_file
 from deepsound.progress import Listener, listening
 from deepsound.registry import Components
-from deepsound.steps.generate import fallback_negative_prompt, generate, minimum_duration, request_for
+from deepsound.steps.generate import duration_range, fallback_negative_prompt, generate, request_for
 from deepsound.steps.voice_over import decide_voice_over
 from deepsound.trace import Trace, TraceStep
 from deepsound.weights.overrides import used_overrides
@@ -232,12 +232,18 @@ class Pipeline:
             if is_image_file(state.video)
             else min(state.options.duration, info.duration)
         )
-        need = minimum_duration(self.config)
+        need, most = duration_range(self.config)
         if length < need:
             what = "asked for" if state.options.duration < info.duration else "of video"
             raise MediaError(
                 f"{state.video}: {length:.2f} s {what}; the {self.config.generator.name} generator needs "
                 f"at least {need:.2f} s"
+            )
+        window = state.options.window
+        if most is not None and length > most and (window is None or window > most):
+            raise ConfigError(
+                f"{state.video}: {length:.2f} s in one pass; the {self.config.generator.name} generator makes "
+                f"at most {most:.2f} s at a time: give --window {most:g} (or less), or a shorter --duration"
             )
 
     # ------------------------------------------------------------------ the steps

@@ -11,6 +11,7 @@ A component is known to the rest of the system through one :class:`Entry`, made 
         duration=(0.5, 30.0),                     # shortest and longest seconds it makes (None: no limit)
         sample_rate=24000,                        # or a function of the settings
         display_name="My generator",
+        needs=(),                                 # kinds it asks its Components for, e.g. ("mllm",)
     )
 
 Everything else is derived from the entries: the TOML table (:mod:`deepsound.config`), the CLI
@@ -32,11 +33,13 @@ entries belong together: this is the one page that says what exists and how it i
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, is_dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from deepsound.errors import ConfigError
 from deepsound.interfaces import (
@@ -59,9 +62,6 @@ from deepsound.steps.silence import SilenceSettings
 from deepsound.weights.registry import WeightFile
 from deepsound.weights.registry import add as add_weight_file
 from deepsound.weights.registry import remove as remove_weight_file
-
-if TYPE_CHECKING:
-    from deepsound.config import PipelineConfig
 
 Factory = Callable[[Any, "Components"], Any]  # (the component's settings or None, components) -> component
 WeightFiles = Sequence[str | WeightFile] | Callable[[Any], Sequence[str | WeightFile]]
@@ -86,6 +86,9 @@ class Entry:
     duration: tuple[float, float | None] = (0.0, None)
     sample_rate: int | Callable[[Any], int] | None = None
     display_name: str = ""
+    # the kinds it asks for through its Components (a judge that may ask the MLLM: ("mllm",)); the
+    # offline check counts the MLLM's weight files only where a configured component asks for it
+    needs: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -105,6 +108,32 @@ class Entry:
     def setting_fields(self) -> list[Any]:
         """The settings dataclass's fields (what the CLI, TOML and the page offer)."""
         return list(fields(self.settings)) if self.settings is not None else []
+
+
+class ChosenComponent(Protocol):
+    """A kind's section of the configuration: the chosen name and that component's settings."""
+
+    name: str
+
+    @property
+    def selected(self) -> Any: ...
+
+
+class Configuration(Protocol):
+    """What the registry reads of a configuration (:class:`deepsound.config.PipelineConfig` is one;
+    the registry sits below the configuration, which derives its tables from the entries)."""
+
+    device: str
+    dtype: str
+    weights_dir: Path | None
+    offline: bool
+    weights: dict[str, Path]
+    judge: str
+    planner: str
+
+    def section(self, kind: str) -> ChosenComponent: ...
+
+    def resolved_device(self) -> str: ...
 
 
 _ENTRIES: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
@@ -131,6 +160,7 @@ def register(
     duration: tuple[float, float | None] = (0.0, None),
     sample_rate: int | Callable[[Any], int] | None = None,
     display_name: str = "",
+    needs: tuple[str, ...] = (),
 ) -> Entry:
     """Make ``name`` available for ``kind`` (e.g. a new video-to-audio model as a generator).
 
@@ -148,7 +178,14 @@ def register(
         for file in weight_files:
             if isinstance(file, WeightFile):
                 add_weight_file(file)
-    entry = Entry(kind, name, factory, settings, weight_files, duration, sample_rate, display_name)
+    unknown = [k for k in needs if k not in KINDS]
+    if unknown:
+        raise ConfigError(
+            f"{kind} {name!r} needs unknown kind(s) {', '.join(unknown)}; kinds: {', '.join(KINDS)}"
+        )
+    entry = Entry(
+        kind, name, factory, settings, weight_files, duration, sample_rate, display_name, tuple(needs)
+    )
     _ENTRIES[kind][name] = entry
     _changed()
     return entry
@@ -186,12 +223,15 @@ def entry(kind: str, name: str) -> Entry:
     return found
 
 
-def uses_mllm(config: PipelineConfig) -> bool:
-    """Whether a run of ``config`` may ask the MLLM (then its weight files belong to the run)."""
-    return config.judge in ("mllm", "cascade") or config.planner == "mllm" or config.silence.name == "mllm"
+def uses_mllm(config: Configuration) -> bool:
+    """Whether a run of ``config`` may ask the MLLM (then its weight files belong to the run): some
+    configured component's entry says it needs one."""
+    chosen = [("judge", config.judge), ("planner", config.planner)]
+    chosen += [(kind, config.section(kind).name) for kind in ("generator", "separator", "silence")]
+    return any("mllm" in found.needs for kind, name in chosen if (found := find(kind, name)) is not None)
 
 
-def files_for(config: PipelineConfig) -> list[str]:
+def files_for(config: Configuration) -> list[str]:
     """Registry names of every weight file the configured components load (a user's own file stands in)."""
     names: list[str] = []
     for kind in ("generator", "separator", "speech", "silence", "mllm"):
@@ -204,7 +244,23 @@ def files_for(config: PipelineConfig) -> list[str]:
     return [n for n in names if n not in config.weights]
 
 
-def placement_of(config: PipelineConfig) -> Placement:
+def users_of_files() -> dict[str, list[str]]:
+    """Weight-file name → the components that load it (with any of their choices), for ``weights list``."""
+    users: dict[str, list[str]] = {}
+    for kind in KINDS:
+        for found in entries(kind):
+            variants = [found.default_settings()]
+            for f in found.setting_fields():
+                for choice in f.metadata.get("choices", ()):
+                    variants.append(dataclasses.replace(found.default_settings(), **{f.name: choice}))
+            for settings in variants:
+                for name in found.files(settings):
+                    if found.label not in users.setdefault(name, []):
+                        users[name].append(found.label)
+    return users
+
+
+def placement_of(config: Configuration) -> Placement:
     return Placement(
         device=config.device,
         dtype=config.dtype,
@@ -222,7 +278,7 @@ class Components:
     already hold a model, a custom judge object).
     """
 
-    def __init__(self, config: PipelineConfig, overrides: dict[str, Any] | None = None) -> None:
+    def __init__(self, config: Configuration, overrides: dict[str, Any] | None = None) -> None:
         self.config = config
         self._built: dict[str, Any] = dict(overrides or {})
         self.load_seconds: dict[str, float] = {}  # how long each component took to build (model loads)
@@ -424,10 +480,13 @@ register(
     settings=BsRoformerSettings,
     weight_files=BS_ROFORMER_FILES,
     display_name="BS-RoFormer (viperx)",
+    needs=("speech",),  # its speech gate (only_speech) reuses the process's speech detector
 )
 register("speech", "silero", _silero, settings=SileroSettings, display_name="Silero VAD")
 register("silence", "rms", _rms, settings=SilenceSettings, display_name="RMS rule (−50 dB on 90 % of frames)")
-register("silence", "mllm", _mllm_silence, settings=SilenceSettings, display_name="Ask the MLLM")
+register(
+    "silence", "mllm", _mllm_silence, settings=SilenceSettings, display_name="Ask the MLLM", needs=("mllm",)
+)
 register("mllm", "omni", _omni, settings=OmniSettings, display_name="Qwen2.5-Omni")
 register(
     "mllm",
@@ -443,7 +502,14 @@ register(
     settings=VideoLlama2Settings,
     display_name="VideoLLaMA2.1-AV-CoT + QA",
 )
-for _name, _label in (("cascade", "Cascade"), ("mllm", "MLLM"), ("speech", "Speech only")):
-    register("judge", _name, _judge_factory(_name), display_name=_label)
-for _name, _label in (("canonical", "The paper's four steps"), ("mllm", "Ask the MLLM")):
-    register("planner", _name, _planner_factory(_name), display_name=_label)
+for _name, _label, _needs in (
+    ("cascade", "Cascade", ("speech", "mllm")),
+    ("mllm", "MLLM", ("speech", "mllm")),
+    ("speech", "Speech only", ("speech",)),
+):
+    register("judge", _name, _judge_factory(_name), display_name=_label, needs=_needs)
+for _name, _label, _needs in (
+    ("canonical", "The paper's four steps", ()),
+    ("mllm", "Ask the MLLM", ("mllm",)),
+):
+    register("planner", _name, _planner_factory(_name), display_name=_label, needs=_needs)

@@ -22,7 +22,7 @@ from typing import Any
 
 import tomli_w
 
-from deepsound.config import NONE, PipelineConfig, RunOptions, Section, to_plain
+from deepsound.config import NONE, PipelineConfig, RunOptions, Section, keyed, to_plain
 from deepsound.errors import ConfigError
 
 # The reference demo's settings (DeepSound-V1 `demo.py`): MMAudio large_44k for 10 s, the
@@ -64,7 +64,7 @@ def load_settings(
         layers.append(overrides)
     merged: dict[str, Any] = {}
     for layer in layers:
-        merged = deep_merge(merged, layer)
+        merged = deep_merge(merged, keyed(layer, merged))
     unknown = sorted(set(merged) - {"pipeline", "run"})
     if unknown:
         raise ConfigError(

@@ -40,8 +40,8 @@ def batch_command(
 ) -> None:
     """Run many clips with models loaded once; skip finished clips, go on past bad ones."""
     setup_logging(quiet)
+    import deepsound.cli.options as options
     from deepsound.batch import parse_shard, read_inputs, run_batch
-    from deepsound.cli import options
 
     items = read_inputs(inputs)
     shard_spec = parse_shard(shard)

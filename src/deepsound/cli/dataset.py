@@ -32,8 +32,11 @@ def build_command(
     ] = "plan,cot,qa",
     limit: Annotated[int | None, typer.Option(help="Stop once this many clips are in the dataset.")] = None,
     duration: Annotated[
-        float, typer.Option(help="Seconds of audio per clip (shortened to the video).")
-    ] = 8.0,
+        float | None,
+        typer.Option(
+            help="Seconds of audio per clip (shortened to the video; default: the pipeline's 10 s)."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Generation seed.")] = 42,
     num_steps: Annotated[int, typer.Option("--steps", help="Flow-matching Euler steps.")] = 25,
     separator: Annotated[
@@ -69,12 +72,13 @@ def build_command(
     from deepsound.config import GeneratorConfig, MllmConfig, PipelineConfig
     from deepsound.dataset.builder import BuildSettings, DatasetBuilder
     from deepsound.dataset.evidence import LabelRules
+    from deepsound.interfaces import DEFAULT_DURATION
     from deepsound.registry import Components
 
     setup_logging(quiet)
     items = read_inputs(videos)
     settings = BuildSettings(
-        kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()), duration=duration, seed=seed,
+        kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()), duration=duration or DEFAULT_DURATION, seed=seed,
         num_steps=num_steps, separator=separator, caption=caption, limit=limit,
         rules=LabelRules(min_speech_seconds=min_speech, drop_inconsistent=drop_inconsistent),
     )  # fmt: skip

@@ -26,7 +26,7 @@ def generate_command(
 ) -> None:
     """Generate a soundtrack for VIDEO, judge and remove voice-over, check silence."""
     setup_logging(quiet)
-    from deepsound.cli import options
+    import deepsound.cli.options as options
     from deepsound.errors import MediaError
 
     if not video.exists():

@@ -23,13 +23,16 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from deepsound import registry
 from deepsound.config import DEFAULT_COMPONENTS, PipelineConfig, RunOptions
 from deepsound.settings import PRESET_HELP, Settings, load_settings
+
+if TYPE_CHECKING:
+    from deepsound.pipeline import Pipeline
 
 
 @dataclass(frozen=True)
@@ -187,7 +190,7 @@ def settings_from_values(values: dict[str, Any]) -> Settings:
     return load_settings(values.get("preset") or "default", values.get("config_file"), overrides)
 
 
-def build_pipeline(settings: Settings) -> Any:
+def build_pipeline(settings: Settings) -> Pipeline:
     """The pipeline a command runs (one seam, so orchestration tests can hand in stand-ins).
 
     Offline, every weight file the run needs must be here: all that are missing are named

@@ -1,10 +1,13 @@
-"""``deepsound vo-rate PATH…``: how many soundtracks hold speech.
+"""``deepsound vo-rate PATH…``: how many soundtracks hold speech — the *speech rate*.
 
 The paper's point is fewer voice-overs in generated audio. This report makes
 that measurable on any folder of results (or of the step-1 intermediates, to
 compare before and after): the real speech detector runs on each audio or
-video file and the share of files with speech — the voice-over rate — is
-printed with each file's speech ratio. Unreadable files are listed, not fatal.
+video file and the share of files with speech is printed with each file's
+speech ratio. Without the original soundtracks to compare with, every voice
+counts, so this speech rate bounds the voice-over rate from above (``deepsound
+evaluate`` reports the voice-over rate itself, against a reference). Unreadable
+files are listed, not fatal.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from rich.table import Table
 
 from deepsound.errors import ConfigError, MediaError
 from deepsound.media.kinds import AUDIO_SUFFIXES, VIDEO_SUFFIXES
+from deepsound.steps.voice_over import speech_heard
 
 
 @dataclass
@@ -31,7 +35,7 @@ class FileSpeech:
 
     @property
     def has_speech(self) -> bool:
-        return bool(self.segments)
+        return speech_heard(self.segments > 0, 0.0, self.speech_ratio or 0.0)
 
 
 def collect_files(paths: list[Path], pattern: str | None = None) -> list[Path]:
@@ -40,7 +44,7 @@ def collect_files(paths: list[Path], pattern: str | None = None) -> list[Path]:
     for path in paths:
         if path.is_dir():
             found = sorted(path.glob(pattern) if pattern else path.iterdir())
-            files += [p for p in found if p.suffix.lower() in AUDIO_SUFFIXES | VIDEO_SUFFIXES]
+            files += [p for p in found if p.suffix.lower() in AUDIO_SUFFIXES + VIDEO_SUFFIXES]
         elif path.exists():
             files.append(path)
         else:
@@ -64,7 +68,7 @@ def measure(files: list[Path], detector) -> list[FileSpeech]:  # noqa: ANN001
     return rows
 
 
-def voice_over_rate(rows: list[FileSpeech]) -> float | None:
+def speech_rate(rows: list[FileSpeech]) -> float | None:
     """Share of readable files in which speech was heard."""
     readable = [r for r in rows if r.error is None]
     return sum(r.has_speech for r in readable) / len(readable) if readable else None
@@ -77,16 +81,16 @@ def vo_rate_command(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Voice-over rate: the share of soundtracks in which speech is heard (Silero VAD)."""
+    """Speech rate: the share of soundtracks in which speech is heard (the configured speech detector)."""
     from deepsound.config import PipelineConfig
     from deepsound.registry import Components
 
     rows = measure(collect_files(paths, pattern), Components(PipelineConfig()).speech)
-    rate = voice_over_rate(rows)
+    rate = speech_rate(rows)
     if as_json:
-        typer.echo(json.dumps({"voice_over_rate": rate, "files": [vars(r) for r in rows]}, indent=2))
+        typer.echo(json.dumps({"speech_rate": rate, "files": [vars(r) for r in rows]}, indent=2))
         return
-    table = Table(title=f"voice-over rate: {'n/a' if rate is None else f'{rate:.1%}'} of {len(rows)} files")
+    table = Table(title=f"speech rate: {'n/a' if rate is None else f'{rate:.1%}'} of {len(rows)} files")
     for column in ("file", "speech", "speech ratio", "segments"):
         table.add_column(column)
     for r in rows:

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from deepsound.errors import DeepSoundError, WeightsError
@@ -50,7 +51,8 @@ def _console() -> Console:
 
 
 def _fail(exc: DeepSoundError) -> typer.Exit:
-    Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+    text = f"[red]error:[/red] {escape(str(exc))}"  # a path or table name in brackets is text, not markup
+    Console(stderr=True, soft_wrap=True).print(text, highlight=False, markup=True)
     return typer.Exit(code=getattr(exc, "exit_code", 2))
 
 
@@ -82,8 +84,11 @@ def list_command(
     """Show every registered file, its source and checksum, and where a local copy is (if any)."""
     # ``list`` never downloads; --offline is accepted so scripts can pass the same flags everywhere.
     del offline
+    from deepsound.registry import users_of_files
+
+    users = users_of_files()  # which registered component loads each file (from the entries)
     table = Table(title="DeepSound weight files", show_lines=False)
-    for column in ("name", "file", "source", "size", "checksum", "present"):
+    for column in ("name", "file", "used by", "source", "size", "checksum", "present"):
         table.add_column(column, overflow="fold")
     unknown: list[str] = []
     for entry in REGISTRY.values():
@@ -91,8 +96,15 @@ def list_command(
         present = f"{found[0]}: {found[1]}" if found else "no"
         if entry.checksum is None:
             unknown.append(entry.name)
+        used_by = ", ".join(users.get(entry.name, [])) or "-"
         table.add_row(
-            entry.name, entry.relpath, entry.source, _human(entry.size), _checksum_label(entry), present
+            entry.name,
+            entry.relpath,
+            used_by,
+            entry.source,
+            _human(entry.size),
+            _checksum_label(entry),
+            present,
         )
     console = _console()
     console.print(table)

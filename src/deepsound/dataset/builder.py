@@ -32,7 +32,7 @@ from deepsound.dataset.evidence import ClipEvidence, LabelRules, label_clip
 from deepsound.dataset.manifest import sample_row
 from deepsound.errors import ConfigError, MediaError
 from deepsound.files import atomic_output, ensure_dir, write_json
-from deepsound.interfaces import GenerationRequest
+from deepsound.interfaces import DEFAULT_DURATION, GenerationRequest
 from deepsound.steps.generate import generate_windowed
 from deepsound.steps.prompts import (
     PLAN_QUESTION,
@@ -52,7 +52,7 @@ class BuildSettings:
     """What to generate and write; the generation defaults are the pipeline's."""
 
     kinds: tuple[str, ...] = ("plan", "cot", "qa")
-    duration: float = 8.0
+    duration: float = DEFAULT_DURATION
     seed: int = 42
     num_steps: int = 25
     cfg_strength: float = 4.5

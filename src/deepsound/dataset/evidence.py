@@ -8,7 +8,8 @@ be audited and re-derived with another rule:
 * speech in the video's **original** soundtrack over the same stretch: a voice
   the generator produced although the scene itself holds none was laid over the
   pictures, i.e. a voice-over; a voice where the scene holds speech too is the
-  scene's own (on-screen) speech;
+  scene's own (on-screen) speech (the rule is
+  :func:`deepsound.steps.voice_over.voice_over_from_speech`, the evaluation's too);
 * the separator's **vocal share** of the generated audio's energy (when a
   separator is configured): a second, independent opinion. It never changes the
   label; it marks whether it agrees with the VAD, so that disagreeing samples
@@ -21,6 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from deepsound.interfaces import SpeechReport
+from deepsound.steps.voice_over import speech_heard, voice_over_from_speech
 
 VOICE_OVER = "A"  # the paper's options: "A. Yes" (voice-over present), "B. No"
 NO_VOICE_OVER = "B"
@@ -61,7 +63,12 @@ class LabelRules:
     drop_inconsistent: bool = False
 
     def heard(self, measure: SpeechMeasure) -> bool:
-        return measure.has_speech and measure.speech_seconds >= self.min_speech_seconds
+        return speech_heard(
+            measure.has_speech,
+            measure.speech_seconds,
+            measure.speech_ratio,
+            min_seconds=self.min_speech_seconds,
+        )
 
 
 @dataclass
@@ -104,13 +111,11 @@ def label_clip(
     """The label the measurements give (see the module docstring for the rule)."""
     rules = rules or LabelRules()
     gen, orig = SpeechMeasure.from_report(generated), SpeechMeasure.from_report(original)
-    heard = rules.heard(gen)
-    if not heard:
-        label, reason = NO_VOICE_OVER, REASON_NO_SPEECH
-    elif rules.heard(orig):
-        label, reason = NO_VOICE_OVER, REASON_ON_SCREEN
-    else:
+    heard, heard_in_original = rules.heard(gen), rules.heard(orig)
+    if voice_over_from_speech(heard, heard_in_original):
         label, reason = VOICE_OVER, REASON_VOICE_OVER
+    else:
+        label, reason = NO_VOICE_OVER, (REASON_ON_SCREEN if heard else REASON_NO_SPEECH)
     consistent = None
     if vocal_share is not None:
         consistent = (vocal_share >= rules.vocal_share_speech) == heard

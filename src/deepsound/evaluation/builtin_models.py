@@ -15,9 +15,8 @@ from typing import Any
 
 import torch
 
-from deepsound.evaluation.extractors import Settings, Source
-
-SILERO_VERSION = "silero-vad, threshold 0.5, min speech 0.25 s"
+from deepsound.evaluation.features import Settings, Source
+from deepsound.interfaces import SpeechDetector
 
 
 class SileroExtractor:
@@ -27,17 +26,23 @@ class SileroExtractor:
     modality = "audio"
     files = ("silero_speech.pth",)
 
-    def __init__(self, settings: Settings, detector: Any = None) -> None:
+    def __init__(self, settings: Settings, detector: SpeechDetector | None = None) -> None:
+        from deepsound.config import PipelineConfig, to_plain
+
         self.settings = settings
+        # the configured speech detector's own settings: changing them invalidates the cache
+        section = PipelineConfig().speech
+        self.detector_settings: dict[str, Any] = {"name": section.name, **(to_plain(section.selected) or {})}
         if detector is None:  # the process's one detector, shared with any pipeline in it
-            from deepsound.config import PipelineConfig
             from deepsound.registry import Components
 
             detector = Components(PipelineConfig()).speech
+        else:
+            self.detector_settings = {"name": detector.name}
         self.detector = detector
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"model": SILERO_VERSION, "duration": self.settings.duration}
+        return {"model": self.detector_settings, "duration": self.settings.duration}
 
     def extract(self, source: Source) -> dict[str, Any]:
         from deepsound.audio import Audio

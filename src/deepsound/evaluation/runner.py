@@ -32,6 +32,7 @@ from deepsound.evaluation.extractors import (
 )
 from deepsound.evaluation.metrics import MetricResult, compute_metrics
 from deepsound.evaluation.sources import discover
+from deepsound.media.kinds import AUDIO_SUFFIXES, VIDEO_SUFFIXES
 
 log = logging.getLogger(__name__)
 
@@ -261,7 +262,7 @@ def plan_sides(
     video_sources: list[Source] = []
     if videos is not None:
         video_sources = discover(videos, prefer="video").sources
-    elif ref.sources and any(s.path.suffix.lower() in {".mp4", ".mov", ".mkv", ".webm"} for s in ref.sources):
+    elif ref.sources and any(s.path.suffix.lower() in VIDEO_SUFFIXES for s in ref.sources):
         video_sources = discover(reference, prefer="video").sources
     # Video features live in the reference cache (as av-benchmark's extract_video.py writes them);
     # beside a released cache, which is never written to, in a cache of their own.
@@ -302,7 +303,6 @@ def _video_metric(name: str) -> str:
 
 
 def _media(path: Path) -> bool:
-    from deepsound.evaluation.sources import AUDIO_SUFFIXES, VIDEO_SUFFIXES
 
     return path.suffix.lower() in AUDIO_SUFFIXES + VIDEO_SUFFIXES
 

@@ -20,12 +20,11 @@ from pathlib import Path
 import torch
 
 from deepsound.errors import ConfigError
-from deepsound.evaluation.extractors import Source
+from deepsound.evaluation.features import Source
+from deepsound.media.kinds import AUDIO_SUFFIXES, VIDEO_SUFFIXES
 
 log = logging.getLogger(__name__)
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus", ".aac")
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
 INTERMEDIATES = (".step1", ".step3", ".step3.vocals", ".neg")
 TRACE_SUFFIX = ".trace.json"
 

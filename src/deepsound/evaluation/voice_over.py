@@ -1,10 +1,13 @@
 """Voice-over rate: how often the generated audio speaks where the real audio does not.
 
 This is the quantity the method exists to lower, and av-benchmark has no
-number for it. A generated clip counts as voice-over when PANNs hears the
+number for it. A generated clip counts as voice-over by the project's one rule
+(:func:`deepsound.steps.voice_over.voice_over_from_speech`): PANNs hears the
 speech family of AudioSet in it (the clip-level probability of *Speech* or
 one of its children above ``threshold``) while its reference clip has none by
-the same test (and by Silero VAD, when Silero ran on the reference). The
+the same test (and by Silero VAD, when Silero ran on the reference). The share
+of generated clips with speech at all, reference or not, is a different thing
+and is reported under its own name, the *speech rate*. The
 features are the ones FD/KL/IS already extracted, so the rate costs nothing
 extra; Silero VAD, a dedicated speech detector, gives a second opinion on
 the same clips, reported beside it, because PANNs was trained on 10-second
@@ -19,6 +22,7 @@ from typing import Any
 import torch
 
 from deepsound.evaluation.metrics import PANNS_FILE, clean_sample_name
+from deepsound.steps.voice_over import voice_over_from_speech
 
 # AudioSet ontology, the "Speech" node and its children, by index of the 527 classes:
 # Speech, Male speech, Female speech, Child speech, Conversation, Narration/monologue,
@@ -61,11 +65,12 @@ def voice_over_summary(
     eligible: list[str] = []
     for stem, entry in gen_panns.items():
         prob = speech_probability(entry)
-        clip: dict[str, Any] = {"speech_prob": prob, "voice_over": prob >= threshold}
+        clip: dict[str, Any] = {"speech_prob": prob, "speech": prob >= threshold}
         if stem in gen_vad:
             ratio, segments = _silero(gen_vad[stem])
-            clip.update(silero_speech_ratio=ratio, voice_over_silero=segments > 0)
+            clip.update(silero_speech_ratio=ratio, speech_silero=segments > 0)
         key = _reference_key(stem, ref_panns)
+        ref_speaks: bool | None = None
         if key is not None:
             ref_prob = speech_probability(ref_panns[key])
             clip["reference_speech_prob"] = ref_prob
@@ -77,6 +82,9 @@ def voice_over_summary(
             clip["reference_has_speech"] = ref_speaks
             if not ref_speaks:
                 eligible.append(stem)
+        clip["voice_over"] = voice_over_from_speech(clip["speech"], ref_speaks)
+        if "speech_silero" in clip:
+            clip["voice_over_silero"] = voice_over_from_speech(clip["speech_silero"], ref_speaks)
         clips[stem] = clip
 
     def rate(key: str) -> float | None:
@@ -89,7 +97,7 @@ def voice_over_summary(
         "voice_over_rate_silero": rate("voice_over_silero"),
         "voice_over_rate_both": sum(both) / len(both) if both else None,
         "speech_rate_all_generated": (
-            sum(c["voice_over"] for c in clips.values()) / len(clips) if clips else None
+            sum(c["speech"] for c in clips.values()) / len(clips) if clips else None
         ),
         "clips_without_reference_speech": len(eligible),
         "threshold": threshold,

@@ -35,12 +35,13 @@ def window_starts(duration: float, window: float, overlap: float) -> list[float]
     return starts
 
 
-def minimum_duration(config: PipelineConfig) -> float:
-    """Shortest audio the configured generator can make, known before it loads (its entry's range)."""
+def duration_range(config: PipelineConfig) -> tuple[float, float | None]:
+    """Shortest and longest audio (None: no limit) the configured generator makes in one pass,
+    known before it loads: its registry entry declares them."""
     from deepsound.registry import find
 
     found = find("generator", config.generator.name)
-    return found.duration[0] if found is not None else 0.0
+    return found.duration if found is not None else (0.0, None)
 
 
 def as_generation(result: Generation | Audio) -> Generation:

@@ -20,6 +20,12 @@ use, so a batch whose clips hold no speech never loads the 7B model.
 What the pipeline does with a verdict is decided here too (:func:`decide_voice_over`):
 a judge that cannot decide is treated as ``undecided_is_voice_over`` says, and that is
 written down. The chain of thought is read by :mod:`deepsound.steps.cot`.
+
+This is the one place the voice-over rules live: when speech counts as heard
+(:func:`speech_heard`), when heard speech is a voice-over (:func:`voice_over_from_speech`:
+the dataset's labels and the evaluation's rate use it), what the reference pipeline's own
+parser decides from an answer (:func:`reference_voice_over`), and that a soundtrack-less
+video holds none (:func:`judge_soundtrack`).
 """
 
 from __future__ import annotations
@@ -54,6 +60,38 @@ class LazyMllm:
         return self._model
 
 
+def speech_heard(
+    has_speech: bool, speech_seconds: float, speech_ratio: float, *, min_seconds: float = 0.0,
+    min_ratio: float = 0.0,
+) -> bool:  # fmt: skip
+    """Speech counts as heard when the detector found some, at least ``min_seconds`` and ``min_ratio``
+    of it (both 0 by default: any speech counts, as the ``speech`` judge decides)."""
+    return has_speech and speech_seconds >= min_seconds and speech_ratio >= min_ratio
+
+
+def voice_over_from_speech(generated_speaks: bool, original_speaks: bool | None) -> bool:
+    """Heard speech is a voice-over unless the original soundtrack speaks over the same stretch too
+    (then it is the scene's own, on-screen speech); with no original to compare, any voice counts."""
+    return generated_speaks and not original_speaks
+
+
+def reference_voice_over(text: str, mode: str) -> dict[str, Any]:
+    """What DeepSound-V1's own step 2 decides from a VideoLLaMA2 answer (its exact rule), with the
+    rule's name: mode ``qa`` — the whole answer is ``A``; mode ``cot`` — the character after the
+    last ``<CONCLUSION>`` tag and its newline is ``A``."""
+    if mode == "qa":
+        return {"reference_verdict": text == "A", "reference_rule": "answer == 'A'"}
+    tail = text.split("<CONCLUSION>")[-1]
+    rule = "answer.split('<CONCLUSION>')[-1][1] == 'A'"
+    if len(tail) < 2:
+        return {
+            "reference_verdict": None,
+            "reference_rule": rule,
+            "reference_error": "IndexError: nothing after the tag",
+        }
+    return {"reference_verdict": tail[1] == "A", "reference_rule": rule}
+
+
 def speech_evidence(report: SpeechReport, detector: str) -> dict[str, Any]:
     return {
         "speech_detector": detector,
@@ -79,6 +117,12 @@ def ask_voice_over(
     parsed = parse_voice_over_cot(answer.text)
     answer.record["verdict"] = parsed.has_voice_over
     answer.record["parsed_from"] = parsed.parsed_from
+    kind = answer.record.get("model_kind")  # the paper's own checkpoints: their reference parser too
+    if kind in ("cot", "qa"):
+        reference = reference_voice_over(answer.text, str(kind))
+        answer.record.update(reference)  # type: ignore[typeddict-item]
+        answer.record["tolerant_verdict"] = parsed.has_voice_over  # type: ignore[typeddict-unknown-key]
+        answer.record["parsers_disagree"] = reference["reference_verdict"] != parsed.has_voice_over  # type: ignore[typeddict-unknown-key]
     evidence = {
         "mllm_model": mllm.model_id,
         "mllm_verdict": parsed.has_voice_over,
@@ -103,7 +147,8 @@ class SpeechJudge:
         self.min_speech_ratio = float(min_speech_ratio)
 
     def decide(self, report: SpeechReport) -> bool:
-        return report.has_speech and report.speech_ratio >= self.min_speech_ratio
+        seconds = sum(b - a for a, b in report.segments)
+        return speech_heard(report.has_speech, seconds, report.speech_ratio, min_ratio=self.min_speech_ratio)
 
     def judge(self, video: Path | None, audio: Audio) -> VoiceOverVerdict:
         report = self.detector.detect(audio)
@@ -200,3 +245,10 @@ def decide_voice_over(
     undecided = verdict.has_voice_over is None
     has_vo = undecided_is_voice_over if undecided else bool(verdict.has_voice_over)
     return VoiceOverDecision(has_vo, verdict, undecided)
+
+
+def judge_soundtrack(judge: Judge, video: Path | None, audio: Audio | None) -> VoiceOverVerdict:
+    """Step 2 on a video as it is: a video without a soundtrack holds no voice-over (nothing is asked)."""
+    if audio is None:
+        return VoiceOverVerdict(False, judge.name, evidence={"decided_by": "no_audio_track"})
+    return judge.judge(video, audio)

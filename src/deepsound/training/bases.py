@@ -16,9 +16,9 @@ from typing import Any, Protocol
 
 from deepsound.dataset.manifest import Sample
 from deepsound.errors import ConfigError
+from deepsound.training.layers import IGNORE_INDEX, linear_layers
 
 BASE_NAMES = ("qwen-omni", "videollama2", "videollama2-cot")
-IGNORE_INDEX = -100
 INPUT_SETTINGS = ("fps", "max_frames", "min_pixels", "max_pixels")  # OmniReasoner's frame sampling
 
 
@@ -46,23 +46,6 @@ _OMNI_TOWERS = (
     r"model\.audio_tower\.layers\.\d+\.(self_attn\.(q|k|v|out)_proj|fc1|fc2)"
     r"|model\.visual\.blocks\.\d+\.(attn\.(q|k|v|qkv|proj)|mlp\.(gate|up|down)_proj)"
 )
-
-
-def linear_layers(model: Any, patterns: list[str]) -> list[str]:
-    """Names of the ``nn.Linear`` modules whose full name matches one of ``patterns`` (what LoRA adapts)."""
-    import re
-
-    from torch import nn
-
-    compiled = [re.compile(p) for p in patterns]
-    names = [
-        name
-        for name, module in model.named_modules()
-        if isinstance(module, nn.Linear) and any(c.fullmatch(name) for c in compiled)
-    ]
-    if not names:
-        raise ConfigError(f"no linear layer of {type(model).__name__} matches the LoRA targets")
-    return names
 
 
 class OmniBase:

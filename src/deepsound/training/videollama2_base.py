@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from deepsound.dataset.manifest import Sample
-from deepsound.training.bases import IGNORE_INDEX, linear_layers
+from deepsound.training.layers import IGNORE_INDEX, linear_layers
 
 _LLM = r"llm\.model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
 _PROJECTORS = r"llm\.model\.mm_projector(_a)?\..*"

@@ -63,7 +63,8 @@ class WebUI:
     def __init__(
         self, pipeline: Pipeline, settings: UiSettings | None = None, *, example: bool = True
     ) -> None:
-        from deepsound.ui import generate_tab, tool_tabs
+        import deepsound.ui.generate_tab as generate_tab
+        import deepsound.ui.tool_tabs as tool_tabs
         from deepsound.ui.example import write_example
 
         self.settings = settings or UiSettings()

@@ -58,7 +58,8 @@ def build(ui: Any) -> None:
                 generator = gr.Dropdown(generators, value=base.generator.name, label="Generator",
                                         elem_id="ds-generator")  # fmt: skip
                 choices = [
-                    gr.Dropdown(list(c.choices), value=c.value, label=c.label, elem_id=f"ds-{c.generator}-{c.field}")
+                    gr.Dropdown(list(c.choices), value=c.value, label=c.label, elem_id=f"ds-{c.generator}-{c.field}",
+                                visible=c.generator == base.generator.name)
                     for c in controls
                 ]  # fmt: skip
                 judge = gr.Dropdown(
@@ -186,6 +187,12 @@ def build(ui: Any) -> None:
                 for p, src in zip(players, sources, strict=True)
             },
         }
+
+    def on_generator(name):  # noqa: ANN001, ANN202 - only the chosen generator's choices are shown
+        return [gr.update(visible=c.generator == name) for c in controls]
+
+    if choices:
+        generator.change(on_generator, inputs=[generator], outputs=choices)
 
     run.click(
         on_run,

@@ -6,7 +6,10 @@ track or another file played as its soundtrack (frames then end where that file 
 as in a muxed file). ``mllm`` picks the model family; "auto" lets a folder's
 ``config.json`` decide (``videollama2_qwen2`` → ``videollama2-cot``, anything else →
 ``omni``). The inputs are decoded as each family's reference decodes a file, so the ids
-are the ones the reference would generate. ``deepsound ask`` calls :func:`ask`.
+are the ones the reference would generate. Qwen-Omni is asked through the MLLM contract
+(its call record carries the ids); VideoLLaMA2 through its one-checkpoint chat, since the
+question may go to either of its two checkpoints and its audio is decoded from the file as
+the reference decodes it. ``deepsound ask`` calls :func:`ask`.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from deepsound.devices import resolve_dtype_name
 from deepsound.errors import ConfigError
-from deepsound.interfaces import resolve_dtype_name
 
 MLLMS = ("auto", "omni", "videollama2-cot", "videollama2-qa")
 
@@ -72,7 +75,8 @@ def _ask_videollama2(
 ) -> dict[str, Any]:
     from deepsound.models.videollama2 import inputs
     from deepsound.models.videollama2.chat import DEFAULT_MAX_NEW_TOKENS
-    from deepsound.models.videollama2.reasoner import VideoLlamaSettings, load_chat, reference_voice_over
+    from deepsound.models.videollama2.reasoner import VideoLlamaSettings, load_chat
+    from deepsound.steps.voice_over import reference_voice_over
 
     qa = family == "videollama2-qa" and hear  # the QA model answers the step with audio
     settings = VideoLlamaSettings(
@@ -118,42 +122,27 @@ def _ask_omni(
     dtype: str,
     offline: bool,
 ) -> dict[str, Any]:
-    import time
-
-    import torch
-
     from deepsound.media.audio_io import read_audio
     from deepsound.models.qwen_omni.reasoner import DEFAULT_MODEL, OmniReasoner
     from deepsound.weights.loading import resolve_device
 
     where = resolve_device(device)
-    precision = resolve_dtype_name(dtype, where)
     reasoner = OmniReasoner.load(
         model or DEFAULT_MODEL,
         device=where,
-        dtype=precision,
+        dtype=resolve_dtype_name(dtype, where),
         offline=offline,
         max_new_tokens=max_new_tokens or 512,
     )
     audio = read_audio(audio_file or video) if hear else None
-    started = time.perf_counter()
-    batch, text, given = reasoner.prepare(question, video=video, audio=audio)
-    prompt_length = int(batch["input_ids"].shape[1])
-    with torch.inference_mode():
-        output = reasoner.model.generate(
-            **batch,
-            use_audio_in_video=audio is not None,
-            max_new_tokens=reasoner.max_new_tokens,
-            do_sample=False,
-        )
-    new = output[0, prompt_length:]
+    record = reasoner.ask(question, video=video, audio=audio).record  # through the MLLM contract
     return {
-        "text": reasoner.processor.tokenizer.decode(new, skip_special_tokens=True).strip(),
-        "token_ids": new.tolist(),
+        "text": record["answer"],
+        "token_ids": record["token_ids"],
         "mllm": "omni",
-        "model": reasoner.model_id,
-        "prompt": text,
-        "tokens_in": prompt_length,
-        "inputs": given,
-        "seconds": round(time.perf_counter() - started, 3),
+        "model": record["model"],
+        "prompt": record["chat_prompt"],
+        "tokens_in": record["tokens_in"],
+        "inputs": record["inputs"],
+        "seconds": record["seconds"],
     }

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from deepsound.interfaces import Judge
+from deepsound.steps.voice_over import judge_soundtrack
 
 
 def judge_file(judge: Judge, video: Path) -> dict[str, Any]:
@@ -20,18 +21,8 @@ def judge_file(judge: Judge, video: Path) -> dict[str, Any]:
 
     started = time.perf_counter()
     info = probe(video)
-    if not info.has_audio:
-        return {
-            "video": str(video),
-            "has_voice_over": False,
-            "judge": judge.name,
-            "evidence": {"decided_by": "no_audio_track"},
-            "cot": None,
-            "mllm_calls": 0,
-            "seconds": round(time.perf_counter() - started, 3),
-        }
-    audio = read_audio(video)
-    verdict = judge.judge(video if info.has_video else None, audio)
+    audio = read_audio(video) if info.has_audio else None
+    verdict = judge_soundtrack(judge, video if info.has_video else None, audio)
     return {
         "video": str(video),
         "has_voice_over": verdict.has_voice_over,

@@ -19,7 +19,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from deepsound.devices import resolve_device, resolve_dtype_name
 from deepsound.errors import ConfigError, WeightsError
+
+__all__ = ["resolve_device", "resolve_dtype", "torch_dtype"]  # resolve_device: its old home, kept
 
 StateDict = dict[str, torch.Tensor]
 
@@ -44,18 +47,9 @@ def torch_dtype(name: str | torch.dtype) -> torch.dtype:
         raise ConfigError(f"unknown dtype {name!r}; choose one of: float32, bfloat16, float16") from None
 
 
-def resolve_device(device: str = "auto") -> str:
-    """``auto`` is CUDA when present, else the CPU."""
-    if device != "auto":
-        return device
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def resolve_dtype(dtype: str, device: str) -> torch.dtype:
     """``auto`` is bf16 on CUDA (the reference's inference precision) and fp32 on the CPU."""
-    if dtype == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    return torch_dtype(dtype)
+    return torch_dtype(resolve_dtype_name(dtype, device))
 
 
 @dataclass(frozen=True)

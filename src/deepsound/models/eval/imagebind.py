@@ -245,7 +245,7 @@ def imagebind_features(
     out: dict[str, torch.Tensor | None] = {"video": None, "audio": None}
     if video is not None:
         if isinstance(video, (str, Path)):
-            from deepsound.evaluation.video import decode_eval_video, imagebind_clips
+            from deepsound.models.eval.video_frames import decode_eval_video, imagebind_clips
 
             video = imagebind_clips(decode_eval_video(video, duration, sync=False).imagebind)
         out["video"] = model.embed_vision(video[None])[0].cpu()

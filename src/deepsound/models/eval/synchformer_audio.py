@@ -335,10 +335,10 @@ def synchformer_video_features(
     """(T, 3, 224, 224) frames in [-1, 1] at 25 fps -> (S, 8, D): windows of 16 frames, hop 8.
 
     ``frames`` may be a video path: its first ``duration`` seconds are decoded
-    as av-benchmark does (:func:`deepsound.evaluation.video.decode_eval_video`).
+    as av-benchmark does (:func:`deepsound.models.eval.video_frames.decode_eval_video`).
     """
     if isinstance(frames, (str, Path)):
-        from deepsound.evaluation.video import decode_eval_video
+        from deepsound.models.eval.video_frames import decode_eval_video
 
         frames = decode_eval_video(frames, duration, imagebind=False).sync
     if frames.ndim != 4 or frames.shape[0] < 16:

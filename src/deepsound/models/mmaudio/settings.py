@@ -24,7 +24,7 @@ class MMAudioSettings:
 
     variant: str = field(
         default="large_44k_v2",
-        metadata={"help": "MMAudio variant", "choices": VARIANT_NAMES, "flag": "--variant"},
+        metadata={"help": "variant", "choices": VARIANT_NAMES, "flag": "--variant"},
     )
     # conditional and unconditional passes in one batch: None = on CUDA only (it costs memory)
     batched_cfg: bool | None = field(

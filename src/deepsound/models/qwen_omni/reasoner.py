@@ -318,7 +318,7 @@ class OmniReasoner:
         import torch
 
         started = time.perf_counter()
-        batch, _, given = self.prepare(question, video=video, audio=audio, system=system)
+        batch, text, given = self.prepare(question, video=video, audio=audio, system=system)
         prompt_length = int(batch["input_ids"].shape[1])
         with self._lock, torch.inference_mode():
             output = self.model.generate(
@@ -340,6 +340,8 @@ class OmniReasoner:
             tokens_in=prompt_length,
             tokens_out=int(new_tokens.shape[0]),
             seconds=round(time.perf_counter() - started, 3),
+            chat_prompt=text,
+            token_ids=new_tokens.tolist(),
         )
         self.calls.append(record)
         return MllmAnswer(answer, record)

@@ -24,7 +24,7 @@ from deepsound.weights.loading import LoadRules, apply_rules
 
 if TYPE_CHECKING:
     from deepsound.models.videollama2.chat import VideoLlamaChat
-    from deepsound.models.videollama2.reasoner import VideoLlamaSettings
+    from deepsound.models.videollama2.spec import VideoLlamaSettings
 
 _EXTRAS = ("mm_projector", "audio_tower", "mm_projector_a")
 EXTRA_RULES = LoadRules(

@@ -12,10 +12,10 @@ the planner and the judges use either. Differences that follow the paper:
   call would convert the muxed file (frames end where the audio ends);
 * mode ``cot`` asks the CoT model everything; mode ``qa`` asks step 2 of the
   QA model (each model loaded once);
-* a step-2 record carries what the reference's own parser would have
-  decided (``reference_verdict``; CoT: the character after the last
-  ``<CONCLUSION>`` tag and its newline is ``A``; QA: the whole answer is
-  ``A``), beside the project's tolerant parse, and flags a disagreement.
+* every record names the checkpoint kind that answered (``model_kind``: ``cot`` or
+  ``qa``), so that step 2 (:func:`deepsound.steps.voice_over.ask_voice_over`) can add
+  what the reference's own parser would have decided beside the project's tolerant
+  parse, and flag a disagreement.
 
 Precision: float32 on the CPU, float16 on CUDA by default (the reference
 loads in float16), bfloat16 on request; 8-/4-bit weights (bitsandbytes,
@@ -29,98 +29,22 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
-
-import torch
+from typing import TYPE_CHECKING
 
 from deepsound.errors import ConfigError, WeightsError
-from deepsound.interfaces import MllmAnswer, MllmCall, Placement, resolve_dtype_name
+from deepsound.interfaces import MllmAnswer, MllmCall, Placement
 from deepsound.models.videollama2 import inputs
 from deepsound.models.videollama2.chat import DEFAULT_MAX_NEW_TOKENS, VideoLlamaChat
+from deepsound.models.videollama2.spec import COT_MODEL, MODES, QA_MODEL, VideoLlamaSettings
+
+__all__ = ["COT_MODEL", "MODES", "QA_MODEL", "VideoLlamaReasoner", "VideoLlamaSettings", "load_chat"]
 
 if TYPE_CHECKING:
     from deepsound.audio import Audio
     from deepsound.models.videollama2.settings import VideoLlama2Settings
 
 log = logging.getLogger(__name__)
-
-COT_MODEL = "lym0302/VideoLLaMA2.1-7B-AV-CoT"
-QA_MODEL = "lym0302/VideoLLaMA2.1-7B-AV-QA"
-MODES = ("cot", "qa")
-
-
-@dataclass
-class VideoLlamaSettings:
-    """Everything that decides how the reasoner is loaded; ``from_settings`` fills it from the
-    ``[pipeline.mllm]`` settings and the placement."""
-
-    mode: Literal["cot", "qa"] = "cot"
-    cot_model: str = COT_MODEL
-    qa_model: str = QA_MODEL
-    device: str = "auto"
-    dtype: str = "auto"  # float16 on CUDA (the reference's), float32 on the CPU
-    quantization: Literal["8bit", "4bit"] | None = None
-    offload: bool = False  # spread over GPU and CPU memory with accelerate's device map
-    max_gpu_memory: str | None = None  # e.g. "10GiB", with offload
-    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
-    weights_dir: Path | None = None
-    offline: bool = False
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ConfigError(f"unknown VideoLLaMA2 mode {self.mode!r}; choose cot or qa")
-        if self.quantization not in (None, "8bit", "4bit"):
-            raise ConfigError(f"quantization must be 8bit or 4bit, not {self.quantization!r}")
-        if self.max_new_tokens < 1:
-            raise ConfigError(f"the MLLM token budget must be at least 1, got {self.max_new_tokens}")
-
-    @classmethod
-    def from_settings(
-        cls, settings: VideoLlama2Settings, placement: Placement, mode: str
-    ) -> VideoLlamaSettings:
-        """``model`` is the CoT checkpoint (default the published one), ``judge_model`` the QA
-        checkpoint of mode ``qa``."""
-        return cls(
-            mode=mode,  # type: ignore[arg-type]
-            cot_model=settings.model or COT_MODEL,
-            qa_model=settings.judge_model or QA_MODEL,
-            device=placement.device,
-            dtype=placement.dtype,
-            quantization=settings.quantization,  # type: ignore[arg-type]
-            offload=settings.offload,
-            max_gpu_memory=settings.max_gpu_memory,
-            max_new_tokens=settings.max_new_tokens,
-            weights_dir=placement.weights_dir,
-            offline=placement.offline,
-        )
-
-    def torch_device(self) -> str:
-        from deepsound.weights.loading import resolve_device
-
-        return resolve_device(self.device)
-
-    def torch_dtype(self) -> torch.dtype:
-        from deepsound.weights.loading import torch_dtype
-
-        # the reference loads in float16 on CUDA
-        return torch_dtype(resolve_dtype_name(self.dtype, self.torch_device(), on_cuda="float16"))
-
-
-def reference_voice_over(text: str, mode: str) -> dict[str, Any]:
-    """What DeepSound-V1's step 2 decides from ``text`` (its exact rule), with the rule's name."""
-    if mode == "qa":
-        return {"reference_verdict": text == "A", "reference_rule": "answer == 'A'"}
-    tail = text.split("<CONCLUSION>")[-1]
-    rule = "answer.split('<CONCLUSION>')[-1][1] == 'A'"
-    if len(tail) < 2:
-        return {
-            "reference_verdict": None,
-            "reference_rule": rule,
-            "reference_error": "IndexError: nothing after the tag",
-        }
-    return {"reference_verdict": tail[1] == "A", "reference_rule": rule}
 
 
 def checkpoint_folder(name: str | Path, *, weights_dir: Path | None, offline: bool, what: str) -> Path:
@@ -276,12 +200,5 @@ class VideoLlamaReasoner:
             "token_ids": reply.token_ids,
             "seconds": reply.seconds,
         }
-        if step == "step2":
-            from deepsound.steps.cot import parse_voice_over_cot
-
-            record.update(reference_voice_over(reply.text, kind))
-            tolerant = parse_voice_over_cot(reply.text).has_voice_over
-            record["tolerant_verdict"] = tolerant
-            record["parsers_disagree"] = record["reference_verdict"] != tolerant
         self.calls.append(record)
         return MllmAnswer(reply.text, record)
