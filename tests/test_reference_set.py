@@ -129,7 +129,10 @@ def test_reference_build_judges_removes_records_and_reuses(media_dir, tmp_path, 
     other = CliRunner().invoke(cli.app, [*argv, "--silero-threshold", "0.6"])  # the judge's detector
     assert other.exit_code == 0, other.output
     redone = json.loads((out / "manifest.json").read_text())
-    assert redone["method"]["speech"]["threshold"] == 0.6 and redone["fingerprint"] != manifest["fingerprint"]
+    assert (
+        redone["method"]["speech"]["silero"]["threshold"] == 0.6
+        and redone["fingerprint"] != manifest["fingerprint"]
+    )
     assert all(p.stat().st_mtime_ns != stamps[p.name] for p in (out / "clips").iterdir())
 
 
