@@ -203,13 +203,15 @@ def test_weights_list_and_the_offline_message_name_their_files(world, tmp_path):
     empty.mkdir()
     result = runner.invoke(
         cli.app,
-        ["generate", str(video), "-o", str(tmp_path / "o"), *OURS, "--offline", "--weights-dir", str(empty)],
+        ["generate", str(video), "-o", str(tmp_path / "o"), *OURS, "--duration", "1.5", "--offline"]
+        + ["--weights-dir", str(empty)],
     )
     assert result.exit_code != 0 and "Traceback" not in result.output
     message = " ".join(result.output.split())
     assert "ext_weights/chirp_table.npy" in message and "ext_weights/echo_threshold.npy" in message
     # with a judge that never asks the MLLM (its entry needs none), the MLLM's file is not required
     args = ["generate", str(video), "-o", str(tmp_path / "o"), "--generator", "chirp", "--mllm", "echo"]
+    args += ["--duration", "1.5"]  # within the generator's range: inputs are checked before weights
     result = runner.invoke(cli.app, [*args, "--judge", "speech", "--offline", "--weights-dir", str(empty)])
     message = " ".join(result.output.split())
     assert result.exit_code != 0 and "chirp_table.npy" in message and "echo_threshold" not in message

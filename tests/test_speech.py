@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ci_tools import require_tool
 
 from deepsound.audio import Audio
 from deepsound.config import PipelineConfig, SpeechConfig
@@ -105,8 +106,7 @@ def test_loading_and_detecting_keep_torch_thread_count(monkeypatch: pytest.Monke
 
 @pytest.fixture(scope="module")
 def espeak_speech(tmp_path_factory: pytest.TempPathFactory) -> Audio:
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed")
+    require_tool("espeak-ng", shutil.which("espeak-ng") is not None, "apt-get install espeak-ng")
     import soundfile as sf
 
     path = tmp_path_factory.mktemp("espeak") / "speech.wav"

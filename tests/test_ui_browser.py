@@ -10,6 +10,7 @@ when set, else to the test's temporary folder.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -19,16 +20,18 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from ci_tools import require_tool
 from media_factory import make_video, tone, truncate_file
 
 from deepsound.testing import tiny as toy
 
-pytest.importorskip("gradio", reason="the ui extra (gradio) is not installed")
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python package) is not installed")
+# .ci/run installs all three (the dev extra and Debian's Chromium): in CI a missing one fails
+require_tool("gradio", importlib.util.find_spec("gradio") is not None, "pip install -e '.[dev]'")
+require_tool("playwright", importlib.util.find_spec("playwright") is not None, "pip install -e '.[dev]'")
+from playwright import sync_api  # noqa: E402
 
 CHROMIUM = os.environ.get("DEEPSOUND_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+require_tool("Chromium", Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM}: apt-get install chromium")
 
 ARGS = [
     "--headless",

@@ -142,7 +142,7 @@ def test_offline_run_names_every_missing_file_at_once(tmp_path, monkeypatch):
         "--offline",
     ):
         assert name in text, name
-    assert "7 weight file(s) missing" in text  # network, VAE, vocoder, CLIP + config, Synchformer, separator…
+    assert "7 weight files missing" in text  # network, VAE, vocoder, CLIP + config, Synchformer, separator…
     assert "deepsound weights download mmaudio_small_16k vae_16k" in text
 
 
@@ -159,5 +159,5 @@ def test_online_download_failure_lists_the_rest(tmp_path, monkeypatch):
     with pytest.raises(WeightsError) as caught:
         overrides.resolve_for(Components(config).placement, "mmaudio_small_16k")
     text = str(caught.value)
-    assert "cannot reach" in text and "weight file(s) missing" in text and "bs_roformer_viperx" in text
+    assert "cannot reach" in text and "weight files missing" in text and "bs_roformer_viperx" in text
     assert "--weights-dir" in text

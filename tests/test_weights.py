@@ -24,7 +24,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-import deepsound.weights.checksum as checksum_mod
+import deepsound.weights.digest as digest_mod
 from deepsound.cli.weights import weights_app
 from deepsound.errors import WeightsError
 from deepsound.weights import (
@@ -296,15 +296,14 @@ def test_mmaudio_layout_for_a_network(tmp_path: Path) -> None:
         resolve("mmaudio_small_16k", weights_dir=tmp_path / "wd")  # default verify="size"
 
 
-def test_offline_missing_error_is_one_clear_line(tmp_path: Path) -> None:
+def test_offline_missing_error_is_a_summary_and_one_line_per_file(tmp_path: Path) -> None:
     with pytest.raises(WeightsError) as info:
         resolve("vae_44k", weights_dir=tmp_path / "wd", offline=True)
-    message = str(info.value)
-    assert "\n" not in message
-    assert "v1-44.pth" in message
-    assert "https://github.com/hkchengrex/MMAudio/releases/download/v0.1/v1-44.pth" in message
-    assert str(tmp_path / "wd" / "ext_weights" / "v1-44.pth") in message
-    assert "deepsound weights download vae_44k" in message
+    summary, file_line, advice = str(info.value).splitlines()
+    assert summary == "1 weight file missing (1.22 GB) and downloads are off (--offline):"
+    assert file_line.startswith("  ext_weights/v1-44.pth") and "github.com/hkchengrex/MMAudio" in file_line
+    assert str(tmp_path / "wd") in advice and "deepsound weights download vae_44k" in advice
+    assert "hf://" not in str(info.value)
 
 
 def test_offline_from_environment(monkeypatch: pytest.MonkeyPatch, http_server: _Server) -> None:
@@ -365,13 +364,13 @@ def test_checksum_result_is_cached_by_size_and_mtime(tmp_path: Path, monkeypatch
     path = tmp_path / "local.pth"
     path.write_bytes(PAYLOAD)
     calls: list[Path] = []
-    real = checksum_mod.file_digest
+    real = digest_mod.file_digest
 
     def counting(p: Path, algorithm: str) -> str:
         calls.append(p)
         return real(p, algorithm)
 
-    monkeypatch.setattr(checksum_mod, "file_digest", counting)
+    monkeypatch.setattr(digest_mod, "file_digest", counting)
     stamps = tmp_path / "stamps"
     verify_file(entry, path, verify="checksum", stamp_dir=stamps)
     verify_file(entry, path, verify="checksum", stamp_dir=stamps)
@@ -394,7 +393,7 @@ def test_resolve_with_checksum_uses_cache_stamp(tmp_path: Path, monkeypatch: pyt
     path.write_bytes(PAYLOAD)
     resolve(entry, weights_dir=tmp_path / "wd", verify="checksum", offline=True)
     assert list((tmp_path / "ds-cache" / "verified").glob("*.verified"))
-    monkeypatch.setattr(checksum_mod, "file_digest", lambda *a: pytest.fail("should use the stamp"))
+    monkeypatch.setattr(digest_mod, "file_digest", lambda *a: pytest.fail("should use the stamp"))
     assert resolve(entry, weights_dir=tmp_path / "wd", verify="checksum", offline=True) == path
 
 
@@ -559,7 +558,7 @@ def test_hub_download_with_bad_content_is_rejected(fake_hub: dict[str, list]) ->
 
 
 def test_hub_offline_missing(fake_hub: dict[str, list]) -> None:
-    with pytest.raises(WeightsError, match=r"hf://someone/some-model/gen\.pt"):
+    with pytest.raises(WeightsError, match=r"from huggingface.co/someone/some-model"):
         resolve(_hub_entry(), offline=True)
     assert fake_hub["download"] == []
 
@@ -585,7 +584,7 @@ def test_cli_list_shows_every_entry_and_missing_checksums(tmp_path: Path) -> Non
     assert result.exit_code == 0, result.output
     for name in REQUIRED_NAMES:
         assert name in result.output
-    assert "none published" in result.output
+    assert "recorded on first use" in result.output
     assert "No published checksum for:" in result.output and "clip_dfn5b_config" in result.output
     assert "weights_dir" in result.output and "v1-44.pth" in result.output
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from deepsound.config import RunOptions
-from deepsound.errors import ConfigError, DeepSoundError
+from deepsound.errors import ConfigError, DeepSoundError, WeightsError
 from deepsound.files import ensure_dir, write_json
 from deepsound.media.kinds import VIDEO_SUFFIXES
 from deepsound.pipeline import OutputPaths, Pipeline
@@ -44,6 +44,8 @@ class ItemOutcome:
     mllm_calls: int = 0
     has_voice_over: bool | None = None
     fallback: str | None = None
+    # a failure no other clip can escape (missing or damaged weights): the batch stops here
+    stops_batch: bool = False
 
 
 @dataclass
@@ -63,7 +65,7 @@ class BatchSummary:
             "seconds": round(self.seconds, 3),
             "mllm_calls_total": sum(i.mllm_calls for i in done),
             "mllm_calls_per_clip": round(sum(i.mllm_calls for i in done) / len(done), 3) if done else None,
-            "items": [vars(i) for i in self.items],
+            "items": [{k: v for k, v in vars(i).items() if k != "stops_batch"} for i in self.items],
         }
 
 
@@ -85,11 +87,16 @@ def read_inputs(source: Path) -> list[BatchItem]:
     text = source.read_text(encoding="utf-8", errors="replace")
     items: list[BatchItem] = []
     if source.suffix.lower() == ".csv":
-        for row in csv.reader(text.splitlines()):
+        for line_no, row in csv_rows(source, text):
             if not row or not row[0].strip() or row[0].strip().startswith("#"):
                 continue
             if row[0].strip().lower() in ("path", "video", "id") and not items:
                 continue  # header
+            if len(row) > 2 and any(cell.strip() for cell in row[2:]):
+                raise ConfigError(
+                    f"{source}, line {line_no}: {len(row)} columns, expected path[,prompt] "
+                    f'(put a prompt that holds commas in double quotes: "rain, thunder")'
+                )
             prompt = row[1].strip() if len(row) > 1 and row[1].strip() else None
             items.append(BatchItem(_relative_to(base, row[0].strip()), prompt))
     else:
@@ -100,6 +107,28 @@ def read_inputs(source: Path) -> list[BatchItem]:
     if not items:
         raise ConfigError(f"{source}: batch list is empty")
     return items
+
+
+def csv_rows(source: Path, text: str) -> list[tuple[int, list[str]]]:
+    """Rows with their line numbers; a quote left open is an error naming its line.
+
+    ``csv`` would otherwise carry an unclosed quote over the following lines and merge
+    them into one bogus path, losing clips silently. A row of a batch list never spans lines.
+    """
+    rows: list[tuple[int, list[str]]] = []
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        try:
+            parsed = list(csv.reader([line], strict=True))
+        except csv.Error as exc:
+            raise ConfigError(f"{source}, line {line_no}: {_csv_problem(line, exc)}") from None
+        rows.append((line_no, parsed[0] if parsed else []))
+    return rows
+
+
+def _csv_problem(line: str, exc: csv.Error) -> str:
+    if line.count('"') % 2:
+        return "a double quote is opened and not closed on this line"
+    return f"not valid CSV ({exc})"
 
 
 def _is_our_output(path: Path) -> bool:
@@ -164,6 +193,11 @@ def run_batch(
         write_json(path, {**summary.to_dict(), "complete": False, "total": len(mine)})
         if on_item is not None:
             on_item(outcome)
+        if outcome.stops_batch:  # every other clip would fail the same way (and re-check gigabytes)
+            raise WeightsError(
+                f"batch stopped at {item.video.name} ({len(summary.items)} of {len(mine)}), as every clip "
+                f"needs these weights: {outcome.reason}"
+            )
     summary.seconds = time.perf_counter() - start
     write_json(path, {**summary.to_dict(), "complete": True, "total": len(mine)})
     return summary
@@ -185,6 +219,8 @@ def run_one(
     start = time.perf_counter()
     try:
         result = pipeline.run(item.video, output_dir, clip_options, progress=progress)
+    except WeightsError as exc:
+        return ItemOutcome(video, "failed", str(exc), time.perf_counter() - start, stops_batch=True)
     except DeepSoundError as exc:
         return ItemOutcome(video, "failed", str(exc), time.perf_counter() - start)
     except Exception as exc:  # a bug or a model failure on one clip must not end the batch

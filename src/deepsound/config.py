@@ -270,12 +270,9 @@ class RunOptions:
     def __post_init__(self) -> None:
         _check("mode", self.mode, MODES)
         _check("postprocess", self.postprocess, POSTPROCESS)
-        if self.duration is not None and not self.duration > 0:
-            raise ConfigError(f"duration must be positive, got {self.duration}")
-        if self.window is not None and not 0 <= self.window_overlap < self.window:
-            raise ConfigError(f"window overlap must be in [0, {self.window}), got {self.window_overlap}")
-        if self.num_steps < 1:
-            raise ConfigError(f"number of steps must be at least 1, got {self.num_steps}")
+        from deepsound.run_numbers import check_run_numbers
+
+        check_run_numbers(self)
 
     def replace(self, **changes: Any) -> RunOptions:
         values = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,10 +26,59 @@ def ensure_dir(path: Path) -> Path:
     """Create ``path`` (and parents) or fail with one clear line."""
     try:
         path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputError(f"{path}: is a file, not a folder; give an output folder") from None
+    except NotADirectoryError:
+        raise OutputError(f"{path}: cannot create output folder (a part of the path is a file)") from None
     except OSError as exc:
         raise OutputError(f"{path}: cannot create output folder ({exc.strerror})") from None
     if not os.access(path, os.W_OK):
         raise OutputError(f"{path}: output folder is not writable")
+    return path
+
+
+def missing_dirs(path: Path) -> list[Path]:
+    """The folders ``mkdir(parents=True)`` would create for ``path``, deepest first."""
+    path = Path(path)
+    missing: list[Path] = []
+    for part in (path, *path.parents):
+        if part.exists() or part.is_symlink():
+            break
+        missing.append(part)
+    return missing
+
+
+def remove_empty_dirs(folders: list[Path]) -> None:
+    """Remove folders this run created, deepest first, as long as they are empty (never anything else)."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return  # not empty (another run's files, or ours kept on purpose) or already gone
+
+
+@contextlib.contextmanager
+def output_dir(path: Path) -> Iterator[Path]:
+    """``ensure_dir(path)`` for one piece of work: if the work fails, folders it created and left
+    empty are removed again, so a failed run leaves no empty output folder behind."""
+    created = missing_dirs(path)
+    ensure_dir(Path(path))
+    try:
+        yield Path(path)
+    except BaseException:
+        remove_empty_dirs(created)
+        raise
+
+
+def check_output_dir(path: Path) -> Path:
+    """Fail early when ``path`` cannot become an output folder, without creating anything."""
+    path = Path(path)
+    for part in (path, *path.parents):
+        if part.exists():
+            if not part.is_dir():
+                where = "is a file" if part == path else f"lies under the file {part}"
+                raise OutputError(f"{path}: {where}, not a folder; give an output folder")
+            break
     return path
 
 
@@ -53,10 +104,27 @@ def atomic_output(path: Path) -> Iterator[Path]:
         raise
 
 
+_umask_lock = threading.Lock()
+
+
 def current_umask() -> int:
-    """The process's umask (reading it means setting it, so it is put straight back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
+    """The process's umask, read without changing it.
+
+    ``os.umask`` can only be read by setting it, which for an instant changes the umask of every
+    thread (the web page writes files from several). Linux reports it in ``/proc/self/status``;
+    elsewhere the set-and-restore fallback runs under a lock, which at least keeps our own
+    threads from racing each other.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _umask_lock:
+        mask = os.umask(0o022)
+        os.umask(mask)
     return mask
 
 
@@ -68,71 +136,26 @@ def same_file(a: Path, b: Path) -> bool:
         return False
 
 
-class OutputLock:
-    """One writer per output name: ``<folder>/.<name>.lock`` held for the whole run.
-
-    Two runs writing the same clip into one folder would overwrite each other, and a failing
-    run's cleanup could delete the other's files. The lock is taken atomically (``O_EXCL``);
-    a second writer fails with one line naming the holder. A lock left by a process that no
-    longer exists on this machine (a killed run) is taken over.
-    """
-
-    def __init__(self, folder: Path, name: str) -> None:
-        self.path = Path(folder) / f".{name}.lock"
-        self.held = False
-
-    def __enter__(self) -> OutputLock:
-        import socket
-
-        me = f"{socket.gethostname()} {os.getpid()}"
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                if not self._stale():
-                    holder = self._holder() or "another process"
-                    raise OutputError(
-                        f"{self.path.parent}: another run ({holder}) is writing {self.path.name[1:-5]!r} "
-                        f"into this folder; wait for it or choose another output folder"
-                    ) from None
-                self.path.unlink(missing_ok=True)
-                continue
-            with os.fdopen(fd, "w") as f:
-                f.write(me)
-            self.held = True
-            return self
-        raise OutputError(f"{self.path}: cannot take the output lock")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.held:
-            self.path.unlink(missing_ok=True)
-            self.held = False
-
-    def _holder(self) -> str | None:
-        try:
-            return self.path.read_text().strip() or None
-        except OSError:
-            return None
-
-    def _stale(self) -> bool:
-        import socket
-
-        holder = self._holder()
-        if holder is None:
-            return False  # being written this instant: not stale
-        host, _, pid = holder.rpartition(" ")
-        if host != socket.gethostname() or not pid.isdigit():
-            return False  # another machine's run on a shared folder: never stolen
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        return False
-
-
 def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (traces and batch summaries are read by other tools)."""
+    """Write JSON atomically (traces and batch summaries are read by other tools).
+
+    JSON has no NaN or infinity: Python would write the bare words ``NaN`` / ``Infinity``, which
+    other tools refuse. A measurement that is not a number is written as ``null``, and
+    ``allow_nan=False`` makes any other way of producing one an error here, not in the reader.
+    """
+    text = json.dumps(_finite(data), indent=2, ensure_ascii=False, default=str, allow_nan=False)
     with atomic_output(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+        tmp.write_text(text + "\n", encoding="utf-8")
+
+
+def _finite(data: Any) -> Any:
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_finite(v) for v in data]
+    return data
+
+
+from deepsound.output_lock import OutputLock  # noqa: E402, F401  (its home moved; still importable here)

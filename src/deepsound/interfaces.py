@@ -100,6 +100,9 @@ class MllmSettings:
     def __post_init__(self) -> None:
         if self.adapter is not None:
             self.adapter = Path(self.adapter)
+        from deepsound.run_numbers import check_positive_int
+
+        check_positive_int("max new tokens", self.max_new_tokens)
 
 
 @dataclass(frozen=True)

@@ -23,16 +23,18 @@ from typing import Any
 from deepsound import media
 from deepsound.audio import Audio
 from deepsound.config import PipelineConfig, RunOptions
-from deepsound.errors import ConfigError, DeepSoundError, MediaError
-from deepsound.files import OutputLock, ensure_dir, same_file
+from deepsound.errors import DeepSoundError
+from deepsound.files import OutputLock, same_file
+from deepsound.files import output_dir as made_output_dir
+from deepsound.input_check import check_input
 from deepsound.interfaces import Generation, Plan, Step
-from deepsound.media.kinds import is_image_file
 from deepsound.progress import Listener, listening
 from deepsound.registry import Components
-from deepsound.steps.generate import duration_range, fallback_negative_prompt, generate, request_for
+from deepsound.steps.generate import fallback_negative_prompt, generate, request_for
 from deepsound.steps.voice_over import decide_voice_over
 from deepsound.trace import Trace, TraceStep
 from deepsound.weights.overrides import used_overrides
+from deepsound.weights.trust import used_on_trust
 
 log = logging.getLogger(__name__)
 
@@ -166,9 +168,13 @@ class Pipeline:
         each step's start and end and the long loops' fractions (:mod:`deepsound.progress`);
         the CLI, the web page and Ray workers all listen this way.
         """
-        options = options or RunOptions()
-        video = Path(video)
-        paths = OutputPaths.for_clip(ensure_dir(Path(output_dir)), video)
+        with made_output_dir(Path(output_dir)) as folder:  # a failed run leaves no empty folder behind
+            return self._run(Path(video), folder, options or RunOptions(), progress)
+
+    def _run(
+        self, video: Path, output_dir: Path, options: RunOptions, progress: Listener | None
+    ) -> ClipResult:
+        paths = OutputPaths.for_clip(output_dir, video)
         trace = Trace(video=str(video), options=options.to_dict(), config=self.config.to_dict())
         state = RunState(
             video, options, paths, trace, [], ClipResult(video=video, audio=None, outputs={}, trace=trace)
@@ -192,6 +198,8 @@ class Pipeline:
             trace.final["model_load_seconds"] = dict(self.components.load_seconds)
             if overrides := used_overrides():
                 trace.final["weights_overrides"] = overrides
+            if on_trust := used_on_trust():  # files without a published checksum: the record they matched
+                trace.final["weights_trust_on_first_use"] = on_trust
             trace.write(paths.trace)
         state.result.outputs["trace"] = paths.trace
         return state.result
@@ -214,37 +222,11 @@ class Pipeline:
         self._write_final(state)
 
     def _check_input(self, state: RunState) -> None:
-        info = media.probe(state.video)
-        if not info.has_video:
-            raise MediaError(f"{state.video}: has no video stream")
-        if is_image_file(state.video):
-            # A still picture conditions the generator for the requested duration; there is no
-            # video to put the audio on, so the result is audio only (and the trace says so).
-            if state.options.duration is None:
-                raise ConfigError(f"{state.video}: a still image has no length; give --duration")
-            state.options = state.options.replace(write_video=False)
-            state.trace.warnings.append("still-image input: audio only, no video written")
-        elif state.options.duration is None:
-            state.options = state.options.replace(duration=info.duration)
-            state.trace.options["duration"] = info.duration
-        length = (
-            state.options.duration
-            if is_image_file(state.video)
-            else min(state.options.duration, info.duration)
-        )
-        need, most = duration_range(self.config)
-        if length < need:
-            what = "asked for" if state.options.duration < info.duration else "of video"
-            raise MediaError(
-                f"{state.video}: {length:.2f} s {what}; the {self.config.generator.name} generator needs "
-                f"at least {need:.2f} s"
-            )
-        window = state.options.window
-        if most is not None and length > most and (window is None or window > most):
-            raise ConfigError(
-                f"{state.video}: {length:.2f} s in one pass; the {self.config.generator.name} generator makes "
-                f"at most {most:.2f} s at a time: give --window {most:g} (or less), or a shorter --duration"
-            )
+        facts = check_input(state.video, state.options, self.config)
+        if facts.options.duration != state.options.duration:
+            state.trace.options["duration"] = facts.options.duration
+        state.options = facts.options
+        state.trace.warnings.extend(facts.warnings)
 
     # ------------------------------------------------------------------ the steps
     def _plan(self, state: RunState) -> Plan:

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
-from rich.markup import escape
 
+from deepsound.cli.text import error_line
 from deepsound.errors import DeepSoundError
 
 app = typer.Typer(
@@ -38,8 +38,7 @@ def user_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except DeepSoundError as exc:
-            # escaped: a message naming a TOML table ("[pipeline.generator]") is text, not markup
-            err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            err_console.print(error_line(exc), highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/yellow]")

@@ -13,6 +13,7 @@ from rich.table import Table
 from deepsound.cli.app import err_console, setup_logging
 from deepsound.cli.generate import OutDir, Quiet
 from deepsound.cli.options import pipeline_options
+from deepsound.cli.text import plain
 from deepsound.settings import Settings
 
 
@@ -42,9 +43,11 @@ def batch_command(
     setup_logging(quiet)
     import deepsound.cli.options as options
     from deepsound.batch import parse_shard, read_inputs, run_batch
+    from deepsound.files import check_output_dir
 
     items = read_inputs(inputs)
     shard_spec = parse_shard(shard)
+    check_output_dir(output_dir)
     pipeline = options.build_pipeline(settings)
     total = len(items[shard_spec[0] :: shard_spec[1]])
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -73,7 +76,12 @@ def batch_command(
         vo = "" if item.has_voice_over is None else ("yes" if item.has_voice_over else "no")
         detail = item.reason if item.status != "done" else f"{item.seconds:.1f}"
         table.add_row(
-            Path(item.video).name, item.status, vo, item.fallback or "", str(item.mllm_calls), detail
+            plain(Path(item.video).name),
+            item.status,
+            vo,
+            item.fallback or "",
+            str(item.mllm_calls),
+            plain(detail),
         )
     Console().print(table)
     if summary.count("failed"):

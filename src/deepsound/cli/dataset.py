@@ -97,14 +97,24 @@ def build_command(
     brief = {
         k: summary[k] for k in ("clips", "samples", "labels", "voice_over_share", "label_reasons", "this_run")
     }
-    Console().print(json.dumps(brief), highlight=False, soft_wrap=True)
+    Console().print(json.dumps(brief), highlight=False, markup=False, soft_wrap=True)
+    if not summary["clips"]:
+        from deepsound.errors import DeepSoundError
+
+        skipped = len(summary["skipped"])
+        raise DeepSoundError(
+            f"{output_dir}: nothing was built ({skipped} clip{'s' if skipped != 1 else ''} skipped"
+            f"{', reasons above' if skipped and not quiet else ''})"
+        )
 
 
 def _report(console, quiet: bool):  # noqa: ANN001, ANN202
     def on_clip(outcome) -> None:  # noqa: ANN001
         if not quiet:
             detail = outcome.reason if outcome.status == "skipped" else (outcome.label or "")
-            console.print(f"{outcome.status}: {Path(outcome.video).name} {detail}", highlight=False)
+            console.print(
+                f"{outcome.status}: {Path(outcome.video).name} {detail}", highlight=False, markup=False
+            )
 
     return on_clip
 

@@ -49,9 +49,9 @@ def print_summary(evaluation, out_paths: dict[str, Path]) -> None:  # noqa: ANN0
     out = Console()
     out.print(table)
     for f in evaluation.failures:
-        out.print(f"skipped {Path(f.path).name} ({f.model}): {f.reason}", highlight=False)
+        out.print(f"skipped {Path(f.path).name} ({f.model}): {f.reason}", highlight=False, markup=False)
     for kind, path in out_paths.items():
-        out.print(f"{kind}: {path}", highlight=False)
+        out.print(f"{kind}: {path}", highlight=False, markup=False)
 
 
 def evaluate_command(

@@ -118,7 +118,7 @@ def _command(
     out = Console()
     out.print(paths["markdown"].read_text(encoding="utf-8"), highlight=False, markup=False)
     for kind, path in paths.items():
-        out.print(f"{kind}: {path}", highlight=False)
+        out.print(f"{kind}: {path}", highlight=False, markup=False)
 
 
 def generator_section(base: Any, backend: Any) -> Any:

@@ -76,7 +76,7 @@ def finetune_command(
         folder = merge_adapter(
             merge, output, base_model=base_model, device=resolved, dtype=dtype, offline=offline
         )
-        Console().print(f"merged model: {folder}", highlight=False)
+        Console().print(f"merged model: {folder}", highlight=False, markup=False)
         return
     if data is None:
         raise ConfigError("give the dataset (folder or manifest.jsonl), or --merge ADAPTER")
@@ -103,6 +103,9 @@ def finetune_command(
     out = Console()
     for metrics in result["history"]:
         out.print(
-            json.dumps({k: v for k, v in metrics.items() if k != "answers"}), highlight=False, soft_wrap=True
+            json.dumps({k: v for k, v in metrics.items() if k != "answers"}),
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
         )
-    out.print(f"adapter: {output}", highlight=False)
+    out.print(f"adapter: {output}", highlight=False, markup=False)

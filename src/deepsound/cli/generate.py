@@ -27,14 +27,17 @@ def generate_command(
     """Generate a soundtrack for VIDEO, judge and remove voice-over, check silence."""
     setup_logging(quiet)
     import deepsound.cli.options as options
-    from deepsound.errors import MediaError
+    from deepsound.files import check_output_dir
+    from deepsound.input_check import check_input
 
-    if not video.exists():
-        raise MediaError(f"{video}: no such file")
+    # inputs first, then the weight files, then the load: a corrupt video is never answered
+    # with a weights message
+    check_input(video, settings.run, settings.pipeline)
+    check_output_dir(output_dir)
     pipeline = options.build_pipeline(settings)
     result = pipeline.run(video, output_dir, settings.run)
     out = Console()
     for kind, path in result.outputs.items():
-        out.print(f"{kind}: {path}", highlight=False)
+        out.print(f"{kind}: {path}", highlight=False, markup=False)
     if result.audio is None:
         out.print("final audio: removed (rm fallback: what was left was silent)")

@@ -198,15 +198,15 @@ def build_pipeline(settings: Settings) -> Pipeline:
     """
     from deepsound.errors import WeightsError
     from deepsound.pipeline import Pipeline
-    from deepsound.weights import offline_from_env
     from deepsound.weights.requirements import missing_message
+    from deepsound.weights.resolve import offline_reason
 
     config = settings.pipeline
     pipeline = Pipeline(config)  # checks the component names first
-    if config.offline or offline_from_env():
+    if reason := offline_reason(config.offline):
         missing = pipeline.components.missing_files()
         if missing:
-            raise WeightsError(missing_message(missing, config.weights_dir, offline=True))
+            raise WeightsError(missing_message(missing, config.weights_dir, offline=reason))
     return pipeline
 
 

@@ -61,4 +61,4 @@ def separate_command(
         paths = separate_file(separator, input_path, output_dir, overwrite=overwrite)
     out = Console()
     for kind, path in paths.items():
-        out.print(f"{kind}: {path}", highlight=False)
+        out.print(f"{kind}: {path}", highlight=False, markup=False)

@@ -47,6 +47,9 @@ def ui_command(
 ) -> None:
     """Serve a web page: upload a video, watch the steps, hear and download every result."""
     setup_logging(quiet)
+    from deepsound.input_check import check_port
+
+    check_port(port)
     try:
         from deepsound.ui import UiSettings, WebUI
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
@@ -56,7 +59,13 @@ def ui_command(
     from deepsound.ui.models import choice_fields
 
     options = settings.run.replace(write_video=True, keep_intermediates=True)  # the page shows every file
-    pipeline = build_pipeline(settings)
+    from deepsound.pipeline import Pipeline
+    from deepsound.ui.missing import missing_offline
+
+    # offline without some weights the page still serves: it lists them, and the tabs that
+    # do not need them work
+    bare = Pipeline(settings.pipeline)
+    pipeline = bare if missing_offline(bare) else build_pipeline(settings)
     section = settings.pipeline.generator
     fields = choice_fields(section.name)  # the generator's variant-like setting, from its registry entry
     offered = None

@@ -21,6 +21,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from deepsound.cli.text import plain
 from deepsound.errors import ConfigError, MediaError
 from deepsound.media.kinds import AUDIO_SUFFIXES, VIDEO_SUFFIXES
 from deepsound.steps.voice_over import speech_heard
@@ -48,6 +49,10 @@ def collect_files(paths: list[Path], pattern: str | None = None) -> list[Path]:
         elif path.exists():
             files.append(path)
         else:
+            if path.is_symlink():  # a loop or a broken link: say which
+                from deepsound.media._open import check_input_path
+
+                check_input_path(path)
             raise ConfigError(f"{path}: no such file or folder")
     if not files:
         raise ConfigError("no audio or video files found in " + ", ".join(str(p) for p in paths))
@@ -95,9 +100,12 @@ def vo_rate_command(
         table.add_column(column)
     for r in rows:
         if r.error:
-            table.add_row(Path(r.path).name, "error", r.error, "")
+            table.add_row(plain(Path(r.path).name), "error", plain(r.error), "")
         else:
             table.add_row(
-                Path(r.path).name, "yes" if r.has_speech else "no", f"{r.speech_ratio:.3f}", str(r.segments)
+                plain(Path(r.path).name),
+                "yes" if r.has_speech else "no",
+                f"{r.speech_ratio:.3f}",
+                str(r.segments),
             )
     Console().print(table)

@@ -12,9 +12,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from deepsound.cli.text import error_line, plain
 from deepsound.errors import DeepSoundError, WeightsError
 from deepsound.weights import REGISTRY, WeightFile, download, get, locate, resolve, verify_file
 from deepsound.weights.overrides import parse_override
@@ -51,8 +51,7 @@ def _console() -> Console:
 
 
 def _fail(exc: DeepSoundError) -> typer.Exit:
-    text = f"[red]error:[/red] {escape(str(exc))}"  # a path or table name in brackets is text, not markup
-    Console(stderr=True, soft_wrap=True).print(text, highlight=False, markup=True)
+    Console(stderr=True, soft_wrap=True).print(error_line(exc), highlight=False)
     return typer.Exit(code=getattr(exc, "exit_code", 2))
 
 
@@ -74,6 +73,8 @@ def _human(size: int | None) -> str:
 def _checksum_label(entry: WeightFile) -> str:
     if entry.checksum is None:
         return "none published"
+    if entry.trust_on_first_use:
+        return "unknown: recorded on first use"
     return f"{entry.checksum_algorithm}:{entry.checksum_hex[:12]}…"  # type: ignore[index]
 
 
@@ -94,7 +95,7 @@ def list_command(
     for entry in REGISTRY.values():
         found = locate(entry, weights_dir=weights_dir, cache_dir=cache_dir)
         present = f"{found[0]}: {found[1]}" if found else "no"
-        if entry.checksum is None:
+        if entry.checksum is None or entry.trust_on_first_use:
             unknown.append(entry.name)
         used_by = ", ".join(users.get(entry.name, [])) or "-"
         table.add_row(
@@ -104,13 +105,15 @@ def list_command(
             entry.source,
             _human(entry.size),
             _checksum_label(entry),
-            present,
+            plain(present),
         )
     console = _console()
     console.print(table)
     if unknown:
         console.print(
-            f"No published checksum for: {', '.join(unknown)} (only their size is checked).", highlight=False
+            f"No published checksum for: {', '.join(unknown)}; the first copy used is recorded "
+            "(SHA-256 and size, trust on first use) and later copies are checked against it.",
+            highlight=False,
         )
 
 
@@ -133,7 +136,7 @@ def download_command(
                 path = resolve(entry, weights_dir=weights_dir, cache_dir=cache_dir, offline=True)
             else:
                 path = download(entry, dest_root=weights_dir, cache_dir=cache_dir)
-            console.print(f"{entry.name}: {path}", highlight=False)
+            console.print(f"{entry.name}: {path}", highlight=False, markup=False)
     except DeepSoundError as exc:
         raise _fail(exc) from None
 
@@ -165,16 +168,24 @@ def verify_command(
     for column in ("name", "path", "result"):
         table.add_column(column, overflow="fold")
     failures = 0
-    differ: list[str] = []
+    differ: list[str] = []  # the user's own files that are not the published bytes (expected, not a failure)
+    damaged: list[str] = []  # copies of the published files that fail their check
     for name, path in overrides.items():
         entry = get(name)
+        if entry.trust_on_first_use and Path(path).is_file():
+            table.add_row(name, plain(path), "your own file (no published checksum to compare with)")
+            continue
         try:
-            verify_file(entry, path, verify="checksum", stamp_dir=stamps, recompute=True)
-            table.add_row(name, str(path), "your own file: identical to the published one")
+            verify_file(
+                entry, path, verify="checksum", stamp_dir=stamps, recompute=True, trust_first_use=False
+            )
+            table.add_row(name, plain(path), "your own file: identical to the published one")
         except WeightsError as exc:
             differ.append(name)
             reason = "missing" if not Path(path).is_file() else str(exc).split(": ", 1)[-1].split(";")[0]
-            table.add_row(name, str(path), f"your own file: differs from the published one ({reason})")
+            table.add_row(
+                name, plain(path), plain(f"your own file: differs from the published one ({reason})")
+            )
     for entry in entries:
         if entry.name in overrides:
             continue
@@ -188,13 +199,26 @@ def verify_command(
             verify_file(entry, path, verify="checksum", stamp_dir=stamps, recompute=True)
         except WeightsError as exc:
             failures += 1
-            differ.append(entry.name)
-            table.add_row(entry.name, str(path), f"FAILED: {exc}")
+            damaged.append(entry.name)
+            table.add_row(entry.name, plain(path), plain(f"FAILED: {exc}"))
             continue
-        result = "ok" if entry.checksum is not None else "ok (size only: no published checksum)"
-        table.add_row(entry.name, str(path), result)
+        result = "ok"
+        if entry.trust_on_first_use:
+            result = "ok (matches the copy recorded on first use; no published checksum)"
+        elif entry.checksum is None:
+            result = "ok (size only: no published checksum)"
+        table.add_row(entry.name, plain(path), result)
     _console().print(table)
     if differ:
-        _console().print(f"Differ from the published files: {', '.join(differ)}", highlight=False)
+        _console().print(
+            f"Differ from the published files: {', '.join(differ)}", highlight=False, markup=False
+        )
+    if damaged:
+        _console().print(
+            f"Damaged or incomplete copies of published files: {', '.join(damaged)}; delete them and run "
+            f"`deepsound weights download {' '.join(damaged)}`",
+            highlight=False,
+            markup=False,
+        )
     if failures:
         raise typer.Exit(code=WeightsError.exit_code)

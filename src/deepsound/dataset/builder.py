@@ -205,7 +205,8 @@ class DatasetBuilder:
                     record = self.measure(Path(video), audio_dir / f"{clip}.wav")
                 except (_Skip, MediaError) as exc:
                     outcome = ClipOutcome(str(video), "skipped", clip, reason=str(exc))
-                    log.warning("skipped %s: %s", video, exc)
+                    if on_clip is None:  # a listener reports each outcome itself: say it once
+                        log.warning("skipped %s: %s", video, exc)
                 else:
                     write_json(record_path, record)  # last: marks the clip as done
                     in_dataset += 1

@@ -92,5 +92,5 @@ def batch_on_ray(
         summary = pool.run(items, output_dir, options, overwrite=overwrite, shard=shard, on_event=display)
     retried = [Path(i.video).name for i in summary.items if getattr(i, "retries", 0)]
     if retried and not quiet:
-        console.print(f"handed on after a lost worker: {', '.join(retried)}", highlight=False)
+        console.print(f"handed on after a lost worker: {', '.join(retried)}", highlight=False, markup=False)
     return summary

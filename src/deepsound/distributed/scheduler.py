@@ -12,7 +12,8 @@ good, so a worker that was merely unreachable cannot come back and finish it
 too). A clip whose worker died after writing its trace counts as done, because
 the trace is written last. A clip that fails for its own reasons (bad media, a
 model error) comes back as an outcome, not as a lost worker, and is recorded
-once. Temporary files a killed worker left are swept when no clip is running.
+once. Temporary files a killed worker left are swept when no clip is running, and its
+output lock is released at once. Long because this exactly-once bookkeeping reads best in one place.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from deepsound.distributed.summary import (
     SummaryWriter,
     WorkerStats,
     outcome_from_trace,
+    release_lock_of_lost,
     remove_debris,
 )
 from deepsound.files import ensure_dir
@@ -317,6 +319,8 @@ class RayBatch:
         if outcome.status == "done" and not is_finished(run.output_dir, item.video):
             log.warning("%s on %s wrote %s where this machine cannot see it: the output folder must "
                         "be shared by all nodes", worker.name, stats.host, run.output_dir)  # fmt: skip
+        if outcome.stops_batch:  # missing or damaged weights: every other clip would fail the same way
+            self._give_up(run, f"batch stopped: {outcome.reason}")
         detail = f"in {outcome.seconds:.1f} s" if outcome.status == "done" else f"({outcome.reason})"
         log.info(
             "%s: %s %s %s · %d done here", worker.name, item.video.name, outcome.status, detail, stats.clips
@@ -340,6 +344,7 @@ class RayBatch:
             run.summary.items[index] = outcome
             self._emit(run, "finished", worker=worker.name, clip=str(item.video), outcome=outcome)
             return
+        release_lock_of_lost(run.output_dir, item.video, worker.stats)
         retries = slot.retries + 1
         if retries > self.settings.max_retries:
             reason = f"its worker was lost {retries} times while running it; last: {reason}"

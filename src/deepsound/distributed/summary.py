@@ -9,6 +9,7 @@ read ``pending``), so a watcher or a crashed driver always leaves a whole file.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from deepsound.batch import BatchSummary, ItemOutcome
 from deepsound.files import write_json
 from deepsound.pipeline import OutputPaths
 from deepsound.trace import TraceReader
+
+log = logging.getLogger(__name__)
 
 PENDING = "pending"
 
@@ -121,3 +124,15 @@ def remove_debris(output_dir: Path, stems: set[str]) -> list[Path]:
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed
+
+
+def release_lock_of_lost(output_dir: Path, video: Path, stats: WorkerStats) -> None:
+    """Ray reported the worker dead (and it is killed for good): its output lock is released now,
+    so the clip's next worker, on any node, can write it without waiting for the lock's lease."""
+    from deepsound.output_lock import release_if_held_by
+    from deepsound.pipeline import OutputPaths
+
+    if stats.host is not None and stats.pid is not None:
+        name = OutputPaths.for_clip(output_dir, video).name
+        if release_if_held_by(output_dir, name, stats.host, stats.pid):
+            log.info("released %s's output lock held by lost %s pid %d", video.name, stats.host, stats.pid)

@@ -9,6 +9,8 @@ through here so that every failure names the file and the problem.
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,13 +22,28 @@ from deepsound.errors import MediaError
 def check_input_path(path: Path | str) -> Path:
     """Fail early, with a clear line, on the mistakes FFmpeg words worst."""
     path = Path(path)
-    if not path.exists():
-        raise MediaError(f"{path}: file not found")
+    try:
+        os.stat(path)
+    except OSError as exc:
+        raise MediaError(f"{path}: {_missing_reason(path, exc)}") from None
     if path.is_dir():
         raise MediaError(f"{path}: is a folder, not a media file")
     if path.stat().st_size == 0:
         raise MediaError(f"{path}: file is empty (0 bytes)")
     return path
+
+
+def _missing_reason(path: Path, exc: OSError) -> str:
+    """Why ``stat`` failed, in words: a loop or a dangling link is not a missing file."""
+    if exc.errno == errno.ELOOP:
+        return "symbolic link loop (the link points back to itself)"
+    if exc.errno == errno.EACCES:
+        return "permission denied"
+    if exc.errno == errno.ENOTDIR:
+        return "file not found (a part of the path is a file, not a folder)"
+    if os.path.islink(path):
+        return "broken symbolic link (its target does not exist)"
+    return "file not found"
 
 
 def explain(exc: BaseException) -> str:

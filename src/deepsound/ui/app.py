@@ -24,9 +24,11 @@ from pathlib import Path
 import gradio as gr
 
 from deepsound.pipeline import Pipeline
+from deepsound.ui.missing import banner_markdown, missing_offline
 from deepsound.ui.models import PipelineFamily
 from deepsound.ui.sessions import SessionStore
 from deepsound.ui.settings import UiSettings
+from deepsound.weights.resolve import offline_reason
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,8 @@ class WebUI:
 
         self.settings = settings or UiSettings()
         self.family = PipelineFamily(pipeline)
+        self.missing = missing_offline(pipeline)
+        self.banner = banner_markdown(self.missing, offline_reason(pipeline.config.offline) or "offline")
         self.store = SessionStore(ttl_seconds=self.settings.session_ttl_seconds)
         self.gradio_dir = self.store.root / "gradio"
         self.gradio_dir.mkdir()
@@ -80,6 +84,8 @@ class WebUI:
             title="DeepSound", analytics_enabled=False, delete_cache=(max(1, min(600, ttl // 4)), ttl)
         ) as blocks:
             gr.Markdown(f"# {self.settings.title}")
+            if self.missing:  # served offline without some weights: say which, once, at the top
+                gr.Markdown(self.banner, elem_id="ds-missing", elem_classes=["ds-missing"])
             with gr.Tabs():
                 with gr.Tab("Generate", id="generate"):
                     generate_tab.build(self)

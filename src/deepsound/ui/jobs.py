@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from deepsound.errors import DeepSoundError, MediaError
+from deepsound.errors import DeepSoundError, MediaError, WeightsError
 from deepsound.media import MediaInfo, probe
 from deepsound.progress import Listener, ProgressEvent
 from deepsound.ui.timeline import LiveStatus
@@ -54,6 +54,10 @@ def _check_length(path: Path, info: MediaInfo, max_seconds: float | None) -> Non
 def page_message(exc: BaseException, *paths: str | Path | None) -> str:
     """One line for the page: the error's text with server folders cut down to the file's name."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, WeightsError) and "missing" in text:
+        from deepsound.ui.missing import short_weights_message
+
+        text = short_weights_message(str(exc))
     for path in paths:
         if path:
             text = text.replace(str(path), Path(path).name)

@@ -39,9 +39,12 @@ def check_input(
     """Fail early (before any model loads) on a bad input, an unwritable folder or existing outputs."""
     from deepsound.files import ensure_dir
     from deepsound.media import probe
+    from deepsound.media._open import check_input_path
 
     input_path = Path(input_path)
     if not input_path.exists():
+        if input_path.is_symlink():  # a loop or a broken link: say which
+            check_input_path(input_path)
         raise MediaError(f"{input_path}: no such file")
     info = probe(input_path)
     if not info.has_audio:

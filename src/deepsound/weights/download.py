@@ -30,6 +30,7 @@ from rich.progress import (
 )
 
 from deepsound.errors import WeightsError
+from deepsound.files import missing_dirs, remove_empty_dirs
 from deepsound.weights.checksum import cached_digest, remember_digest
 from deepsound.weights.registry import WeightFile
 
@@ -40,14 +41,32 @@ _USER_AGENT = "deepsound-weights/1"
 
 @contextlib.contextmanager
 def _exclusive(lock_path: Path) -> Iterator[None]:
-    """Hold an advisory lock on ``lock_path`` (created if needed) while inside."""
+    """Hold an advisory lock on ``lock_path`` (created if needed) while inside.
+
+    The lock file is removed when the work leaves nothing to resume, so a failed download
+    leaves no litter. Removing it is safe because a waiter that wakes up holding the lock of
+    a file no longer at ``lock_path`` (another inode) lets go and takes the new one instead.
+    """
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a") as handle:
+    while True:
+        handle = open(lock_path, "a")  # noqa: SIM115 - closed below, after the lock is released
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            same = os.fstat(handle.fileno()).st_ino == os.stat(lock_path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        handle.close()
+    try:
+        yield
+    finally:
+        part = lock_path.with_name(lock_path.name[: -len(".lock")] + ".part")
+        if not part.exists():
+            lock_path.unlink(missing_ok=True)
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        handle.close()
 
 
 def _open(url: str, offset: int) -> http.client.HTTPResponse:
@@ -59,7 +78,7 @@ def _open(url: str, offset: int) -> http.client.HTTPResponse:
 
 def _progress(show: bool) -> Progress:
     return Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
@@ -122,6 +141,16 @@ def download_url(
     if entry.url is None:
         raise ValueError(f"{entry.name} has no URL")
     dest = Path(dest)
+    created = missing_dirs(dest.parent)
+    try:
+        return _download_url(entry, dest, stamp_dir=stamp_dir, show_progress=show_progress)
+    except BaseException:
+        remove_empty_dirs(created)  # a failed first download leaves no empty cache folders
+        raise
+
+
+def _download_url(entry: WeightFile, dest: Path, *, stamp_dir: Path | None, show_progress: bool) -> Path:
+    assert entry.url is not None
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     with _exclusive(dest.with_name(dest.name + ".lock")):
@@ -152,6 +181,7 @@ def download_hub(entry: WeightFile, *, local_dir: Path | None = None) -> Path:
     import huggingface_hub
 
     assert entry.hub_repo is not None and entry.hub_filename is not None
+    created = missing_dirs(local_dir) if local_dir is not None else []
     try:
         path = huggingface_hub.hf_hub_download(
             repo_id=entry.hub_repo,
@@ -160,10 +190,23 @@ def download_hub(entry: WeightFile, *, local_dir: Path | None = None) -> Path:
             local_dir=str(local_dir) if local_dir is not None else None,
         )
     except Exception as exc:  # the hub raises many types (HTTP, offline, not found)
+        remove_hub_litter(created)
         raise WeightsError(
             f"{entry.name}: cannot download {entry.source} ({type(exc).__name__}: {exc})"
         ) from None
     return Path(path)
+
+
+def remove_hub_litter(created: list[Path]) -> None:
+    """After a failed hub download into folders we created: the hub's own bookkeeping
+    (``.cache/huggingface``) goes, and the folders too if nothing else is in them."""
+    import shutil
+
+    if not created:
+        return
+    top = created[-1]
+    if top.is_dir() and not any(p.is_file() for p in top.rglob("*") if ".cache" not in p.parts):
+        shutil.rmtree(top, ignore_errors=True)
 
 
 def hub_cached(entry: WeightFile) -> Path | None:

@@ -79,4 +79,7 @@ def _with_all_missing(exc: WeightsError, config: Placement, name: str) -> Weight
     absent = missing([n for n in config.run_files if n not in config.weights], config.weights_dir)
     if name not in {e.name for e in absent}:
         return exc
-    return WeightsError(f"{exc}; {missing_message(absent, config.weights_dir, offline=config.offline)}")
+    from deepsound.weights.resolve import offline_reason
+
+    why = offline_reason(config.offline) or False
+    return WeightsError(f"{exc}\n{missing_message(absent, config.weights_dir, offline=why)}")

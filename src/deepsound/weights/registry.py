@@ -8,9 +8,12 @@ MMAudio works unchanged.
 Checksums are written ``"<algorithm>:<hex>"``. They are only ever the values a
 publisher (or the file host) states: the MD5s MMAudio ships in its downloader,
 the SHA-256 of the Git LFS object that Hugging Face shows for a hub file, or the
-hash of a configuration file at a pinned git commit. Where no such value could
-be found the checksum is ``None`` and ``deepsound weights list`` says so; a
-guessed checksum would turn every correct download into an error.
+hash of a configuration file at a pinned git commit, or a SHA-256 that several
+independent public projects pin for the same file (the origin says which). Where no
+such value could be found the checksum is ``"unknown"``: the first copy used is
+recorded and every later one checked against it (trust on first use,
+:mod:`deepsound.weights.trust`); a guessed checksum would turn every correct
+download into an error.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from dataclasses import dataclass
 from deepsound.errors import ConfigError
 
 CHECKSUM_ALGORITHMS = {"md5": 32, "sha256": 64}
+# no checksum could be established from public metadata: recorded on first use (deepsound.weights.trust)
+UNKNOWN = "unknown"
 SUBDIRS = ("weights", "ext_weights")
 
 _MMAUDIO_HF = "https://huggingface.co/hkchengrex/MMAudio/resolve/main/weights"
@@ -28,6 +33,8 @@ _MMAUDIO_RELEASE = "https://github.com/hkchengrex/MMAudio/releases/download/v0.1
 _MMAUDIO_LICENCE = "CC-BY-NC 4.0 (MMAudio checkpoints); code MIT"
 _MMAUDIO_MD5 = "MD5 from MMAudio's mmaudio/utils/download_utils.py"
 _HF_LFS = "SHA-256 of the Git LFS object shown by Hugging Face"
+_TOFU = "none published or found; recorded on first use (trust on first use)"
+_PINNED_ELSEWHERE = "SHA-256 pinned identically by independent public projects that verify this file"
 
 _MSST_COMMIT = "d9672dac1160ebe9c39aec3d3f3320190e49a5c0"
 _MSST_RAW = f"https://raw.githubusercontent.com/ZFTurbo/Music-Source-Separation-Training/{_MSST_COMMIT}"
@@ -67,7 +74,14 @@ class WeightFile:
 
     @property
     def relpath(self) -> str:
-        """Where the file sits below a weights folder (MMAudio layout)."""
+        """Where the file sits below a weights folder (MMAudio layout).
+
+        A folder checkpoint keeps its files in a folder named after its repository: its
+        ``config.json`` must never be confused with another model's (BigVGAN's sits at
+        ``ext_weights/config.json``), so every entry's path is unique.
+        """
+        if self.folder and self.hub_repo is not None:
+            return f"{self.subdir}/{self.hub_repo.split('/')[-1]}/{self.filename}"
         return f"{self.subdir}/{self.filename}"
 
     @property
@@ -83,16 +97,23 @@ class WeightFile:
         return self.url or "?"
 
     @property
+    def trust_on_first_use(self) -> bool:
+        """No checksum is published: the first copy's SHA-256 is recorded and later ones checked."""
+        return self.checksum == UNKNOWN
+
+    @property
     def checksum_algorithm(self) -> str | None:
-        return None if self.checksum is None else self.checksum.split(":", 1)[0]
+        return None if self.checksum in (None, UNKNOWN) else self.checksum.split(":", 1)[0]  # type: ignore[union-attr]
 
     @property
     def checksum_hex(self) -> str | None:
-        return None if self.checksum is None else self.checksum.split(":", 1)[1]
+        return None if self.checksum in (None, UNKNOWN) else self.checksum.split(":", 1)[1]  # type: ignore[union-attr]
 
 
 def checksum_is_well_formed(checksum: str) -> bool:
-    """``md5:<32 hex>`` or ``sha256:<64 hex>``, lower case."""
+    """``md5:<32 hex>`` or ``sha256:<64 hex>``, lower case, or ``unknown`` (trust on first use)."""
+    if checksum == UNKNOWN:
+        return True
     algorithm, _, digest = checksum.partition(":")
     length = CHECKSUM_ALGORITHMS.get(algorithm)
     return length is not None and re.fullmatch(f"[0-9a-f]{{{length}}}", digest) is not None
@@ -170,9 +191,11 @@ _ENTRIES: tuple[WeightFile, ...] = (
         hub_repo=_CLIP_REPO,
         hub_filename="open_clip_config.json",
         hub_revision=_CLIP_REVISION,
+        checksum=UNKNOWN,
         size=735,
         licence="Apple ML Research Model licence (see the repository's LICENSE)",
         notes="open_clip model/preprocessing config; small git file, no published checksum",
+        checksum_origin=_TOFU,
     ),
     WeightFile(
         name="bigvgan_v2_44k",
@@ -194,9 +217,11 @@ _ENTRIES: tuple[WeightFile, ...] = (
         hub_repo=_BIGVGAN_REPO,
         hub_filename="config.json",
         hub_revision=_BIGVGAN_REVISION,
+        checksum=UNKNOWN,
         size=1_403,
         licence="MIT",
         notes="BigVGAN v2 hyper-parameters; small git file, no published checksum",
+        checksum_origin=_TOFU,
     ),
     WeightFile(
         name="bs_roformer_viperx",
@@ -228,63 +253,78 @@ _ENTRIES: tuple[WeightFile, ...] = (
         packaged="bs_roformer_viperx.yaml",
     ),
     # Audio feature models of av-benchmark (the paper's FD/KL/IS numbers), from the URLs
-    # av-benchmark and its dependencies download them from. No publisher states a full
-    # checksum or size for these files.
+    # av-benchmark and its dependencies download them from. Their publishers state no SHA-256;
+    # the values below are the ones independent public projects pin for the same files.
     WeightFile(
         name="panns_cnn14_16k",
         filename="Cnn14_16k_mAP=0.438.pth",
         subdir="ext_weights",
         url="https://zenodo.org/record/3987831/files/Cnn14_16k_mAP%3D0.438.pth",
+        checksum="sha256:e2ee543a27919542c2ea03eabaa70b24dcd4e6c8e05621de6b67a94e4c5058e6",
+        size=358_668_570,
         licence="PANNs (Kong et al.), Zenodo record 3987831; code MIT",
         notes="PANNs Cnn14 16 kHz: FD/KL/IS_PANNs",
+        checksum_origin=_PINNED_ELSEWHERE
+        + "; they report it matches Zenodo's MD5 362fc5ff18f1d6ad2f6d464b45893f2c",
     ),
     WeightFile(
         name="vggish",
         filename="vggish-10086976.pth",
         subdir="ext_weights",
         url="https://github.com/harritaylor/torchvggish/releases/download/v0.1/vggish-10086976.pth",
+        checksum="sha256:10086976245803799d9194e9a73d9b6c1549c71d1b80106f5cade5608a561f4b",
         licence="Apache-2.0 (VGGish / torchvggish)",
-        notes="VGGish (torchvggish port): FD_VGG; 10086976 is torch hub's SHA-256 prefix",
+        notes="VGGish (torchvggish port): FD_VGG; size not published (the SHA-256 is checked)",
+        checksum_origin=_PINNED_ELSEWHERE + "; its first 8 digits are the file name's torch-hub hash prefix",
     ),
     WeightFile(
         name="passt_s_swa",
         filename="passt-s-f128-p16-s10-ap.476-swa.pt",
         subdir="ext_weights",
         url="https://github.com/kkoutini/PaSST/releases/download/v0.0.1-audioset/passt-s-f128-p16-s10-ap.476-swa.pt",
+        checksum="sha256:302903fa8c4aee817b11dc982da0b29aaf8d11a3e722420476d0a12c9db70c2c",
+        size=344_665_734,
         licence="Apache-2.0 (PaSST)",
         notes="PaSST-S AudioSet SWA: FD/KL_PaSST",
+        checksum_origin=_PINNED_ELSEWHERE,
     ),
     WeightFile(
         name="imagebind_huge",
         filename="imagebind_huge.pth",
         subdir="ext_weights",
         url="https://dl.fbaipublicfiles.com/imagebind/imagebind_huge.pth",
-        checksum=None,
+        checksum=UNKNOWN,
         size=None,
         licence="CC-BY-NC 4.0 (ImageBind model weights)",
         notes="ImageBind huge, as av-benchmark downloads it; IB-score loads its vision and audio towers",
-        checksum_origin="no checksum or size published by Meta for this file",
+        checksum_origin=_TOFU,
     ),
 )
 
 
 # The paper's reasoner: multi-file hub checkpoints. The entries name each repository's config.json (the
 # loader takes the whole folder: weights_dir/ext_weights/<repo name>/, the hub cache, or a snapshot
-# download); the publishers state no checksums for them.
+# download). No checksum of their files is published: every file's SHA-256 and size (and the commit) are
+# recorded when the folder is first used. SigLIP's commit is the one public projects pin; the two
+# VideoLLaMA2 repositories have no commit pinned anywhere public, so the one first downloaded is recorded.
+_SIGLIP_REVISION = "9fdffc58afc957d1a03a25b10dba0329ab15c2a3"
 _VIDEOLLAMA2 = (
     (
         "videollama2-cot",
         "lym0302/VideoLLaMA2.1-7B-AV-CoT",
+        None,
         "VideoLLaMA2.1-7B-AV fine-tuned on DeepSound-V1's CoT data (steps 0 and 2)",
     ),
     (
         "videollama2-qa",
         "lym0302/VideoLLaMA2.1-7B-AV-QA",
+        None,
         "VideoLLaMA2.1-7B-AV fine-tuned to answer step 2 with a bare letter",
     ),
     (
         "siglip-so400m-patch14-384",
         "google/siglip-so400m-patch14-384",
+        _SIGLIP_REVISION,
         "SigLIP vision tower named by VideoLLaMA2's mm_vision_tower",
     ),
 )
@@ -295,11 +335,14 @@ _ENTRIES = _ENTRIES + tuple(
         subdir="ext_weights",
         hub_repo=repo,
         hub_filename="config.json",
+        hub_revision=revision,
+        checksum=UNKNOWN,
         licence="Apache-2.0 (VideoLLaMA2 and SigLIP releases)",
         notes=notes + "; a folder checkpoint (config, safetensors, tokenizer)",
+        checksum_origin=_TOFU,
         folder=True,
     )
-    for name, repo, notes in _VIDEOLLAMA2
+    for name, repo, revision, notes in _VIDEOLLAMA2
 )
 
 REGISTRY: dict[str, WeightFile] = {entry.name: entry for entry in _ENTRIES}

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from deepsound.weights.messages import missing_files_message
 from deepsound.weights.registry import REGISTRY, WeightFile
-from deepsound.weights.resolve import default_cache_dir, locate
+from deepsound.weights.resolve import default_cache_dir, locate, offline_reason
 
 
 def missing(
@@ -26,18 +27,12 @@ def missing(
     return found
 
 
-def download_size(entries: list[WeightFile]) -> int:
-    return sum(e.size or 0 for e in entries)
+def missing_message(entries: list[WeightFile], weights_dir: Path | None, *, offline: bool | str) -> str:
+    """A summary line, one indented line per missing file, and what to do.
 
-
-def missing_message(entries: list[WeightFile], weights_dir: Path | None, *, offline: bool) -> str:
-    """One line naming every missing file, its size, and the three ways to provide it."""
-    cache = default_cache_dir()
-    root = str(weights_dir) if weights_dir is not None else "<weights-dir>"
-    listed = ", ".join(f"{e.relpath} ({(e.size or 0) / 1e9:.2f} GB, from {e.source})" for e in entries)
-    why = "downloads are off (--offline)" if offline else "they could not be downloaded"
-    return (
-        f"{len(entries)} weight file(s) missing and {why}: {listed}; put them under {root}/ "
-        f"(pass --weights-dir) or {cache}/, or run `deepsound weights download "
-        f"{' '.join(e.name for e in entries)}` while online (drop --offline to fetch them on first use)"
-    )
+    ``offline`` is what switched downloads off: ``"--offline"``, the environment variable's
+    name, ``True`` (one of them), or ``False`` when the files could not be downloaded.
+    """
+    if offline is True:
+        offline = offline_reason(True) or "--offline"
+    return missing_files_message(entries, weights_dir, offline=offline, cache_dir=default_cache_dir())

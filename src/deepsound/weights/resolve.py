@@ -16,8 +16,11 @@ from importlib import resources
 from pathlib import Path
 
 from deepsound.errors import WeightsError
+from deepsound.files import missing_dirs
+from deepsound.weights import trust
 from deepsound.weights.checksum import Verify, verify_file
-from deepsound.weights.download import download_hub, download_url, hub_cached
+from deepsound.weights.download import download_hub, download_url, hub_cached, remove_hub_litter
+from deepsound.weights.messages import missing_files_message
 from deepsound.weights.registry import WeightFile, get
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -33,9 +36,17 @@ def default_cache_dir() -> Path:
 
 def offline_from_env() -> bool:
     """``DEEPSOUND_OFFLINE`` or Hugging Face's ``HF_HUB_OFFLINE`` switch downloads off."""
-    return any(
-        os.environ.get(var, "").strip().lower() in _TRUE for var in ("DEEPSOUND_OFFLINE", "HF_HUB_OFFLINE")
-    )
+    return offline_reason(False) is not None
+
+
+def offline_reason(flag: bool) -> str | None:
+    """What switched downloads off, for messages: ``--offline``, ``HF_HUB_OFFLINE=1``…, or None."""
+    if flag:
+        return "--offline"
+    for var in ("DEEPSOUND_OFFLINE", "HF_HUB_OFFLINE"):
+        if os.environ.get(var, "").strip().lower() in _TRUE:
+            return f"{var}={os.environ[var].strip()}"
+    return None
 
 
 def stamp_dir_for(cache_dir: Path) -> Path:
@@ -47,11 +58,19 @@ def _entry(name: str | WeightFile) -> WeightFile:
 
 
 def _in_folder(entry: WeightFile, root: Path) -> list[Path]:
-    """Places below ``root`` where the MMAudio layout (or a flat folder) keeps ``entry``."""
-    paths = [root / entry.subdir / entry.filename]
+    """Places below ``root`` where the MMAudio layout (or a flat folder) keeps ``entry``.
+
+    A folder checkpoint is only ever looked for in its own folder (``ext_weights/<repo name>``):
+    a bare ``config.json`` belongs to another model. The last place is the flat one.
+    """
+    paths = [] if entry.folder else [root / entry.subdir / entry.filename]
     if entry.hub_repo is not None:
-        paths.append(root / entry.subdir / entry.hub_repo.split("/")[-1] / entry.filename)
+        last = entry.hub_repo.split("/")[-1]
+        paths.append(root / entry.subdir / last / entry.filename)
         paths.append(root / entry.subdir / entry.hub_repo / entry.filename)
+        if entry.folder:
+            paths.append(root / last / entry.filename)
+            return paths
     paths.append(root / entry.filename)
     return paths
 
@@ -92,13 +111,9 @@ def locate(
     return None
 
 
-def _missing_message(entry: WeightFile, weights_dir: Path | None, cache: Path) -> str:
-    target = f"{weights_dir}/{entry.relpath}" if weights_dir is not None else f"<weights-dir>/{entry.relpath}"
-    return (
-        f"{entry.name}: {entry.filename} is not available locally and downloads are off (offline); "
-        f"it comes from {entry.source}; put it at {target} (pass --weights-dir) or {cache / entry.relpath}, "
-        f"or run `deepsound weights download {entry.name}` while online"
-    )
+def _missing_message(entry: WeightFile, weights_dir: Path | None, offline: bool) -> str:
+    reason = offline_reason(offline) or offline_reason(True) or "--offline"
+    return missing_files_message([entry], weights_dir, offline=reason, cache_dir=default_cache_dir())
 
 
 def resolve(
@@ -142,10 +157,17 @@ def resolve(
         return verified_or_removed(entry, path, verify=verify, stamp_dir=stamps)
 
     if offline or offline_from_env():
-        raise WeightsError(_missing_message(entry, weights_dir, cache))
+        raise WeightsError(_missing_message(entry, weights_dir, offline))
     if entry.is_hub:
         return verified_or_removed(entry, download_hub(entry), verify="checksum", stamp_dir=stamps)
-    return download_url(entry, cache / entry.relpath, stamp_dir=stamps)
+    return _recorded(entry, download_url(entry, cache / entry.relpath, stamp_dir=stamps), stamps)
+
+
+def _recorded(entry: WeightFile, path: Path, stamps: Path) -> Path:
+    """A fresh download of a file without a published checksum: record it (trust on first use)."""
+    if entry.trust_on_first_use:
+        verified_or_removed(entry, path, verify="checksum", stamp_dir=stamps)
+    return path
 
 
 def download_folder(entry: WeightFile, root: Path | None) -> Path:
@@ -157,11 +179,13 @@ def download_folder(entry: WeightFile, root: Path | None) -> Path:
     if entry.hub_repo is None:
         raise WeightsError(f"{entry.name}: no hub repository to download from")
     local = root / entry.subdir / entry.hub_repo.split("/")[-1] if root is not None else None
+    created = missing_dirs(local) if local is not None else []
     try:
         path = huggingface_hub.snapshot_download(
             repo_id=entry.hub_repo, revision=entry.hub_revision, local_dir=str(local) if local else None
         )
     except Exception as exc:  # the hub raises many types (HTTP, offline, not found)
+        remove_hub_litter(created)
         raise WeightsError(
             f"{entry.name}: cannot download {entry.hub_repo} ({type(exc).__name__}: {exc})"
         ) from None
@@ -201,7 +225,9 @@ def download(
     stamps = stamp_dir_for(cache)
     root = Path(dest_root).expanduser() if dest_root is not None else None
     if entry.folder:
-        return download_folder(entry, root)
+        folder = download_folder(entry, root)
+        trust.check_folder(entry, folder, cache_dir=cache, stamp_dir=stamps)
+        return folder
     if entry.is_hub:
         existing = (
             next((p for p in _in_folder(entry, root) if p.is_file()), None) if root else hub_cached(entry)
@@ -221,4 +247,4 @@ def download(
             return verify_file(entry, dest, verify="checksum", stamp_dir=stamps)
         except WeightsError:
             pass  # replaced by a fresh download; the rename is atomic
-    return download_url(entry, dest, stamp_dir=stamps, show_progress=show_progress)
+    return _recorded(entry, download_url(entry, dest, stamp_dir=stamps, show_progress=show_progress), stamps)

@@ -365,11 +365,17 @@ def _published_key(name: str) -> str:
 
 def _missing_message(model: str, offline: bool, exc: BaseException) -> str:
     where = "in the local cache (offline)" if offline else "locally or on the Hugging Face hub"
-    reason = " ".join(str(exc).split())[:200]
     return (
-        f"{model}: audio-visual LLM weights not found {where}; download them with "
-        f"`huggingface-cli download {model}` or pass a local folder with --mllm-model ({reason})"
+        f"{model}: audio-visual LLM weights not found {where} ({_first_sentence(exc)}); download them "
+        f"with `hf download {model}` (the Hugging Face hub's command) or pass a local folder with --mllm-model"
     )
+
+
+def _first_sentence(exc: BaseException) -> str:
+    """The hub's reason without its URLs and advice: whole words, never cut mid-URL."""
+    words = [w for w in str(exc).split() if "://" not in w]
+    text = " ".join(words).split(". ")[0].rstrip(".")
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 # ---------------------------------------------------------------------- tiny random model

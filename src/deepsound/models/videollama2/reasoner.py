@@ -43,6 +43,7 @@ __all__ = ["COT_MODEL", "MODES", "QA_MODEL", "VideoLlamaReasoner", "VideoLlamaSe
 if TYPE_CHECKING:
     from deepsound.audio import Audio
     from deepsound.models.videollama2.settings import VideoLlama2Settings
+    from deepsound.weights.registry import WeightFile
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,8 @@ def checkpoint_folder(name: str | Path, *, weights_dir: Path | None, offline: bo
         (e for e in REGISTRY.values() if e.hub_repo == str(name) and e.filename == "config.json"), None
     )
     if entry is not None and (found := locate(entry, weights_dir=weights_dir)) is not None:
-        return found[1].parent  # the registered repository's folder, found the way every weight file is
+        # the registered repository's folder, found the way every weight file is
+        return _trusted(entry, found[1].parent)
     last = str(name).rstrip("/").split("/")[-1]
     for candidate in (
         () if weights_dir is None else (Path(weights_dir) / last, Path(weights_dir) / "ext_weights" / last)
@@ -71,19 +73,35 @@ def checkpoint_folder(name: str | Path, *, weights_dir: Path | None, offline: bo
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(str(name), local_files_only=True))
+        return _trusted(entry, Path(snapshot_download(str(name), local_files_only=True)))
+    except WeightsError:
+        raise
     except Exception:  # noqa: BLE001 - not cached (hub raises several types)
         if offline:
+            fetch = f"deepsound weights download {entry.name}" if entry is not None else f"hf download {name}"
             raise WeightsError(
                 f"{name}: {what} is not available locally and downloads are off (offline); run "
-                f"`deepsound weights download` while online or pass a local folder"
+                f"`{fetch}` while online, or pass a local folder"
             ) from None
     try:
-        return Path(snapshot_download(str(name)))
+        folder = Path(snapshot_download(str(name), revision=entry.hub_revision if entry else None))
     except Exception as exc:  # noqa: BLE001
         raise WeightsError(
             f"{name}: could not download {what} ({type(exc).__name__}: {str(exc)[:160]})"
         ) from None
+    return _trusted(entry, folder)
+
+
+def _trusted(entry: WeightFile | None, folder: Path) -> Path:
+    """A registered checkpoint has no published checksums: its files are recorded when first used and
+    checked against that record afterwards (:mod:`deepsound.weights.trust`)."""
+    if entry is not None:
+        from deepsound.weights import trust
+        from deepsound.weights.resolve import default_cache_dir, stamp_dir_for
+
+        cache = default_cache_dir()
+        trust.check_folder(entry, folder, cache_dir=cache, stamp_dir=stamp_dir_for(cache))
+    return folder
 
 
 def load_chat(name: str | Path, settings: VideoLlamaSettings) -> VideoLlamaChat:
