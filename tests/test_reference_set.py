@@ -8,13 +8,13 @@ clips are the shared real ones (``aa.mp4`` holds a short burst of voice, ``1QBsc
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+from ci_tools import require_tool
 from experiment_support import register_components, unregister_components
 from typer.testing import CliRunner
 
@@ -29,10 +29,7 @@ def ffmpeg_decode(path: Path) -> tuple[np.ndarray, int]:
     cut to the stream's declared duration (ffprobe): the command line keeps the MP3 decoder's
     end padding (4 samples on ``aa.mp4``) where the container says the stream ends earlier."""
     tool = shutil.which("ffmpeg")
-    if tool is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("ffmpeg is not installed (.ci/run installs it)")
-        pytest.skip("the ffmpeg command line is not installed")
+    require_tool("ffmpeg", tool is not None, "apt-get install ffmpeg")
     probe = subprocess.run(
         [shutil.which("ffprobe") or "ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
          "stream=sample_rate,channels,duration", "-of", "json", str(path)],
