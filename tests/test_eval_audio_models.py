@@ -106,9 +106,13 @@ def test_a_weights_folder_in_the_published_layout_is_found(tmp_path: Path) -> No
     folder = tmp_path / "ext_weights"
     folder.mkdir()
     torch.save(_zeros("vggish"), folder / "vggish-10086976.pth")
-    model = load_vggish(device="cpu", weights_dir=tmp_path, offline=True)
+    # found by its published name, then checked: these bytes are not the published file's
+    with pytest.raises(WeightsError, match="checksum mismatch for vggish"):
+        load_vggish(device="cpu", weights_dir=tmp_path, offline=True)
+    # given as the user's own file, the same bytes load strictly
+    model = load_vggish(folder / "vggish-10086976.pth", device="cpu")
     assert not model.training
-    with pytest.raises(WeightsError):
+    with pytest.raises(WeightsError, match="missing"):
         load_vggish(device="cpu", weights_dir=tmp_path / "empty", offline=True)
 
 

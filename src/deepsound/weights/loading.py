@@ -169,7 +169,14 @@ def load_published(
     in eval mode on ``device``: resolution, checks and loading in one call for every model."""
     from deepsound.weights.resolve import resolve
 
+    # A path given by the caller is the user's own file (a converted or fine-tuned checkpoint, as
+    # with --weights NAME=PATH): its bytes need not be the published ones, the strict load below
+    # checks every name and shape. Files found by name are checked against the registry.
     file = resolve(
-        name, explicit=Path(path) if path is not None else None, weights_dir=weights_dir, offline=offline
+        name,
+        explicit=Path(path) if path is not None else None,
+        weights_dir=weights_dir,
+        offline=offline,
+        verify="none" if path is not None else "checksum",
     )
     return load_into(module, file, what, rules).eval().to(resolve_device(device))
