@@ -26,6 +26,7 @@ CITED = {
     "test_mmaudio_generator.py": ("mmaudio", "COMMIT"),
     "test_media.py": ("mmaudio", "COMMIT"),
     "test_separation.py": ("bs_roformer", "PAPER_COMMIT"),
+    "test_foleycrafter.py": ("foleycrafter", "COMMIT"),
 }
 
 
@@ -43,12 +44,12 @@ def dispatcher():
 
 def test_dispatcher_finds_every_family_and_prefixes_their_options(dispatcher):
     found = dispatcher.families()
-    assert {"mmaudio", "bs_roformer", "media"} <= found.keys()
+    assert {"mmaudio", "bs_roformer", "media", "deepsound_pipeline"} <= found.keys()
     assert not any(name.startswith("_") for name in found)
     parser, _ = dispatcher.build_parser(found)
     args = parser.parse_args(
         ["all", "--mmaudio-official", "/m", "--bs_roformer-official", "/d", "--bs_roformer-upstream", "/u"]
-        + ["--media-official", "/m", "--compare"]
+        + ["--media-official", "/m", "--deepsound_pipeline-official", "/p", "--compare"]
     )
     assert getattr(args, "mmaudio.official") == Path("/m") and getattr(args, "bs_roformer.upstream") == Path(
         "/u"

@@ -14,7 +14,7 @@ import csv
 import logging
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from deepsound.files import ensure_dir, write_json
 from deepsound.media.kinds import VIDEO_SUFFIXES
 from deepsound.pipeline import OutputPaths, Pipeline
 from deepsound.progress import Listener
+from deepsound.residency import interleave
 
 log = logging.getLogger(__name__)
 
@@ -185,8 +186,11 @@ def run_batch(
     start = time.perf_counter()
     name = "batch_summary.json" if count == 1 else f"batch_summary.{index}-of-{count}.json"
     path = output_dir / name
-    for item in mine:
-        outcome = run_one(pipeline, item, output_dir, options, overwrite)
+    if pipeline.residency.groups_batches:  # one large model at a time: stage by stage over the clips
+        outcomes = run_grouped(pipeline, mine, output_dir, options, overwrite)
+    else:
+        outcomes = (run_one(pipeline, item, output_dir, options, overwrite) for item in mine)
+    for outcome in outcomes:
         summary.items.append(outcome)
         summary.seconds = time.perf_counter() - start
         # rewritten (atomically) after every clip: a killed batch loses at most the clip in flight
@@ -195,7 +199,7 @@ def run_batch(
             on_item(outcome)
         if outcome.stops_batch:  # every other clip would fail the same way (and re-check gigabytes)
             raise WeightsError(
-                f"batch stopped at {item.video.name} ({len(summary.items)} of {len(mine)}), as every clip "
+                f"batch stopped at {Path(outcome.video).name} ({len(summary.items)} of {len(mine)}), as every clip "
                 f"needs these weights: {outcome.reason}"
             )
     summary.seconds = time.perf_counter() - start
@@ -215,21 +219,48 @@ def run_one(
     video = str(item.video)
     if not overwrite and is_finished(output_dir, item.video):
         return _finished_outcome(output_dir, item.video)
-    clip_options = options.replace(prompt=item.prompt) if item.prompt is not None else options
     start = time.perf_counter()
     try:
-        result = pipeline.run(item.video, output_dir, clip_options, progress=progress)
-    except WeightsError as exc:
-        return ItemOutcome(video, "failed", str(exc), time.perf_counter() - start, stops_batch=True)
-    except DeepSoundError as exc:
-        return ItemOutcome(video, "failed", str(exc), time.perf_counter() - start)
+        result = pipeline.run(item.video, output_dir, _clip_options(item, options), progress=progress)
     except Exception as exc:  # a bug or a model failure on one clip must not end the batch
-        log.debug("clip %s failed:\n%s", video, traceback.format_exc())
-        return ItemOutcome(video, "failed", f"{type(exc).__name__}: {exc}", time.perf_counter() - start)
+        return _outcome(video, None, exc, time.perf_counter() - start)
+    return _outcome(video, result, None, time.perf_counter() - start)
+
+
+def run_grouped(
+    pipeline: Pipeline, items: list[BatchItem], output_dir: Path, options: RunOptions, overwrite: bool = False
+) -> Iterator[ItemOutcome]:
+    """Every clip through one stage before the next (``--residency one``): no model comes back per clip.
+
+    A clip's seconds then count from the batch's start (its stages wait for the others').
+    """
+    runs = {}
+    for index, item in enumerate(items):
+        if not overwrite and is_finished(output_dir, item.video):
+            yield _finished_outcome(output_dir, item.video)
+        else:
+            runs[index] = pipeline.stages(item.video, output_dir, _clip_options(item, options))
+    start = time.perf_counter()
+    for index, result, error in interleave(runs, pipeline.residency.prepare):
+        yield _outcome(str(items[index].video), result, error, time.perf_counter() - start)
+
+
+def _clip_options(item: BatchItem, options: RunOptions) -> RunOptions:
+    return options.replace(prompt=item.prompt) if item.prompt is not None else options
+
+
+def _outcome(video: str, result: Any, error: BaseException | None, seconds: float) -> ItemOutcome:
+    if isinstance(error, WeightsError):
+        return ItemOutcome(video, "failed", str(error), seconds, stops_batch=True)
+    if isinstance(error, DeepSoundError):
+        return ItemOutcome(video, "failed", str(error), seconds)
+    if error is not None:
+        log.debug("clip %s failed:\n%s", video, "".join(traceback.format_exception(error)))
+        return ItemOutcome(video, "failed", f"{type(error).__name__}: {error}", seconds)
     return ItemOutcome(
         video,
         "done",
-        seconds=round(time.perf_counter() - start, 3),
+        seconds=round(seconds, 3),
         mllm_calls=result.trace.mllm_call_count,
         has_voice_over=result.has_voice_over,
         fallback=result.fallback,

@@ -214,6 +214,7 @@ class PipelineConfig:
     judge: str = "cascade"  # cascade (speech detector, MLLM only where speech is heard), mllm, speech
     # a judge that cannot decide counts as "no voice-over": the step-1 audio is kept as it is
     undecided_is_voice_over: bool = False
+    residency: str = "all"  # "one": at most one large model loaded at a time (deepsound.residency)
     generator: Section = _section("generator")
     mllm: Section = _section("mllm")
     separator: Section = _section("separator")
@@ -222,6 +223,7 @@ class PipelineConfig:
 
     def __post_init__(self) -> None:
         _check("dtype", self.dtype, DTYPES)
+        _check("residency", self.residency, ("all", "one"))
         if self.weights_dir is not None:
             self.weights_dir = Path(self.weights_dir)
         self.weights = {str(k): Path(v) for k, v in self.weights.items()}

@@ -208,6 +208,8 @@ class SpeechReport:
     segments: list[tuple[float, float]]
     speech_ratio: float
     duration: float
+    # what each underlying detector heard, when the report fuses several (kept in the trace)
+    evidence: dict[str, Any] = field(default_factory=dict)
 
     @property
     def has_speech(self) -> bool:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from deepsound.input_check import check_input
 from deepsound.interfaces import Generation, Plan, Step
 from deepsound.progress import Listener, listening
 from deepsound.registry import Components
+from deepsound.residency import Residency
 from deepsound.steps.generate import fallback_negative_prompt, generate, request_for
 from deepsound.steps.voice_over import decide_voice_over
 from deepsound.trace import Trace, TraceStep
@@ -110,6 +111,7 @@ class RunState:
     result: ClipResult
     step1: Generation | None = None
     audio: Audio | None = None  # the audio as it stands after the last step
+    silent: bool = False  # step 4 found silence: the fallback runs
 
     def current_audio(self, step: str) -> Audio:
         if self.audio is None:  # the plan parser puts generation first; a custom planner might not
@@ -126,12 +128,21 @@ class RunState:
         return path
 
 
+_STAGE_OF = {
+    Step.GENERATE: "generate",
+    Step.DETECT_VOICE_OVER: "judge",
+    Step.REMOVE_VOICE_OVER: "separate",
+    Step.CHECK_SILENCE: "silence",
+}
+
+
 class Pipeline:
     """Models loaded once, many clips run: the object behind the CLI, the API, the web page and workers."""
 
     def __init__(self, config: PipelineConfig | None = None, components: Components | None = None) -> None:
         self.config = config or PipelineConfig()
         self.components = components or Components(self.config)
+        self.residency = Residency(self.components, self.config.residency)
         self.handlers: dict[Step, Callable[[RunState], Next]] = {
             Step.GENERATE: self._generate_step,
             Step.DETECT_VOICE_OVER: self._voice_over_step,
@@ -161,7 +172,26 @@ class Pipeline:
         options: RunOptions | None = None,
         progress: Listener | None = None,
     ) -> ClipResult:
-        """Run the plan on ``video`` and write ``<name>.wav``, ``<name>.mp4`` and ``<name>.trace.json``.
+        """Run the plan on ``video`` and write ``<name>.wav``, ``<name>.mp4`` and ``<name>.trace.json``."""
+        stages = self.stages(video, output_dir, options, progress)
+        while True:
+            try:
+                stage = next(stages)
+            except StopIteration as done:
+                return done.value
+            self.residency.prepare(stage)
+
+    def stages(
+        self,
+        video: Path | str,
+        output_dir: Path | str = "outputs",
+        options: RunOptions | None = None,
+        progress: Listener | None = None,
+    ) -> Generator[str, None, ClipResult]:
+        """:meth:`run`, paused before each stage (its name from :data:`deepsound.residency.STAGES`).
+
+        The pause lets a caller bring in the stage's model first, and lets a batch take many clips
+        through one stage before the next (:func:`deepsound.residency.interleave`).
 
         On failure every file this run wrote is removed again, so a re-run (or a batch
         that skips finished clips) never mistakes debris for results. ``progress`` hears
@@ -185,7 +215,7 @@ class Pipeline:
         with OutputLock(paths.folder, paths.name):
             try:
                 with listening(progress):
-                    self._run_steps(state)
+                    yield from self._run_steps(state)
             except BaseException as exc:
                 # The caller reports the error (one line in the CLI, a row in a batch summary).
                 log.debug("%s failed: %s", video, exc)
@@ -204,15 +234,22 @@ class Pipeline:
         state.result.outputs["trace"] = paths.trace
         return state.result
 
-    def _run_steps(self, state: RunState) -> None:
+    def _run_steps(self, state: RunState) -> Generator[str, None, None]:
         # 1. Check the input before any model loads: a video (or a still image) long enough.
         self._check_input(state)
         # 2. Step 0: the plan, cut after step 3 in mode s3.
+        yield "plan"
         plan = self._plan(state)
-        # 3. The planned steps, in order, until one says the method is done.
+        # 3. The planned steps, in order, until one says the method is done; then the fallback.
         for step in plan.steps:
+            yield _STAGE_OF[step]
             if self.handlers[step](state) is Next.STOP:
                 break
+        if state.silent:
+            if state.options.postprocess == "neg":
+                yield "neg"
+            self._fallback(state)
+        yield "write"
         # 4. The final audio and video (no audio only where the rm fallback removed it).
         if state.audio is None and state.result.fallback != "rm":
             raise DeepSoundError(
@@ -301,8 +338,7 @@ class Pipeline:
             rec.decision = {"is_silent": report.is_silent}
             rec.evidence = {"silent_frame_ratio": report.silent_frame_ratio, **report.evidence}
             rec.mllm_calls = list(report.mllm_calls)
-        if report.is_silent:
-            self._fallback(state)
+        state.silent = report.is_silent
         return Next.STOP
 
     def _fallback(self, state: RunState) -> None:

@@ -54,11 +54,14 @@ from deepsound.interfaces import (
 )
 from deepsound.models.bs_roformer.settings import WEIGHT_FILES as BS_ROFORMER_FILES
 from deepsound.models.bs_roformer.settings import BsRoformerSettings
+from deepsound.models.foleycrafter import settings as foleycrafter
 from deepsound.models.mmaudio import settings as mmaudio
 from deepsound.models.qwen_omni.settings import OmniSettings
 from deepsound.models.silero.settings import SileroSettings
+from deepsound.models.ten_vad.settings import TenVadSettings
 from deepsound.models.videollama2.settings import VideoLlama2Settings
 from deepsound.steps.silence import SilenceSettings
+from deepsound.steps.speech_gate import FusedGateSettings
 from deepsound.weights.registry import WeightFile
 from deepsound.weights.registry import add as add_weight_file
 from deepsound.weights.registry import remove as remove_weight_file
@@ -281,8 +284,11 @@ class Components:
     def __init__(self, config: Configuration, overrides: dict[str, Any] | None = None) -> None:
         self.config = config
         self._built: dict[str, Any] = dict(overrides or {})
+        self.given = frozenset(self._built)  # ready-made: no factory can build these again
         self.load_seconds: dict[str, float] = {}  # how long each component took to build (model loads)
         self._placement: Placement | None = None
+        # called with the kind before a component is built (deepsound.residency makes room with it)
+        self.before_build: Callable[[str], None] | None = None
         unknown = set(self._built) - set(KINDS)
         if unknown:
             raise ConfigError(f"unknown component kind(s): {', '.join(sorted(unknown))}")
@@ -326,6 +332,8 @@ class Components:
         if kind not in self._built:
             factory = self.entry(kind).factory
             settings = self.settings_for(kind)
+            if self.before_build is not None:
+                self.before_build(kind)
             if kind in SHARED_KINDS:
                 key = self._shared_key(kind)
                 with _SHARED_LOCK:
@@ -355,6 +363,13 @@ class Components:
 
     def is_built(self, kind: str) -> bool:
         return kind in self._built
+
+    def drop(self, *kinds: str) -> None:
+        """Forget built components (and the process-wide copy of a shared one): the next use rebuilds."""
+        for kind in kinds:
+            if self._built.pop(kind, None) is not None and kind in SHARED_KINDS:
+                with _SHARED_LOCK:
+                    _SHARED.pop(self._shared_key(kind), None)
 
     @property
     def generator(self) -> Generator:
@@ -394,6 +409,12 @@ def _mmaudio(settings: mmaudio.MMAudioSettings, components: Components) -> Gener
     return MMAudioGenerator.from_settings(settings, components.placement)
 
 
+def _foleycrafter(settings: foleycrafter.FoleyCrafterSettings, components: Components) -> Generator:
+    from deepsound.models.foleycrafter.generator import FoleyCrafterGenerator
+
+    return FoleyCrafterGenerator.from_settings(settings, components.placement)
+
+
 def _bs_roformer(settings: BsRoformerSettings, components: Components) -> Separator:
     from deepsound.models.bs_roformer.separator import BsRoformerSeparator
 
@@ -406,6 +427,26 @@ def _silero(settings: SileroSettings, _: Components) -> SpeechDetector:
     from deepsound.models.silero.detector import SileroSpeechDetector
 
     return SileroSpeechDetector.from_settings(settings)
+
+
+def _ten(settings: TenVadSettings, _: Components) -> SpeechDetector:
+    from deepsound.models.ten_vad.detector import TenSpeechDetector
+
+    return TenSpeechDetector.from_settings(settings)
+
+
+def _fused(settings: FusedGateSettings, _: Components) -> SpeechDetector:
+    """Silero and TEN VAD (their default settings) on the same signal, combined by the gate's fitted rule."""
+    from deepsound.models.silero.detector import SileroSpeechDetector
+    from deepsound.models.ten_vad.detector import TenSpeechDetector
+    from deepsound.steps.speech_gate import FusedSpeechDetector
+
+    return FusedSpeechDetector(
+        SileroSpeechDetector(),
+        TenSpeechDetector(),
+        min_silence_s=settings.min_silence_s,
+        pad_s=settings.pad_s,
+    )
 
 
 def _rms(settings: SilenceSettings, _: Components) -> SilenceDetector:
@@ -474,6 +515,16 @@ register(
     display_name="MMAudio",
 )
 register(
+    "generator",
+    "foleycrafter",
+    _foleycrafter,
+    settings=foleycrafter.FoleyCrafterSettings,
+    weight_files=foleycrafter.WEIGHT_FILES,
+    duration=foleycrafter.DURATION_RANGE,
+    sample_rate=foleycrafter.SAMPLE_RATE,
+    display_name=foleycrafter.DISPLAY_NAME,
+)
+register(
     "separator",
     "bs_roformer",
     _bs_roformer,
@@ -483,6 +534,8 @@ register(
     needs=("speech",),  # its speech gate (only_speech) reuses the process's speech detector
 )
 register("speech", "silero", _silero, settings=SileroSettings, display_name="Silero VAD")
+register("speech", "ten", _ten, settings=TenVadSettings, display_name="TEN VAD")
+register("speech", "fused", _fused, settings=FusedGateSettings, display_name="Silero + TEN VAD (fused)")
 register("silence", "rms", _rms, settings=SilenceSettings, display_name="RMS rule (−50 dB on 90 % of frames)")
 register(
     "silence", "mllm", _mllm_silence, settings=SilenceSettings, display_name="Ask the MLLM", needs=("mllm",)

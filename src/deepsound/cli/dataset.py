@@ -60,6 +60,12 @@ def build_command(
         Path | None, typer.Option(help="Folder with the weights (MMAudio layout).")
     ] = None,
     offline: Annotated[bool, typer.Option(help="Never download; fail with a clear message instead.")] = False,
+    speech: Annotated[
+        str | None,
+        typer.Option(
+            help="Speech detector that labels the clips: silero, ten, fused. (default: the configured one)"
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
 ) -> None:
     """Generate audio for each VIDEO, label it from measured speech, write the JSONL manifest and summary."""
@@ -69,7 +75,7 @@ def build_command(
 
     from deepsound.batch import read_inputs
     from deepsound.cli.app import err_console, setup_logging
-    from deepsound.config import GeneratorConfig, MllmConfig, PipelineConfig
+    from deepsound.config import GeneratorConfig, MllmConfig, PipelineConfig, SpeechConfig
     from deepsound.dataset.builder import BuildSettings, DatasetBuilder
     from deepsound.dataset.evidence import LabelRules
     from deepsound.interfaces import DEFAULT_DURATION
@@ -88,6 +94,7 @@ def build_command(
         weights_dir=weights_dir,
         offline=offline,
         mllm=MllmConfig(model=mllm_model),
+        speech=SpeechConfig(name=speech) if speech else SpeechConfig(),
     )
     builder = DatasetBuilder(Components(config), settings)
     with err_console.status("building", spinner="dots") if not quiet else _nothing():

@@ -30,6 +30,9 @@ def judge_command(
             help="cascade (speech detector, then MLLM where speech is heard), mllm, speech. (default: cascade)"
         ),
     ] = None,
+    speech: Annotated[
+        str | None, typer.Option(help="Speech detector: silero, ten, fused. (default: the configured one)")
+    ] = None,
     mllm: Annotated[
         str | None, typer.Option(help="Audio-visual LLM family: omni, videollama2-cot, videollama2-qa.")
     ] = None,
@@ -55,7 +58,7 @@ def judge_command(
     from deepsound.registry import Components
 
     settings = settings_from_values(
-        {"judge": judge, "mllm": mllm, "mllm_model": mllm_model, "mllm_adapter": mllm_adapter, "device": device,
+        {"judge": judge, "speech": speech, "mllm": mllm, "mllm_model": mllm_model, "mllm_adapter": mllm_adapter, "device": device,
          "offline": offline, "max_new_tokens": max_new_tokens, "config_file": config_file}
     )  # fmt: skip
     judge_obj = Components(settings.pipeline).judge

@@ -85,12 +85,17 @@ def vo_rate_command(
         str | None, typer.Option(help="Glob inside folders, e.g. '*.step1.wav' or '*[!s].wav'.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    speech: Annotated[
+        str | None, typer.Option(help="Speech detector: silero, ten, fused. (default: the configured one)")
+    ] = None,
+    config_file: Annotated[Path | None, typer.Option("--config", help="TOML file of settings.")] = None,
 ) -> None:
     """Speech rate: the share of soundtracks in which speech is heard (the configured speech detector)."""
-    from deepsound.config import PipelineConfig
+    from deepsound.cli.options import settings_from_values
     from deepsound.registry import Components
 
-    rows = measure(collect_files(paths, pattern), Components(PipelineConfig()).speech)
+    settings = settings_from_values({"speech": speech, "config_file": config_file})
+    rows = measure(collect_files(paths, pattern), Components(settings.pipeline).speech)
     rate = speech_rate(rows)
     if as_json:
         typer.echo(json.dumps({"speech_rate": rate, "files": [vars(r) for r in rows]}, indent=2))

@@ -40,7 +40,10 @@ CacheOpt = Annotated[
     typer.Option("--cache-dir", help="DeepSound cache (default: $DEEPSOUND_CACHE or ~/.cache/deepsound)."),
 ]
 NamesArg = Annotated[
-    list[str] | None, typer.Argument(help="Registry names (default: all).", show_default=False)
+    list[str] | None,
+    typer.Argument(
+        help="Registry names, or a component's (e.g. foleycrafter) (default: all).", show_default=False
+    ),
 ]
 
 
@@ -56,7 +59,28 @@ def _fail(exc: DeepSoundError) -> typer.Exit:
 
 
 def _entries(names: list[str] | None) -> list[WeightFile]:
-    return [get(name) for name in names] if names else list(REGISTRY.values())
+    """Registry names, or a component's name (``foleycrafter``) for every file it loads by default."""
+    if not names:
+        return list(REGISTRY.values())
+    from deepsound import registry
+
+    out: list[WeightFile] = []
+    for name in names:
+        component = (
+            None
+            if name in REGISTRY
+            else next(
+                (
+                    e
+                    for kind in registry.KINDS
+                    if (e := registry.find(kind, name)) is not None and e.weight_files
+                ),
+                None,
+            )
+        )
+        listed = component.files(component.default_settings()) if component is not None else [name]
+        out += [get(n) for n in listed if get(n) not in out]
+    return out
 
 
 def _human(size: int | None) -> str:

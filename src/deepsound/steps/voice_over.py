@@ -99,6 +99,7 @@ def speech_evidence(report: SpeechReport, detector: str) -> dict[str, Any]:
         "speech_ratio": round(report.speech_ratio, 4),
         "speech_seconds": round(sum(b - a for a, b in report.segments), 3),
         "duration": round(report.duration, 3),
+        **({"speech_detectors": report.evidence} if report.evidence else {}),
     }
 
 

@@ -201,8 +201,12 @@ class BsRoformerSeparator:
             est = stems[0]
             if est.shape[0] != at_rate.num_channels:
                 est = est.mean(axis=0, keepdims=True)
-        back = Audio(est, rate).resample(audio.sample_rate).fit_length(audio.num_samples)
-        return back.waveform
+        # The rest of the mix is taken at the model's rate and brought back, as the reference keeps
+        # it (mix - vocals at 44.1 kHz); subtracting brought-back vocals instead would leave the
+        # resampler's band-edge residual in it (about -15 dB on full-band noise), so a voice-only
+        # mix would never come out silent at step 4.
+        rest = Audio(at_rate.waveform - est, rate).resample(audio.sample_rate).fit_length(audio.num_samples)
+        return audio.waveform - rest.waveform
 
     def _demix(self, wave: np.ndarray) -> np.ndarray:
         mix = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))

@@ -86,6 +86,8 @@ class SileroSpeechDetector:
     """
 
     name = "silero-vad"
+    sample_rate = VAD_SAMPLE_RATE
+    hop_s = 512 / VAD_SAMPLE_RATE  # the model's window at 16 kHz
 
     def __init__(
         self,
@@ -116,6 +118,26 @@ class SileroSpeechDetector:
     def _ensure_model(self) -> None:
         if self._model is None:
             self._model, self._segmenter = _load_silero()
+
+    def frame_probabilities(self, mono: np.ndarray) -> np.ndarray:
+        """Speech probability of each 32 ms window of a 16 kHz mono float signal.
+
+        The same numbers the wheel's segmenter computes window by window (state
+        reset first), in one batched call; the fused gate combines them with
+        TEN VAD's.
+        """
+        if mono.size == 0:
+            return np.zeros(0, np.float32)
+        import torch
+
+        with self._lock:
+            self._ensure_model()
+            with torch.inference_mode(), _one_thread():
+                self._model.reset_states()
+                probs = self._model.audio_forward(
+                    torch.from_numpy(np.ascontiguousarray(mono, dtype=np.float32)), VAD_SAMPLE_RATE
+                )
+        return probs[0].numpy().astype(np.float32)
 
     def detect(self, audio: Audio) -> SpeechReport:
         """Speech segments in seconds of ``audio`` (any rate, any channel count) and their share of it."""

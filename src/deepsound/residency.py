@@ -1,0 +1,225 @@
+"""How many large models stay loaded: ``--residency all`` (the default) or ``one``.
+
+The paper's pipeline holds the 7B MLLM, MMAudio and BS-RoFormer at once — about 17 GB in float16
+for the MLLM alone, more than a small GPU or a laptop has. With ``one``, before each stage of the
+method the large model it needs (MLLM, generator, separator) is made the only one resident:
+
+* on an accelerator, the others are moved to CPU memory (cheap to bring back);
+* on the CPU, where moving is no saving, the others are released and rebuilt when next needed
+  (a reload from disk), together with the small objects that hold them (judge, planner, MLLM
+  silence check), so that no reference keeps the memory alive. A component handed in ready-made
+  (``Components(overrides=...)``) has no factory to rebuild it: it stays, with a warning.
+
+A single clip then loads a model once per stage that needs it. A batch does not reload per clip:
+:func:`interleave` advances every clip to the same stage before moving to the next one
+(plan all, generate all, judge all, separate all, then check silence and regenerate), so each model
+is brought in once per stage for the whole batch. The stage order below is the method's order.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections.abc import Callable, Generator, Iterator
+from typing import Any
+
+from deepsound.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+POLICIES = ("all", "one")
+LARGE_KINDS = ("mllm", "generator", "separator")
+# the stages a clip's run pauses before (``Pipeline.stages``), in the method's order
+STAGES = ("plan", "generate", "judge", "separate", "silence", "neg", "write")
+# the small components that keep a reference to a large one (dropped with it when released)
+HOLDERS = {"mllm": ("judge", "planner", "silence"), "generator": (), "separator": ()}
+
+
+def check_policy(policy: str) -> str:
+    if policy not in POLICIES:
+        raise ConfigError(f"unknown residency {policy!r}; choose one of: {', '.join(POLICIES)}")
+    return policy
+
+
+class Residency:
+    """Applies a policy to one :class:`~deepsound.registry.Components` (one pipeline's models)."""
+
+    def __init__(self, components: Any, policy: str = "all") -> None:
+        self.components = components
+        self.policy = check_policy(policy)
+        self.events: list[tuple[str, str]] = []  # (action, kind): what the policy did, in order
+        self._offloaded: dict[str, str] = {}  # kind -> the device it came from
+        if self.policy == "one":
+            components.before_build = self._before_build
+
+    @property
+    def groups_batches(self) -> bool:
+        """Whether a batch should run stage by stage (so that no model comes back per clip)."""
+        return self.policy == "one"
+
+    def kind_for(self, stage: str) -> str | None:
+        """The large model ``stage`` uses (None: none, or only a lazily asked one)."""
+        config = self.components.config
+        if stage in ("generate", "neg"):
+            return "generator"
+        if stage == "separate":
+            return "separator"
+        if stage == "plan" and config.planner == "mllm":
+            return "mllm"
+        if stage == "judge" and config.judge in ("mllm", "cascade"):
+            return "mllm"
+        if stage == "silence" and config.silence.name == "mllm":
+            return "mllm"
+        return None
+
+    def resident(self) -> list[str]:
+        """The large models loaded on the compute device now."""
+        return [k for k in LARGE_KINDS if self.components.is_built(k) and k not in self._offloaded]
+
+    def prepare(self, stage: str) -> None:
+        """Before ``stage``: with ``one``, its model becomes the only resident one.
+
+        A cascade judge asks the MLLM only where speech was heard; its model is not built ahead
+        (if the judge asks, building goes through :meth:`_before_build`, which makes room).
+        """
+        if self.policy == "all":
+            return
+        kind = self.kind_for(stage)
+        if kind is None:
+            return
+        self._make_room(keep=kind)
+        if kind in self._offloaded:
+            self._move(kind, self._offloaded.pop(kind))
+            self.events.append(("restore", kind))
+        lazy = stage == "judge" and self.components.config.judge == "cascade"
+        if not lazy and not self.components.is_built(kind):
+            self.components.get(kind)
+
+    def _before_build(self, kind: str) -> None:
+        if kind in LARGE_KINDS:
+            self._make_room(keep=kind)
+            self.events.append(("build", kind))
+
+    def _make_room(self, keep: str) -> None:
+        for other in self.resident():
+            if other == keep:
+                continue
+            if self._accelerated():
+                self._offloaded[other] = self.components.config.resolved_device()
+                self._move(other, "cpu")
+                self.events.append(("offload", other))
+            elif other in self.components.given:  # a ready-made object cannot be built again
+                if ("kept", other) not in self.events:
+                    log.warning("residency one: the %s was given ready-made and stays loaded", other)
+                self.events.append(("kept", other))
+            else:
+                self.components.drop(other, *HOLDERS[other])
+                self.events.append(("release", other))
+        if not self._accelerated():
+            gc.collect()
+            _trim()
+
+    def _accelerated(self) -> bool:
+        return not self.components.config.resolved_device().startswith("cpu")
+
+    def _move(self, kind: str, device: str) -> None:
+        import torch
+
+        for module in _modules(self.components.get(kind)):
+            module.to(device)
+        if device == "cpu" and torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def _trim() -> None:
+    """Hand freed heap pages back to the system (glibc keeps them for reuse otherwise, and a
+    released model would still count in the process's memory)."""
+    import ctypes
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc (musl): nothing to trim
+            pass
+
+
+def _modules(obj: Any, depth: int = 3) -> Iterator[Any]:
+    """The torch modules a component holds (itself, or in its attributes, a few levels down).
+
+    Components are any registered objects with no common placement method, so their modules are
+    found by walking attributes; each component keeps its own ``device`` for its inputs, which is
+    right again once its modules are moved back before its next use.
+    """
+    import torch
+
+    seen: set[int] = set()
+
+    def walk(value: Any, level: int) -> Iterator[Any]:
+        if id(value) in seen or level < 0:
+            return
+        seen.add(id(value))
+        if isinstance(value, torch.nn.Module):
+            yield value
+            return
+        if isinstance(value, dict):
+            children = list(value.values())
+        elif isinstance(value, list | tuple):
+            children = list(value)
+        elif hasattr(value, "__dict__") and not isinstance(value, type):
+            children = list(vars(value).values())
+        else:
+            return
+        for child in children:
+            yield from walk(child, level - 1)
+
+    yield from walk(obj, depth)
+
+
+Stages = Generator[str, None, Any]
+
+
+def interleave(
+    runs: dict[Any, Stages], prepare: Callable[[str], None]
+) -> Iterator[tuple[Any, Any, BaseException | None]]:
+    """Advance many clips' runs stage by stage: every clip waiting at the earliest stage goes on.
+
+    ``runs`` maps a key (the clip) to its paused run (``Pipeline.stages``). Yields
+    ``(key, result, error)`` as each run ends; a run that raises ends with its error and the
+    others go on. ``prepare(stage)`` is called once per stage group, before its clips go on.
+    """
+    waiting: dict[Any, str] = {}
+    for key, run in list(runs.items()):
+        step = _advance(run)
+        if isinstance(step, _Done):
+            yield key, step.result, step.error
+        else:
+            waiting[key] = step
+    while waiting:
+        stage = min(waiting.values(), key=_order)
+        prepare(stage)
+        for key in [k for k, s in waiting.items() if s == stage]:
+            step = _advance(runs[key])
+            if isinstance(step, _Done):
+                del waiting[key]
+                yield key, step.result, step.error
+            else:
+                waiting[key] = step
+
+
+class _Done:
+    def __init__(self, result: Any = None, error: BaseException | None = None) -> None:
+        self.result, self.error = result, error
+
+
+def _advance(run: Stages) -> str | _Done:
+    try:
+        return next(run)
+    except StopIteration as done:
+        return _Done(done.value)
+    except Exception as exc:  # one clip's failure is that clip's outcome, not the batch's
+        return _Done(error=exc)
+
+
+def _order(stage: str) -> int:
+    return STAGES.index(stage) if stage in STAGES else len(STAGES)

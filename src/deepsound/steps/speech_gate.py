@@ -1,0 +1,244 @@
+"""The fused speech gate: Silero VAD and TEN VAD on the same 16 kHz signal, one fitted rule.
+
+Why two detectors. The cascade judge asks the MLLM only where speech was heard,
+so this gate decides what step 3 ever gets to remove. Measured on the project's
+development set (``tools/build_vad_devset.py``: real Asterisk voices in real
+soundtracks, music, engines, animals and crowds; Foley, ambiences and
+non-verbal vocal sounds without words), Silero alone misses voices once the bed
+is louder than they are and fires on some ambiences, horns, animals, laughs;
+TEN VAD on its own fires on most engines, horns and animals.
+
+What the rule does (fitted on the tuning half only; ``bench_voice_over.py
+--fit`` refits it). Silero listens to the speech band (300–3400 Hz, where a
+voice keeps its energy and where engines, wind and bass leave little), TEN to
+the full band. Each 6 s window (the set's clip length; a longer track is read in
+half-overlapping windows, a shorter one as the window it would sit in) gets
+four numbers: Silero's loudest half-second (log-odds), Silero's seconds of
+speech, TEN's loudest half-second (log-odds) and TEN's rise above its own median
+in the window. A logistic regression over them (class-balanced, so that log-odds
+0 is the point where a miss and a false alarm cost the same) gives the log-odds
+of speech, and speech is declared at 0 or more. The fitted weights say what
+the measurements said: Silero on the speech band carries the evidence, and a
+high or sharply rising TEN that Silero does not share (engines, water, a neigh,
+a horn) counts *against* speech. Each detector's own reading and each window's score
+go into the report's evidence, so the trace shows who heard what.
+
+Cost: one Silero and one TEN pass (TEN is cheaper than Silero) plus a filter.
+Steps never import models: the detectors come in through
+:class:`FrameSpeechDetector`, the registry builds them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from deepsound.audio import Audio
+from deepsound.interfaces import SpeechReport
+from deepsound.speech_frames import report_from_segments, segments_from_probabilities
+
+GATE_SAMPLE_RATE = 16000
+
+
+@dataclass
+class FusedGateSettings:
+    """``[pipeline.speech]`` for ``fused``: how segments are bridged and padded (the rule is fitted)."""
+
+    min_silence_s: float = 0.1
+    pad_s: float = 0.03
+
+
+@runtime_checkable
+class FrameSpeechDetector(Protocol):
+    """A voice activity detector that gives one speech probability per hop of a 16 kHz mono signal."""
+
+    name: str
+    hop_s: float
+    threshold: float
+    min_speech_s: float
+
+    def frame_probabilities(self, mono: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class FusionRule:
+    """The fitted combination (see the module docstring); the defaults are the tuning half's fit.
+
+    ``bench_voice_over.py --fit`` recomputes them from the development set.
+    """
+
+    w_top: float = 1.073
+    w_seconds: float = 1.0166
+    w_contrast: float = -0.2439
+    w_secondary: float = -1.8186
+    bias: float = 0.7233
+    threshold: float = 0.0  # log-odds: the equal-cost point of the class-balanced fit
+    top_s: float = 0.5  # the loudest half-second of each detector's evidence
+    band_hz: tuple[float, float] = (300.0, 3400.0)  # the primary listens to the speech band
+    window_s: float = 6.0  # the decision is taken per window of this length (the set's clip length)
+
+    def features(self, primary: np.ndarray, primary_hop: float, secondary: np.ndarray, secondary_hop: float,
+                 duration: float) -> np.ndarray:  # fmt: skip
+        """[primary top logit, primary speech seconds, secondary contrast top, secondary top logit] of one window."""
+        k_p = max(int(round(self.top_s / primary_hop)), 1)
+        k_s = max(int(round(self.top_s / secondary_hop)), 1)
+        top_p = _logit(np.sort(primary)[-k_p:].mean()) if primary.size else _logit(0.0)
+        seconds = sum(
+            b - a
+            for a, b in segments_from_probabilities(
+                primary, primary_hop, threshold=0.5, min_speech_s=0.0, min_silence_s=0.1, pad_s=0.0,
+                duration=duration,
+            )
+        )  # fmt: skip
+        ls = _logit(secondary) if secondary.size else np.zeros(1)
+        contrast = float(np.sort(ls - np.median(ls))[-k_s:].mean())
+        top_s = _logit(np.sort(secondary)[-k_s:].mean()) if secondary.size else _logit(0.0)
+        return np.array([float(top_p), seconds, contrast, float(top_s)])
+
+    def score(self, features: np.ndarray) -> float:
+        """The calibrated log-odds that the window holds speech (speech at or above ``threshold``)."""
+        w = np.array([self.w_top, self.w_seconds, self.w_contrast, self.w_secondary])
+        return float(features @ w + self.bias)
+
+
+def _logit(p: np.ndarray | float) -> np.ndarray:
+    q = np.clip(np.asarray(p, np.float64), 1e-4, 1 - 1e-4)
+    return np.log(q / (1 - q))
+
+
+def band_pass(mono: np.ndarray, band_hz: tuple[float, float], rate: int = GATE_SAMPLE_RATE) -> np.ndarray:
+    """The speech band of ``mono`` (4th-order Butterworth, causal: what the rule was fitted on)."""
+    from scipy.signal import butter, sosfilt
+
+    sos = butter(4, list(band_hz), btype="bandpass", fs=rate, output="sos")
+    return sosfilt(sos, mono).astype(np.float32)
+
+
+def windows(duration: float, window_s: float) -> list[tuple[float, float]]:
+    """Half-overlapping windows of ``window_s`` covering ``duration`` (one window when it is short)."""
+    if duration <= 1.25 * window_s:
+        return [(0.0, duration)]
+    hop = window_s / 2
+    starts = list(np.arange(0.0, duration - window_s, hop)) + [duration - window_s]
+    return [(float(a), float(a) + window_s) for a in starts]
+
+
+class FusedSpeechDetector:
+    """Speech heard by the fused rule over two frame-level detectors run on the same 16 kHz signal."""
+
+    name = "fused-vad"
+
+    def __init__(
+        self,
+        primary: FrameSpeechDetector,
+        secondary: FrameSpeechDetector,
+        rule: FusionRule | None = None,
+        *,
+        min_silence_s: float = 0.1,
+        pad_s: float = 0.03,
+    ) -> None:
+        self.primary = primary
+        self.secondary = secondary
+        self.rule = rule or FusionRule()
+        self.min_silence_s = float(min_silence_s)
+        self.pad_s = float(pad_s)
+
+    def frame_probabilities(self, mono: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(primary on the speech band, secondary on the full band), each at its own hop."""
+        return (
+            self.primary.frame_probabilities(band_pass(mono, self.rule.band_hz)),
+            self.secondary.frame_probabilities(mono),
+        )
+
+    def decide(self, primary: np.ndarray, secondary: np.ndarray, duration: float) -> list[dict[str, Any]]:
+        """The rule's score of each window: ``[{"start", "end", "score", "speech"}]``."""
+        hp, hs = self.primary.hop_s, self.secondary.hop_s
+        out = []
+        for a, b in windows(duration, self.rule.window_s):
+            p = primary[int(a / hp) : max(int(np.ceil(b / hp)), int(a / hp) + 1)]
+            q = secondary[int(a / hs) : max(int(np.ceil(b / hs)), int(a / hs) + 1)]
+            z = self.rule.score(self.rule.features(p, hp, q, hs, b - a))
+            out.append(
+                {
+                    "start": round(a, 3),
+                    "end": round(b, 3),
+                    "score": round(z, 4),
+                    "speech": z >= self.rule.threshold,
+                }
+            )
+        return out
+
+    def _segments(self, primary: np.ndarray, verdicts: list[dict[str, Any]], duration: float) -> list:
+        """Where the speech is, inside the windows the rule says hold speech.
+
+        The band-passed primary's own runs (any length) inside those windows; a
+        window the rule calls speech with no such run (a voice deep under the
+        bed) gets the primary's loudest half-second, so a verdict of speech
+        always comes with a segment to remove.
+        """
+        hop = self.primary.hop_s
+        runs = segments_from_probabilities(
+            primary, hop, threshold=0.5, min_speech_s=0.0, min_silence_s=self.min_silence_s, pad_s=self.pad_s,
+            duration=duration,
+        )  # fmt: skip
+        found: list[tuple[float, float]] = []
+        for w in (v for v in verdicts if v["speech"]):
+            inside = [
+                (max(a, w["start"]), min(b, w["end"])) for a, b in runs if a < w["end"] and b > w["start"]
+            ]
+            if not inside:
+                lo, hi = int(w["start"] / hop), max(int(np.ceil(w["end"] / hop)), int(w["start"] / hop) + 1)
+                peak = (lo + int(np.argmax(primary[lo:hi]))) * hop if primary[lo:hi].size else w["start"]
+                inside = [(max(peak - self.rule.top_s / 2, 0.0), min(peak + self.rule.top_s / 2, duration))]
+            found.extend(inside)
+        merged: list[tuple[float, float]] = []
+        for a, b in sorted(found):
+            if merged and a <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+            else:
+                merged.append((a, b))
+        return [(round(a, 4), round(b, 4)) for a, b in merged if b > a]
+
+    def _reading(
+        self, detector: FrameSpeechDetector, probs: np.ndarray, duration: float, view: str
+    ) -> dict[str, Any]:
+        """What one detector heard on its own (its own threshold and minimum run)."""
+        segs = segments_from_probabilities(
+            probs, detector.hop_s, threshold=detector.threshold, min_speech_s=detector.min_speech_s,
+            min_silence_s=self.min_silence_s, pad_s=self.pad_s, duration=duration,
+        )  # fmt: skip
+        return {
+            "detector": detector.name,
+            "input": view,
+            "speech_seconds": round(sum(b - a for a, b in segs), 3),
+            "segments": [[round(a, 3), round(b, 3)] for a, b in segs],
+            "max_probability": round(float(probs.max()) if probs.size else 0.0, 4),
+        }
+
+    def detect(self, audio: Audio) -> SpeechReport:
+        """Speech segments in seconds of ``audio`` (any rate, any channel count), with each detector's reading."""
+        duration = audio.duration
+        mono = audio.to_mono().resample(GATE_SAMPLE_RATE).waveform[0]
+        if mono.size == 0:
+            return SpeechReport(segments=[], speech_ratio=0.0, duration=duration)
+        # a track shorter than a window is judged as the window it would sit in (silence after it),
+        # as the rule was fitted on windows of that length
+        span = max(duration, self.rule.window_s)
+        padded = np.pad(mono, (0, max(int(round(span * GATE_SAMPLE_RATE)) - mono.size, 0)))
+        primary, secondary = self.frame_probabilities(padded)
+        verdicts = self.decide(primary, secondary, span)
+        segments = [
+            (a, min(b, round(duration, 4)))
+            for a, b in self._segments(primary, verdicts, span)
+            if a < duration
+        ]
+        report = report_from_segments(segments, duration)
+        band = "{:g}-{:g} Hz".format(*self.rule.band_hz)
+        report.evidence = {
+            "primary": self._reading(self.primary, primary, duration, band),
+            "secondary": self._reading(self.secondary, secondary, duration, "full band"),
+            "fused": {"windows": verdicts, "threshold": self.rule.threshold, "rule": asdict(self.rule)},
+        }
+        return report
