@@ -19,6 +19,8 @@ def _register_commands() -> None:
     from deepsound.cli.finetune import finetune_command
     from deepsound.cli.generate import generate_command
     from deepsound.cli.judge import judge_command
+    from deepsound.cli.reference import build_command as reference_build_command
+    from deepsound.cli.reference import reference_app
     from deepsound.cli.separate import separate_command
     from deepsound.cli.ui import ui_command
     from deepsound.cli.vo_rate import vo_rate_command
@@ -39,6 +41,8 @@ def _register_commands() -> None:
         dataset_app, name="dataset", help="Build the CoT-V2A fine-tuning data from your own videos."
     )
     app.command("finetune")(user_errors(finetune_command))
+    reference_app.command("build")(user_errors(reference_build_command))
+    app.add_typer(reference_app, name="reference", help="Reference sets for the evaluation (VO-Free).")
     app.add_typer(config_app, name="config", help="Show the effective configuration and the presets.")
 
 

@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from deepsound.cli.ray_options import GpusPerWorker, Ray, Workers, ray_settings
 from deepsound.errors import ConfigError
 
 DEFAULT_METRICS = "fd_passt,fd_panns,fd_vgg,kl_panns,kl_passt,is_panns,ib_score,desync,voice_over_rate"
@@ -75,9 +76,16 @@ def evaluate_command(
     weights_dir: Annotated[Path | None, typer.Option(help="Folder holding the evaluation weights.")] = None,
     offline: Annotated[bool, typer.Option(help="Never download; fail with a clear message instead.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda …")] = "auto",
+    ray: Ray = None,
+    workers: Workers = None,
+    gpus_per_worker: GpusPerWorker = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
-    """Measure what the paper measures: FD, KL, IS, IB-score, DeSync, and the voice-over rate."""
+    """Measure what the paper measures: FD, KL, IS, IB-score, DeSync, and the voice-over rate.
+
+    With ``--ray`` the feature extraction is spread over Ray workers (one model set each,
+    every file once, resumable); the metrics are then computed here from the caches.
+    """
     from deepsound.cli.app import err_console, setup_logging
     from deepsound.evaluation.extractors import Settings
     from deepsound.evaluation.report import write_report
@@ -94,11 +102,18 @@ def evaluate_command(
     settings = Settings(
         duration=duration, device=resolve_device(device), weights_dir=weights_dir, offline=offline
     )
+    rayed = ray_settings(ray, workers, gpus_per_worker)
+    extractors = None
+    if rayed is not None:
+        from deepsound.evaluation.distributed_features import extract_on_ray, sides_for_evaluation
+
+        sides = sides_for_evaluation(pred, reference, videos, output_dir, chosen, None, reference_cache)
+        extractors = extract_on_ray(sides, settings, rayed, console=err_console, quiet=quiet)
     progress, factory = progress_bars(err_console, quiet)
     with progress:
         evaluation = evaluate(
             pred, reference, videos=videos, out_dir=output_dir, settings=settings, metrics=chosen,
-            reference_cache=reference_cache, progress=factory,
+            reference_cache=reference_cache, progress=factory, extractors=extractors,
         )  # fmt: skip
     paths = write_report(evaluation, output_dir, name=pred.name)
     print_summary(evaluation, paths)

@@ -30,7 +30,7 @@ class ProgressDisplay:
     the clips actually run. The per-worker lines come from the scheduler's log.
     """
 
-    def __init__(self, console: Console, total: int, disable: bool = False) -> None:
+    def __init__(self, console: Console, total: int, disable: bool = False, label: str = "clips") -> None:
         columns = (
             TextColumn("{task.description}"),
             BarColumn(),
@@ -42,7 +42,7 @@ class ProgressDisplay:
             TimeRemainingColumn(),
         )
         self.progress = Progress(*columns, console=console, disable=disable)
-        self.task = self.progress.add_task("clips", total=total, done=0, failed=0, workers=0)
+        self.task = self.progress.add_task(label, total=total, done=0, failed=0, workers=0)
         self.ready: set[str] = set()
 
     def __enter__(self) -> ProgressDisplay:

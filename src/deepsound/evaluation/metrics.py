@@ -271,11 +271,14 @@ class MetricResult:
         return {OFFICIAL_NAMES[k]: v for k, v in self.scores.items() if k in OFFICIAL_NAMES and v is not None}
 
 
-def compute_metrics(pred: Caches, gt: Caches, compare: Compare | None = None) -> MetricResult:
+def compute_metrics(
+    pred: Caches, gt: Caches, compare: Compare | None = None, skip: frozenset[str] = frozenset()
+) -> MetricResult:
     """Everything av-benchmark's ``evaluate`` computes (paired mode, one sample per file), from caches.
 
     A metric whose caches are absent on either side, or that has no pairs, is
     ``None`` with a note; ``compare`` (Synchformer's offset head) is needed for DeSync.
+    ``skip`` names metrics not to compute (FD-PANNs costs a 2048×2048 matrix square root).
     """
     out = MetricResult()
 
@@ -291,7 +294,7 @@ def compute_metrics(pred: Caches, gt: Caches, compare: Compare | None = None) ->
         g = torch.cat([_tensor(v) for v in gt[VGGISH_FILE].values()]).numpy()
         out.scores["fd_vgg"] = frechet_distance(p, g)
     if have("panns", PANNS_FILE):
-        _panns(pred[PANNS_FILE], gt[PANNS_FILE], out)
+        _panns(pred[PANNS_FILE], gt[PANNS_FILE], out, fd="fd_panns" not in skip)
     if have("passt", PASST_EMBED_FILE) and have("passt", PASST_LOGITS_FILE):
         _passt(pred, gt, out)
     if have("ib_score", IB_AUDIO_FILE, IB_VIDEO_FILE):
@@ -325,11 +328,12 @@ def _paired(name: str, pairing: Pairing, out: MetricResult) -> bool:
     return True
 
 
-def _panns(pred: Mapping[str, Any], gt: Mapping[str, Any], out: MetricResult) -> None:
+def _panns(pred: Mapping[str, Any], gt: Mapping[str, Any], out: MetricResult, fd: bool = True) -> None:
     def stacked(d: Mapping[str, Any], key: str) -> torch.Tensor:
         return torch.stack([_tensor(v[key]) for v in d.values()])
 
-    out.scores["fd_panns"] = frechet_distance(stacked(pred, "2048").numpy(), stacked(gt, "2048").numpy())
+    if fd:
+        out.scores["fd_panns"] = frechet_distance(stacked(pred, "2048").numpy(), stacked(gt, "2048").numpy())
     pairing = pair_exact(pred, gt)
     if _paired("kl_panns", pairing, out):
         p = torch.stack([_tensor(pred[k]["logits"]) for k in pairing.pred_keys])

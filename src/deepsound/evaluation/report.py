@@ -151,13 +151,7 @@ def write_report(evaluation: Evaluation, out_dir: Path, name: str = "generated")
 
 def figure(data: dict[str, Any], path: Path) -> None:
     """Per-clip DeSync and speech probability, each with its distribution beside the reference's."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise ConfigError("the figure needs matplotlib: pip install 'deepsound[eval]'") from None
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _matplotlib()
 
     clips = data["per_clip"]
     stems = sorted(clips)
@@ -183,6 +177,19 @@ def figure(data: dict[str, Any], path: Path) -> None:
     with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
+
+
+def _matplotlib() -> Any:
+    """pyplot on the file-only backend, or a clear error naming the extra that brings it."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise ConfigError("the figure needs matplotlib: pip install 'deepsound[eval]'") from None
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _bars(ax: Any, stems: list[str], values: list, label: str, mean: float | None, colors=None) -> None:  # noqa: ANN001

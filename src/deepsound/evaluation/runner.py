@@ -100,7 +100,7 @@ def extract_side(side: Side, extractor: Extractor, progress: ProgressFactory, fa
     digests = {}
     for src in side.sources:
         try:
-            digests[src.stem] = _digest(src)
+            digests[src.stem] = file_digest(src)
         except OSError as exc:
             failures.append(Failure(src.stem, str(src.path), key, side.name, f"unreadable: {exc.strerror}"))
     todo = set(side.cache.stale(key, extractor.files, extractor.fingerprint(), digests))
@@ -132,10 +132,19 @@ def extract_side(side: Side, extractor: Extractor, progress: ProgressFactory, fa
     return done
 
 
-def _digest(src: Source) -> str:
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def file_digest(src: Source) -> str:
+    """The file's sha256, remembered per (path, mtime, size) for the process: an experiment
+    evaluates the same reference and video files once per row."""
     if src.silent_seconds is not None:
         return f"silence:{src.silent_seconds}"
-    return sha256_of(src.path)
+    stat = src.path.stat()
+    key = (str(src.path.resolve()), stat.st_mtime_ns, stat.st_size)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = sha256_of(src.path)
+    return _DIGESTS[key]
 
 
 def evaluate(
@@ -150,6 +159,8 @@ def evaluate(
     reference_cache: Path | None = None,
     extractors: dict[tuple[str, str], Extractor] | None = None,
     progress: ProgressFactory = _quiet_progress,
+    stems: set[str] | None = None,
+    video_cache: Path | None = None,
 ) -> Evaluation:
     """Compute the paper's metrics for the generated folder ``pred`` against ``reference``.
 
@@ -158,6 +169,8 @@ def evaluate(
     holds videos) feeds ImageBind's and Synchformer's video branches.
     ``extractors`` supplies ready models by ``(name, modality)`` (tests, or a
     process that already holds them); ``("synchformer", "head")`` is the DeSync head.
+    ``stems`` restricts the metrics to those clips (features of the others are still cached);
+    ``video_cache`` keeps the video features apart from the reference's audio features.
     """
     start = time.perf_counter()
     settings = settings or Settings()
@@ -167,27 +180,10 @@ def evaluate(
     failures: list[Failure] = []
     extracted: dict[str, int] = {}
 
-    found = discover(pred)
-    gen = Side("generated", FeatureCache(pred_cache or out_dir / "cache" / "generated"), found.sources)
-    gen.ignored = found.ignored
-    if is_cache_folder(reference) and not any(_media(p) for p in Path(reference).iterdir()):
-        ref = Side("reference", FeatureCache(reference, read_only=True))
-    else:
-        ref_found = discover(reference)
-        ref = Side("reference", FeatureCache(reference_cache or out_dir / "cache" / "reference"))
-        ref.sources, ref.ignored = ref_found.sources, ref_found.ignored
-    video_sources: list[Source] = []
-    if videos is not None:
-        video_sources = discover(videos, prefer="video").sources
-    elif ref.sources and any(s.path.suffix.lower() in VIDEO_SUFFIXES for s in ref.sources):
-        video_sources = discover(reference, prefer="video").sources
-    # Video features live in the reference cache (as av-benchmark's extract_video.py writes them);
-    # beside a released cache, which is never written to, in a cache of their own.
-    video_cache = (
-        FeatureCache(out_dir / "cache" / "videos") if ref.cache.foreign and video_sources else ref.cache
+    gen, ref, video_side = plan_sides(
+        pred, reference, videos, out_dir, pred_cache, reference_cache, video_cache
     )
-    video_side = Side("videos", video_cache, video_sources)
-
+    video_cache = video_side.cache
     for name, modality in needed:
         if modality == "video":
             if not video_side.sources:
@@ -206,14 +202,15 @@ def evaluate(
         if ref.sources and (name not in ("imagebind", "synchformer") or video_side.sources):
             extracted[f"reference/{name}"] = extract_side(ref, ext, progress, failures)
 
-    reference_all = {**video_cache.all(), **ref.cache.all()}
+    reference_all = only({**video_cache.all(), **ref.cache.all()}, stems)
+    generated_all = only(gen.cache.all(), stems)
     head = pool.head() if "desync" in metrics and reference_all.get("synchformer_video.pth") else None
-    result = compute_metrics(gen.cache.all(), reference_all, head)
+    result = compute_metrics(generated_all, reference_all, head, skip=frozenset(METRICS) - set(metrics))
     for metric in [m for m in result.scores if m in METRICS and m not in metrics]:
         result.scores[metric] = None
     from deepsound.evaluation.voice_over import voice_over_summary
 
-    vo = voice_over_summary(gen.cache.all(), reference_all) if "voice_over_rate" in metrics else {}
+    vo = voice_over_summary(generated_all, reference_all) if "voice_over_rate" in metrics else {}
     reference_extra = _reference_scores(reference_all, head)
     return Evaluation(
         metrics=result,
@@ -240,6 +237,50 @@ def evaluate(
         seconds=round(time.perf_counter() - start, 3),
         reference_extra=reference_extra,
     )
+
+
+def plan_sides(
+    pred: Path,
+    reference: Path,
+    videos: Path | None,
+    out_dir: Path,
+    pred_cache: Path | None = None,
+    reference_cache: Path | None = None,
+    video_cache: Path | None = None,
+) -> tuple[Side, Side, Side]:
+    """The generated, reference and video sides of one evaluation, with their caches (also what a
+    distributed extraction must fill, so that :func:`evaluate` then finds every file done)."""
+    found = discover(pred)
+    gen = Side("generated", FeatureCache(pred_cache or out_dir / "cache" / "generated"), found.sources)
+    gen.ignored = found.ignored
+    if is_cache_folder(reference) and not any(_media(p) for p in Path(reference).iterdir()):
+        ref = Side("reference", FeatureCache(reference, read_only=True))
+    else:
+        ref_found = discover(reference)
+        ref = Side("reference", FeatureCache(reference_cache or out_dir / "cache" / "reference"))
+        ref.sources, ref.ignored = ref_found.sources, ref_found.ignored
+    video_sources: list[Source] = []
+    if videos is not None:
+        video_sources = discover(videos, prefer="video").sources
+    elif ref.sources and any(s.path.suffix.lower() in VIDEO_SUFFIXES for s in ref.sources):
+        video_sources = discover(reference, prefer="video").sources
+    # Video features live in the reference cache (as av-benchmark's extract_video.py writes them);
+    # beside a released cache, which is never written to, in a cache of their own.
+    # ``video_cache`` puts them in a cache of their own (an experiment's two reference sets share one).
+    if video_cache is not None and video_sources:
+        videos_side = FeatureCache(video_cache)
+    elif ref.cache.foreign and video_sources:
+        videos_side = FeatureCache(out_dir / "cache" / "videos")
+    else:
+        videos_side = ref.cache
+    return gen, ref, Side("videos", videos_side, video_sources)
+
+
+def only(caches: dict[str, dict[str, Any]], stems: set[str] | None) -> dict[str, dict[str, Any]]:
+    """The caches restricted to ``stems`` (order kept), so that rows compare the same clips."""
+    if stems is None:
+        return caches
+    return {name: {k: v for k, v in data.items() if k in stems} for name, data in caches.items()}
 
 
 def _reference_scores(ref: dict[str, dict[str, Any]], head: Any) -> dict[str, Any]:
