@@ -199,7 +199,8 @@ class Pipeline:
         the CLI, the web page and Ray workers all listen this way.
         """
         with made_output_dir(Path(output_dir)) as folder:  # a failed run leaves no empty folder behind
-            return self._run(Path(video), folder, options or RunOptions(), progress)
+            # driven inside the block, so a failure at any stage still removes the folders
+            return (yield from self._run(Path(video), folder, options or RunOptions(), progress))
 
     def _run(
         self, video: Path, output_dir: Path, options: RunOptions, progress: Listener | None

@@ -21,7 +21,6 @@ image → HiFi-GAN → 16 kHz, cut to the clip. What differs, and why:
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +43,7 @@ from deepsound.models.foleycrafter.sampler import (
 from deepsound.models.foleycrafter.semantic import averaged_image_embedding, guided_image_embeds
 from deepsound.models.foleycrafter.settings import SAMPLE_RATE, FoleyCrafterSettings
 from deepsound.models.foleycrafter.vocoder import denormalize_spectrogram, pcm16
+from deepsound.models.stage_timer import StageTimer
 
 if TYPE_CHECKING:
     from torch import nn
@@ -318,29 +318,8 @@ class FoleyCrafterGenerator:
 
     # ------------------------------------------------------------ timing
 
-    def _stage(self, name: str) -> _Stage:
-        return _Stage(self, name)
-
-
-class _Stage:
-    """Adds the wall time of a ``with`` block to ``generator.timings[name]``."""
-
-    def __init__(self, generator: FoleyCrafterGenerator, name: str) -> None:
-        self.generator, self.name = generator, name
-
-    def __enter__(self) -> None:
-        self._sync()
-        self.start = time.perf_counter()
-
-    def __exit__(self, *exc: object) -> None:
-        self._sync()
-        self.generator.timings[self.name] = self.generator.timings.get(self.name, 0.0) + (
-            time.perf_counter() - self.start
-        )
-
-    def _sync(self) -> None:
-        if self.generator.sync_timings and self.generator.device.type == "cuda":
-            torch.cuda.synchronize(self.generator.device)
+    def _stage(self, name: str) -> StageTimer:
+        return StageTimer(self, name)
 
 
 def _image_frames(path: Path) -> np.ndarray:

@@ -16,7 +16,6 @@ reference.
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +37,7 @@ from deepsound.models.mmaudio.variants import (
     get_variant,
     sequence_config,
 )
+from deepsound.models.stage_timer import StageTimer
 
 if TYPE_CHECKING:
     from deepsound.interfaces import Placement
@@ -304,8 +304,8 @@ class MMAudioGenerator:
 
     # ------------------------------------------------------------ timing
 
-    def _stage(self, name: str) -> _Stage:
-        return _Stage(self, name)
+    def _stage(self, name: str) -> StageTimer:
+        return StageTimer(self, name)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -315,26 +315,6 @@ class MMAudioGenerator:
             "dtype": str(self.dtype).removeprefix("torch."),
             "batched_cfg": self.batched_cfg,
         }
-
-
-class _Stage:
-    """Adds the wall time of a ``with`` block to ``generator.timings[name]``."""
-
-    def __init__(self, generator: MMAudioGenerator, name: str) -> None:
-        self.generator, self.name = generator, name
-
-    def __enter__(self) -> None:
-        self._sync()
-        self.start = time.perf_counter()
-
-    def __exit__(self, *exc: object) -> None:
-        self._sync()
-        timings = self.generator.timings
-        timings[self.name] = timings.get(self.name, 0.0) + time.perf_counter() - self.start
-
-    def _sync(self) -> None:
-        if self.generator.sync_timings and self.generator.device.type == "cuda":
-            torch.cuda.synchronize(self.generator.device)
 
 
 def load_image_frames(path: Path) -> torch.Tensor:
