@@ -18,6 +18,14 @@ from deepsound.interfaces import SpeechReport
 HYSTERESIS = 0.15
 
 
+def check_segment_rule(threshold: float, min_speech_s: float, min_silence_s: float, pad_s: float) -> None:
+    """The settings every frame-probability detector shares, checked once for all of them."""
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"speech threshold must lie in (0, 1), got {threshold}")
+    if min_speech_s < 0 or min_silence_s < 0 or pad_s < 0:
+        raise ValueError("speech/silence durations and padding must be non-negative")
+
+
 def segments_from_probabilities(
     probs: np.ndarray,
     hop_s: float,

@@ -24,6 +24,7 @@ import numpy as np
 from deepsound.audio import Audio
 from deepsound.interfaces import SpeechReport
 from deepsound.models.silero.settings import SileroSettings
+from deepsound.speech_frames import check_segment_rule
 
 VAD_SAMPLE_RATE = 16000
 
@@ -96,10 +97,7 @@ class SileroSpeechDetector:
         min_silence_s: float = SileroSettings.min_silence_s,
         pad_s: float = SileroSettings.pad_s,
     ) -> None:
-        if not 0.0 < threshold < 1.0:
-            raise ValueError(f"speech threshold must lie in (0, 1), got {threshold}")
-        if min_speech_s < 0 or min_silence_s < 0 or pad_s < 0:
-            raise ValueError("speech/silence durations and padding must be non-negative")
+        check_segment_rule(threshold, min_speech_s, min_silence_s, pad_s)
         self.threshold = float(threshold)
         self.min_speech_s = float(min_speech_s)
         self.min_silence_s = float(min_silence_s)

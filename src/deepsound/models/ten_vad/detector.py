@@ -23,7 +23,7 @@ import numpy as np
 from deepsound.audio import Audio
 from deepsound.interfaces import SpeechReport
 from deepsound.models.ten_vad.settings import TenVadSettings
-from deepsound.speech_frames import report_from_segments, segments_from_probabilities
+from deepsound.speech_frames import check_segment_rule, report_from_segments, segments_from_probabilities
 
 VAD_SAMPLE_RATE = 16000
 HOP = 256  # samples: 16 ms, the hop the published model was trained with
@@ -56,10 +56,7 @@ class TenSpeechDetector:
         min_silence_s: float = 0.1,
         pad_s: float = 0.03,
     ) -> None:
-        if not 0.0 < threshold < 1.0:
-            raise ValueError(f"speech threshold must lie in (0, 1), got {threshold}")
-        if min_speech_s < 0 or min_silence_s < 0 or pad_s < 0:
-            raise ValueError("speech/silence durations and padding must be non-negative")
+        check_segment_rule(threshold, min_speech_s, min_silence_s, pad_s)
         self.threshold = float(threshold)
         self.min_speech_s = float(min_speech_s)
         self.min_silence_s = float(min_silence_s)
