@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from deepsound.audio import Audio
+from deepsound.errors import ConfigError
 from deepsound.interfaces import SpeechReport
 from deepsound.models.ten_vad.settings import TenVadSettings
 from deepsound.speech_frames import check_segment_rule, report_from_segments, segments_from_probabilities
@@ -33,7 +34,10 @@ def _ten_vad_class() -> Any:
     try:
         from ten_vad import TenVad
     except OSError as exc:  # the wheel's library needs libc++ (Debian: libc++1)
-        raise RuntimeError(f"TEN VAD's library could not load ({exc}); install libc++1") from exc
+        # a user's set-up problem: one line from the CLI, not a traceback
+        raise ConfigError(
+            f"TEN VAD's library could not load ({exc}); install libc++1 (apt-get install libc++1)"
+        ) from exc
     return TenVad
 
 
