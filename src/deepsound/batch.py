@@ -25,7 +25,7 @@ from deepsound.files import ensure_dir, write_json
 from deepsound.media.kinds import VIDEO_SUFFIXES
 from deepsound.pipeline import OutputPaths, Pipeline
 from deepsound.progress import Listener
-from deepsound.residency import interleave
+from deepsound.residency import interleave, own_time
 
 log = logging.getLogger(__name__)
 
@@ -232,17 +232,19 @@ def run_grouped(
 ) -> Iterator[ItemOutcome]:
     """Every clip through one stage before the next (``--residency one``): no model comes back per clip.
 
-    A clip's seconds then count from the batch's start (its stages wait for the others').
+    A clip's seconds are its own stages' time, not the time it waited while the others went on
+    (:func:`~deepsound.residency.own_time`); the batch's wall time is the summary's.
     """
-    runs = {}
+    runs, spent = {}, {}
     for index, item in enumerate(items):
         if not overwrite and is_finished(output_dir, item.video):
             yield _finished_outcome(output_dir, item.video)
         else:
-            runs[index] = pipeline.stages(item.video, output_dir, _clip_options(item, options))
-    start = time.perf_counter()
+            spent[index] = [0.0]
+            stages = pipeline.stages(item.video, output_dir, _clip_options(item, options))
+            runs[index] = own_time(stages, spent[index])
     for index, result, error in interleave(runs, pipeline.residency.prepare):
-        yield _outcome(str(items[index].video), result, error, time.perf_counter() - start)
+        yield _outcome(str(items[index].video), result, error, spent[index][0])
 
 
 def _clip_options(item: BatchItem, options: RunOptions) -> RunOptions:

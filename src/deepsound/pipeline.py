@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +26,10 @@ from deepsound.errors import DeepSoundError
 from deepsound.files import OutputLock, same_file
 from deepsound.files import output_dir as made_output_dir
 from deepsound.input_check import check_input
-from deepsound.interfaces import Generation, Plan, Step
+from deepsound.interfaces import Generation, GenerationRequest, Plan, Step
 from deepsound.progress import Listener, listening
 from deepsound.registry import Components
-from deepsound.residency import Residency
+from deepsound.residency import Residency, conditions_ahead, own_time
 from deepsound.steps.generate import fallback_negative_prompt, generate, request_for
 from deepsound.steps.voice_over import decide_voice_over
 from deepsound.trace import Trace, TraceStep
@@ -112,6 +111,7 @@ class RunState:
     step1: Generation | None = None
     audio: Audio | None = None  # the audio as it stands after the last step
     silent: bool = False  # step 4 found silence: the fallback runs
+    ahead: dict[str, float] = field(default_factory=dict)  # seconds of conditions encoded ahead
 
     def current_audio(self, step: str) -> Audio:
         if self.audio is None:  # the plan parser puts generation first; a custom planner might not
@@ -210,20 +210,20 @@ class Pipeline:
         state = RunState(
             video, options, paths, trace, [], ClipResult(video=video, audio=None, outputs={}, trace=trace)
         )
-        start = time.perf_counter()
+        spent = [0.0]  # this clip's own time: not the pauses where a batch runs the other clips
         # One writer per output name: a second run into the same folder fails with one line,
         # and this run's cleanup can only ever remove files this run created.
         with OutputLock(paths.folder, paths.name):
             try:
                 with listening(progress):
-                    yield from self._run_steps(state)
+                    yield from own_time(self._run_steps(state), spent)
             except BaseException as exc:
                 # The caller reports the error (one line in the CLI, a row in a batch summary).
                 log.debug("%s failed: %s", video, exc)
                 for path in state.written:
                     path.unlink(missing_ok=True)
                 raise
-            trace.seconds = round(time.perf_counter() - start, 3)
+            trace.seconds = round(spent[0], 3)
             # Model loads happen inside the first clip's steps; they are reported apart so that
             # step timings compare across the clips of a batch.
             trace.final["model_load_seconds"] = dict(self.components.load_seconds)
@@ -243,6 +243,10 @@ class Pipeline:
         plan = self._plan(state)
         # 3. The planned steps, in order, until one says the method is done; then the fallback.
         for step in plan.steps:
+            if step is Step.GENERATE and self.residency.groups_batches:  # one encoder at a time
+                state.ahead = yield from conditions_ahead(
+                    lambda: self.components.generator, self._ahead(state)
+                )
             yield _STAGE_OF[step]
             if self.handlers[step](state) is Next.STOP:
                 break
@@ -286,6 +290,19 @@ class Pipeline:
             self.components.generator, request, state.options.window, state.options.window_overlap
         )
 
+    def _ahead(self, state: RunState) -> list[GenerationRequest]:
+        """What the generator may encode ahead: the clip with its negative prompt (and the ``neg``
+        fallback's). Windowed generation reads other stretches of the video: nothing ahead."""
+        options = state.options
+        if options.window is not None and (options.duration or 0.0) > options.window:
+            return []
+        requests = [request_for(state.video, options, options.negative_prompt)]
+        if options.postprocess == "neg":
+            requests.append(
+                request_for(state.video, options, fallback_negative_prompt(options.negative_prompt))
+            )
+        return requests
+
     def _generate_step(self, state: RunState) -> Next:
         with state.trace.step(Step.GENERATE, self.components.generator.name) as rec:
             made = self._generate(state, state.options.negative_prompt)
@@ -293,8 +310,11 @@ class Pipeline:
             rec.decision = "generated"
             rec.evidence = {"duration": round(made.audio.duration, 3), "sample_rate": made.audio.sample_rate}
             rec.evidence.update(made.evidence)
+            if state.ahead:  # computed at the condition stages, counted in this step's time
+                rec.evidence["conditions_ahead_seconds"] = state.ahead
             if saved := state.save(made.audio, ".step1.wav"):
                 rec.outputs["audio"] = str(saved)
+        rec.seconds = round(rec.seconds + sum(state.ahead.values()), 4)
         return Next.CONTINUE
 
     def _voice_over_step(self, state: RunState) -> Next:

@@ -406,7 +406,9 @@ class Components:
 def _mmaudio(settings: mmaudio.MMAudioSettings, components: Components) -> Generator:
     from deepsound.models.mmaudio.generator import MMAudioGenerator
 
-    return MMAudioGenerator.from_settings(settings, components.placement)
+    # --residency one: MMAudio's own parts load one group at a time too (models/mmaudio/parts.py)
+    staged = getattr(components.config, "residency", "all") == "one"
+    return MMAudioGenerator.from_settings(settings, components.placement, staged=staged)
 
 
 def _foleycrafter(settings: foleycrafter.FoleyCrafterSettings, components: Components) -> Generator:

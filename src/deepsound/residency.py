@@ -14,12 +14,25 @@ A single clip then loads a model once per stage that needs it. A batch does not 
 :func:`interleave` advances every clip to the same stage before moving to the next one
 (plan all, generate all, judge all, separate all, then check silence and regenerate), so each model
 is brought in once per stage for the whole batch. The stage order below is the method's order.
+
+Inside the generator the same holds one level down. MMAudio's own parts (CLIP image and text
+towers, Synchformer, then network, VAE and vocoder) weigh 7 GiB together in float32, and a staged
+generator (``MMAudioGenerator.staged``) loads one group at a time. Before generation the pipeline
+pauses at three more stages, ``condition image/motion/text`` (:data:`CONDITION_STAGES`), where
+the generator computes that condition for the clip and keeps it; in a batch every clip passes each
+before any samples, so each encoder loads once per batch, and sampling finds every condition ready.
+Leaving a generation stage, a staged generator frees its parts but keeps the shell with the clips'
+features and prompts, so the ``neg`` regeneration loads only the network, VAE and vocoder.
+
+A clip's time (``trace.seconds``, a batch row's seconds) is what it spent in its own stages
+(:func:`own_time`), not the time it waited paused while the other clips of a batch went on.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import time
 from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
@@ -30,7 +43,20 @@ log = logging.getLogger(__name__)
 POLICIES = ("all", "one")
 LARGE_KINDS = ("mllm", "generator", "separator")
 # the stages a clip's run pauses before (``Pipeline.stages``), in the method's order
-STAGES = ("plan", "generate", "judge", "separate", "silence", "neg", "write")
+STAGES = (
+    "plan",
+    "condition image",
+    "condition motion",
+    "condition text",
+    "generate",
+    "judge",
+    "separate",
+    "silence",
+    "neg",
+    "write",
+)
+# the conditions a staged generator computes ahead (its ``condition(request, what)``), as stages
+CONDITION_STAGES = {"condition image": "image", "condition motion": "motion", "condition text": "text"}
 # the small components that keep a reference to a large one (dropped with it when released)
 HOLDERS = {"mllm": ("judge", "planner", "silence"), "generator": (), "separator": ()}
 
@@ -60,7 +86,7 @@ class Residency:
     def kind_for(self, stage: str) -> str | None:
         """The large model ``stage`` uses (None: none, or only a lazily asked one)."""
         config = self.components.config
-        if stage in ("generate", "neg"):
+        if stage in ("generate", "neg") or stage in CONDITION_STAGES:
             return "generator"
         if stage == "separate":
             return "separator"
@@ -108,6 +134,10 @@ class Residency:
                 self._offloaded[other] = self.components.config.resolved_device()
                 self._move(other, "cpu")
                 self.events.append(("offload", other))
+            elif getattr(self.components.get(other), "staged", False):
+                # it loads its own parts when asked: free them, keep its features and prompts
+                if self.components.get(other).release():
+                    self.events.append(("release", other))
             elif other in self.components.given:  # a ready-made object cannot be built again
                 if ("kept", other) not in self.events:
                     log.warning("residency one: the %s was given ready-made and stays loaded", other)
@@ -177,6 +207,44 @@ def _modules(obj: Any, depth: int = 3) -> Iterator[Any]:
 
 
 Stages = Generator[str, None, Any]
+
+
+def conditions_ahead(
+    generator: Callable[[], Any], requests: list[Any]
+) -> Generator[str, None, dict[str, float]]:
+    """Pause at each :data:`CONDITION_STAGES`; there, a generator that computes conditions ahead
+    (``condition(request, what)``) does so for ``requests``. Returns the seconds spent, by stage.
+
+    ``generator`` is asked only after each pause: in a batch, that is once every clip is there.
+    """
+    seconds: dict[str, float] = {}
+    for stage, what in CONDITION_STAGES.items():
+        yield stage
+        condition = getattr(generator(), "condition", None)
+        if condition is None or not requests:
+            continue
+        start = time.perf_counter()
+        for request in requests:
+            condition(request, what)
+        seconds[what] = round(time.perf_counter() - start, 4)
+    return seconds
+
+
+def own_time(run: Stages, spent: list[float]) -> Stages:
+    """Drive ``run``, adding to ``spent[0]`` only the time spent inside it, not while it is paused
+    (where a batch runs the other clips, and the policy loads the next stage's model)."""
+    try:
+        while True:
+            start = time.perf_counter()
+            try:
+                stage = next(run)
+            except StopIteration as done:
+                return done.value
+            finally:
+                spent[0] += time.perf_counter() - start
+            yield stage
+    finally:
+        run.close()  # closed early (a batch abandoned): the run's own clean-up still happens
 
 
 def interleave(

@@ -30,7 +30,8 @@ rotary-embedding-torch 0.3.5 and transformers 4.42.3 first on ``PYTHONPATH``)::
     python tools/make_goldens.py deepsound_pipeline --official /path/to/DeepSound-V1 --media DIR
 
 ``python tools/goldens/deepsound_pipeline.py bench ...`` runs the same reference for
-``benchmarks/bench_pipeline.py`` and prints per-step timings as JSON.
+``benchmarks/bench_pipeline.py`` and prints per-step timings as JSON; with ``--full FOLDER`` at full
+size, on the seeded files that ``bench-weights OFFICIAL FOLDER`` writes (``_pipeline_full.py``).
 """
 
 from __future__ import annotations
@@ -147,7 +148,14 @@ def all_voice(model: torch.nn.Module) -> torch.nn.Module:
 class Reference:
     """The official pipeline with tiny seeded models; records every MLLM call and step timing."""
 
-    def __init__(self, official: Path, workdir: Path, *, answers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        official: Path,
+        workdir: Path,
+        *,
+        answers: dict[str, str] | None = None,
+        full: Path | None = None,
+    ) -> None:
         self.official = official
         self.answers = answers or {"step0": PLAN_TEXT, "step2": verdict_text("A")}
         self.mllm_calls: list[dict[str, Any]] = []
@@ -157,7 +165,12 @@ class Reference:
                 sys.path.append(path)
         self._patch_torchaudio()
         self._stub_videollama2(workdir)
-        self._patch_models()
+        if full is None:
+            self._patch_models()
+        else:  # full size: the reference's own constructors on the files of _pipeline_full
+            from goldens._pipeline_full import patch_full
+
+            patch_full(full, STEPS)
         from pipeline.pipeline import Pipeline  # the official class
 
         wall, cpu = time.perf_counter(), time.process_time()
@@ -424,12 +437,14 @@ def bench(argv: list[str]) -> None:
     parser.add_argument("--postprocess", default="neg")
     parser.add_argument("--separator", default="all_voice")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--full", type=Path, help="a folder of full-size files from 'bench-weights'")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        ref = Reference(args.official.resolve(), Path(tmp))
+        ref = Reference(args.official.resolve(), Path(tmp), full=args.full and args.full.resolve())
         load = ref.load
-        ref.set_separator(args.separator)
+        if args.full is None:  # the full-size files hold the separator already made all-voice
+            ref.set_separator(args.separator)
         clips = []
         for index, clip in enumerate(args.clips):
             info = ref.run(clip, Path(tmp) / f"run{index}", args.mode, args.postprocess)
@@ -444,5 +459,9 @@ if __name__ == "__main__":
     sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
     if len(sys.argv) > 1 and sys.argv[1] == "bench":
         bench(sys.argv[2:])
+    elif len(sys.argv) == 4 and sys.argv[1] == "bench-weights":  # bench-weights OFFICIAL FOLDER
+        from goldens._pipeline_full import write_weights
+
+        print(json.dumps(write_weights(Path(sys.argv[2]).resolve(), Path(sys.argv[3]).resolve())))
     else:
         raise SystemExit("run through tools/make_goldens.py deepsound_pipeline, or 'bench'")

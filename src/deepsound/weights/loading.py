@@ -71,13 +71,26 @@ class LoadRules:
     transform: Callable[[StateDict], StateDict] | None = field(default=None, compare=False)
 
 
-def read_state_dict(path: Path | str, what: str, unwrap: Iterable[str] = LoadRules.unwrap) -> StateDict:
-    """Read ``path`` on the CPU without pickled code and unwrap it down to a dict of tensors."""
+def read_state_dict(
+    path: Path | str, what: str, unwrap: Iterable[str] = LoadRules.unwrap, *, mmap: bool = False
+) -> StateDict:
+    """Read ``path`` on the CPU without pickled code and unwrap it down to a dict of tensors.
+
+    ``mmap`` maps the file instead of reading it: a tensor's bytes are read only when used, so
+    taking part of a file (one tower of CLIP) never holds the rest, and tensors taken with
+    ``assign`` are the file's pages, not a second copy. Files of the old (pre-zip) format
+    cannot be mapped and are read whole.
+    """
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: {what} weights not found")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        except RuntimeError:
+            if not mmap:
+                raise
+            data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for corrupt or foreign files
         raise WeightsError(
             f"{path}: not a readable PyTorch checkpoint for {what} ({type(exc).__name__})"
@@ -132,26 +145,44 @@ def describe_mismatch(
 
 
 def load_state_into(
-    module: nn.Module, state: StateDict, source: Path | str, what: str, *, assign: bool = False
+    module: nn.Module,
+    state: StateDict,
+    source: Path | str,
+    what: str,
+    *,
+    assign: bool = False,
+    expect: Callable[[str], bool] | None = None,
 ) -> nn.Module:
     """Load ``state`` strictly: every tensor of the module present, none left over, shapes equal.
 
     ``assign`` takes the file's tensors as the parameters (for a module built on the meta
     device: no memory and no random initialisation spent on weights about to be replaced).
+    ``expect`` limits the module's tensors to those whose names it accepts (loading one part of
+    a model); the check stays strict for that part.
     """
-    problem = describe_mismatch(module.state_dict(), state)
+    expected = module.state_dict()
+    if expect is not None:
+        expected = {k: v for k, v in expected.items() if expect(k)}
+    problem = describe_mismatch(expected, state)
     if problem:
         raise WeightsError(f"{source}: does not fit {what} ({problem})")
-    module.load_state_dict(state, strict=True, assign=assign)
+    module.load_state_dict(state, strict=expect is None, assign=assign)
     return module
 
 
 def load_into(
-    module: nn.Module, path: Path | str, what: str, rules: LoadRules = LoadRules(), *, assign: bool = False
+    module: nn.Module,
+    path: Path | str,
+    what: str,
+    rules: LoadRules = LoadRules(),
+    *,
+    assign: bool = False,
+    mmap: bool = False,
+    expect: Callable[[str], bool] | None = None,
 ) -> nn.Module:
     """File → state dict → ``rules`` → strict load into ``module``; returns the module."""
-    state = apply_rules(read_state_dict(path, what, rules.unwrap), rules)
-    return load_state_into(module, state, path, what, assign=assign)
+    state = apply_rules(read_state_dict(path, what, rules.unwrap, mmap=mmap), rules)
+    return load_state_into(module, state, path, what, assign=assign, expect=expect)
 
 
 def load_published(

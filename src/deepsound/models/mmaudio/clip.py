@@ -59,6 +59,7 @@ IMAGE_SIZE = 384  # the DFN5B checkpoint's input size; 384 // 14 == 378 // 14 ==
 # MMAudio normalises with the OpenAI CLIP statistics
 PIXEL_MEAN = (0.48145466, 0.4578275, 0.40821073)
 PIXEL_STD = (0.26862954, 0.26130258, 0.27577711)
+TOWERS = (None, "image", "text")
 
 
 def default_model_config() -> dict[str, Any]:
@@ -199,6 +200,15 @@ def _speed_up(model: nn.Module) -> None:
             module.__class__ = _InferenceBlock
 
 
+def _forget_meta(model: nn.Module) -> None:
+    """Unset every tensor the file did not fill (the tower not loaded), so the model can move."""
+    for module in model.modules():
+        for table in (module._parameters, module._buffers):
+            for name, value in table.items():
+                if value is not None and value.is_meta:
+                    table[name] = None
+
+
 def _causal_mask(length: int) -> torch.Tensor:
     return torch.full((length, length), float("-inf")).triu_(1)
 
@@ -214,6 +224,7 @@ class ClipConditioner(nn.Module):
         self.register_buffer("pixel_mean", torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(PIXEL_STD).view(1, 3, 1, 1), persistent=False)
         self.tokenizer = _tokenizer()
+        self.tower: str | None = None  # both towers, or only "image" / "text" (see from_pretrained)
         self.eval()
 
     @classmethod
@@ -224,13 +235,19 @@ class ClipConditioner(nn.Module):
         *,
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
+        tower: str | None = None,
     ) -> ClipConditioner:
         """Build ViT-H-14-378-quickgelu (or the architecture in ``config``) and load ``weights``.
 
         ``weights=None`` leaves open_clip's random initialisation (useful only
         to inspect the layout). Loading is strict: every tensor of the
-        architecture must be in the file with its shape.
+        architecture must be in the file with its shape. ``tower`` (``"image"`` or
+        ``"text"``) loads only that half: the other stays on the meta device (no memory),
+        so that a small machine holds 2.4 or 1.4 GB of the 3.9 GB at a time
+        (``--residency one``); the file is memory-mapped, so the half not wanted is never read.
         """
+        if tower not in TOWERS:
+            raise ValueError(f"tower must be one of {TOWERS}, got {tower!r}")
         model_config = read_model_config(Path(config)) if config is not None else default_model_config()
         try:
             with torch.device("meta"):  # layout only: no memory, no random initialisation
@@ -239,8 +256,15 @@ class ClipConditioner(nn.Module):
             raise WeightsError(f"{config}: open_clip cannot build this model config ({exc})") from exc
         if weights is None:
             return cls(model_config).to(device=device, dtype=dtype)
-        rules = LoadRules(rename=((r"^module\.", ""),))
-        load_into(conditioner.model, weights, f"CLIP {_describe(model_config)}", rules, assign=True)
+        image = (r"^visual\.",)
+        rules = LoadRules(rename=((r"^module\.", ""),), keep=image if tower == "image" else ())
+        if tower == "text":
+            rules = LoadRules(rename=rules.rename, drop=image)
+        what = f"CLIP {_describe(model_config)}" + (f" ({tower} tower)" if tower else "")
+        expect = None if tower is None else (lambda key: key.startswith("visual.") == (tower == "image"))
+        load_into(conditioner.model, weights, what, rules, assign=True, mmap=True, expect=expect)
+        conditioner.tower = tower
+        _forget_meta(conditioner.model)
         # non-persistent buffers are not in the file: rebuild them off the meta device
         conditioner.pixel_mean = torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1)
         conditioner.pixel_std = torch.tensor(PIXEL_STD).view(1, 3, 1, 1)
@@ -260,11 +284,16 @@ class ClipConditioner(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.model.token_embedding.weight.dtype
+        return self._weight.dtype
 
     @property
     def device(self) -> torch.device:
-        return self.model.token_embedding.weight.device
+        return self._weight.device
+
+    @property
+    def _weight(self) -> torch.Tensor:
+        """A parameter of a loaded tower (the other may be on the meta device)."""
+        return self.model.visual.conv1.weight if self.tower == "image" else self.model.token_embedding.weight
 
     @property
     def image_dim(self) -> int:

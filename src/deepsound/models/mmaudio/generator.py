@@ -5,10 +5,14 @@ MMAudio's demo: features from CLIP (8 fps frames and the prompts) and
 Synchformer (25 fps), noise from a generator seeded on the target device,
 25 guided Euler steps, VAE decoding to a mel spectrogram and BigVGAN.
 
-What differs is only where time goes. Everything is loaded once per process.
-Features of the last video (and of recent prompts) are kept, so the paper's
-``neg`` fallback, which regenerates the same clip with another negative
-prompt, neither decodes nor encodes the video again. On a GPU the two
+What differs is only where time goes and what is held. By default everything
+is loaded once per process. Built :meth:`staged` (``--residency one``), the
+sub-models load when first used, one group at a time (:mod:`.parts`): the
+conditions are computed encoder by encoder (:meth:`condition`, which a batch
+calls for all its clips before sampling any), then the network, VAE and
+vocoder sample and decode. Features of recent videos and prompts are kept, so
+the paper's ``neg`` fallback, which regenerates the same clip with another
+negative prompt, neither decodes nor encodes the video again. On a GPU the two
 guidance branches share one batch; on the CPU they run one after the other,
 which costs the same there and keeps the output bit-identical to the
 reference.
@@ -29,7 +33,8 @@ from deepsound.errors import ConfigError, MediaError
 from deepsound.interfaces import Generation, GenerationRequest
 from deepsound.media.kinds import IMAGE_SUFFIXES
 from deepsound.models.mmaudio.flow import initial_noise, sample_latents
-from deepsound.models.mmaudio.network import MMAudioNetwork
+from deepsound.models.mmaudio.network import MMAudioNetwork, NetworkSpec
+from deepsound.models.mmaudio.parts import Parts, check_part, part_loaders
 from deepsound.models.mmaudio.variants import (
     MIN_DURATION,
     Mode,
@@ -47,7 +52,12 @@ if TYPE_CHECKING:
     from deepsound.models.mmaudio.vae import AudioDecoder
 
 STAGES = ("video decode", "clip", "synchformer", "text", "sampling", "vae", "vocoder")
+# what a staged generator computes ahead, one encoder at a time (:meth:`MMAudioGenerator.condition`)
+CONDITIONS = ("image", "motion", "text")
 _TEXT_CACHE_SIZE = 16
+# staged, a batch's conditions are all computed before any clip samples: room for a long batch
+# (a 10 s clip's features take about 1 MB, a prompt's 0.3 MB)
+_STAGED_CACHE_SIZE = 512
 
 # frames (CLIP) or 16-frame windows (Synchformer) per forward pass, as the reference batches them
 FRAME_BATCH = 40
@@ -59,8 +69,8 @@ class VisualFeatures:
 
     key: tuple
     duration: float | None  # effective duration of a video; None for an image (any duration)
-    clip: torch.Tensor  # (1, T, clip_dim)
-    sync: torch.Tensor | None  # (1, S*8, sync_dim); None for an image
+    clip: torch.Tensor | None  # (1, T, clip_dim); None until computed (staged generation)
+    sync: torch.Tensor | None  # (1, S*8, sync_dim); None for an image (or until computed)
 
 
 class MMAudioGenerator:
@@ -70,10 +80,10 @@ class MMAudioGenerator:
 
     def __init__(
         self,
-        network: MMAudioNetwork,
-        clip: ClipConditioner,
-        synchformer: SynchformerEncoder,
-        decoder: AudioDecoder,
+        network: MMAudioNetwork | None,
+        clip: ClipConditioner | None,
+        synchformer: SynchformerEncoder | None,
+        decoder: AudioDecoder | None,
         *,
         mode: Mode,
         variant: str = "custom",
@@ -81,45 +91,85 @@ class MMAudioGenerator:
         dtype: torch.dtype = torch.float32,
         batched_cfg: bool | None = None,
         compile: bool = False,
+        loaders: dict[str, Any] | None = None,
+        spec: NetworkSpec | None = None,
     ) -> None:
+        """Ready-made parts, or (:meth:`staged`) ``loaders`` for the parts given as None."""
         self.variant = variant
         self.mode: Mode = mode
         self.device = torch.device(device)
         self.dtype = dtype
-        self.network = network.to(self.device, dtype).eval().requires_grad_(False)
-        self.clip = clip.to(self.device, dtype).eval()
-        self.synchformer = synchformer.to(self.device, dtype).eval()
-        self.decoder = decoder.to(self.device, dtype).eval()
-        self._check_dims()
+        self.compile = compile
+        if spec is None and network is None:
+            raise ConfigError("a staged MMAudio generator needs the network's spec")
+        self.spec: NetworkSpec = spec if spec is not None else network.spec  # type: ignore[union-attr]
+        given = {"network": network, "synchformer": synchformer, "decoder": decoder, "clip_image": clip}
+        placed = {name: self._place(name, m) for name, m in given.items() if m is not None}
+        if clip is not None:  # one CLIP with both towers serves images and text
+            placed["clip_text"] = placed["clip_image"]
+        self.staged = bool(loaders)
+        self.parts = Parts(placed, loaders, one_group=self.staged, prepare=self._place)
         # Batching both guidance branches pays off on a GPU; on the CPU it changes nothing but rounding.
         self.batched_cfg = self.device.type == "cuda" if batched_cfg is None else batched_cfg
-        if compile:
-            self.network.predict_flow = torch.compile(self.network.predict_flow)  # type: ignore[method-assign]
-        self._visual: VisualFeatures | None = None
+        self._cache_size = _STAGED_CACHE_SIZE if self.staged else 1
+        self._visual: OrderedDict[tuple, VisualFeatures] = OrderedDict()
         self._text: OrderedDict[str, torch.Tensor] = OrderedDict()
         self.timings: dict[str, float] = {}
         self.sync_timings = False  # set to time stages on a GPU (synchronises after each)
 
+    # ------------------------------------------------------------ parts
+
+    @property
+    def network(self) -> MMAudioNetwork:
+        return self.parts.get("network")
+
+    @property
+    def clip(self) -> ClipConditioner:
+        """CLIP for images (staged: the image tower alone; otherwise both towers)."""
+        return self.parts.get("clip_image")
+
+    @property
+    def clip_text(self) -> ClipConditioner:
+        return self.parts.get("clip_text")
+
+    @property
+    def synchformer(self) -> SynchformerEncoder:
+        return self.parts.get("synchformer")
+
+    @property
+    def decoder(self) -> AudioDecoder:
+        return self.parts.get("decoder")
+
+    def release(self) -> list[str]:
+        """Free every part that can be loaded again (features and prompts stay): the parts freed."""
+        return self.parts.release()
+
+    def _place(self, name: str, module: Any) -> Any:
+        """A part moved to the device and dtype, in eval mode, checked against the network."""
+        module = module.to(self.device, self.dtype).eval()
+        if name == "network":
+            module.requires_grad_(False)
+            if self.compile:
+                module.predict_flow = torch.compile(module.predict_flow)
+        check_part(name, module, self.spec, self.mode)
+        return module
+
+    # ------------------------------------------------------------ construction
+
     # ------------------------------------------------------------ construction
 
     @classmethod
-    def from_settings(cls, settings: MMAudioSettings, placement: Placement) -> MMAudioGenerator:
-        """Resolve every weight file of ``settings.variant`` and load each model once."""
-        from deepsound.models.mmaudio.clip import ClipConditioner
-        from deepsound.models.mmaudio.synchformer import SynchformerEncoder
-        from deepsound.models.mmaudio.vae import AudioDecoder
+    def from_settings(
+        cls, settings: MMAudioSettings, placement: Placement, *, staged: bool = False
+    ) -> MMAudioGenerator:
+        """Resolve every weight file of ``settings.variant`` and load each model once
+        (``staged``: each when first needed, one group at a time, see :mod:`.parts`)."""
         from deepsound.weights.loading import torch_dtype
-        from deepsound.weights.overrides import resolve_for
 
         variant: Variant = get_variant(settings.variant)
         device, dtype = placement.resolved_device(), torch_dtype(placement.resolved_dtype())
-        network = MMAudioNetwork(variant.network)
-        network.load_checkpoint(resolve_for(placement, variant.weights_name))
-        return cls(
-            network,
-            ClipConditioner.from_placement(placement),
-            SynchformerEncoder.from_placement(placement),
-            AudioDecoder.from_placement(placement, variant.mode),
+        loaders = part_loaders(placement, variant)
+        options = dict(
             mode=variant.mode,
             variant=variant.name,
             device=device,
@@ -127,23 +177,10 @@ class MMAudioGenerator:
             batched_cfg=settings.batched_cfg,
             compile=settings.compile,
         )
-
-    def _check_dims(self) -> None:
-        spec = self.network.spec
-        found = {
-            "CLIP image": (self.clip.image_dim, spec.clip_dim),
-            "CLIP text": (self.clip.text_dim, spec.text_dim),
-            "Synchformer": (self.synchformer.feature_dim, spec.sync_dim),
-            "VAE latent": (self.decoder.latent_dim, spec.latent_dim),
-        }
-        wrong = [f"{k} {a} != {b}" for k, (a, b) in found.items() if a != b]
-        if wrong:
-            raise ConfigError("MMAudio parts do not fit the network: " + ", ".join(wrong))
-        if self.decoder.sample_rate != sequence_config(self.mode).sampling_rate:
-            raise ConfigError(
-                f"the {self.mode} network needs a {sequence_config(self.mode).sampling_rate} Hz decoder, "
-                f"got {self.decoder.sample_rate} Hz"
-            )
+        if staged:
+            return cls(None, None, None, None, loaders=loaders, spec=variant.network, **options)
+        whole = loaders.pop("clip_whole")
+        return cls(loaders["network"](), whole(), loaders["synchformer"](), loaders["decoder"](), **options)
 
     @property
     def sample_rate(self) -> int:
@@ -204,6 +241,10 @@ class MMAudioGenerator:
             raise ConfigError(
                 f"MMAudio needs at least {MIN_DURATION} s (one 16-frame Synchformer window), got {duration:.3f} s"
             )
+        # the prompts first: staged, CLIP's text tower goes before the network comes in
+        with self._stage("text"):
+            text_f = self._encode_text(request.prompt)
+            negative_f = self._encode_text(request.negative_prompt)
         net = self.network
 
         if visual is None:
@@ -217,10 +258,6 @@ class MMAudioGenerator:
                     f"{request.video}: {clip_f.shape[1]} CLIP / {sync_f.shape[1]} sync tokens for "
                     f"{duration:.3f} s, expected {n_clip} / {n_sync}"
                 )
-
-        with self._stage("text"):
-            text_f = self._encode_text(request.prompt)
-            negative_f = self._encode_text(request.negative_prompt)
 
         with self._stage("sampling"):
             x0 = initial_noise(1, n_lat, net.latent_dim, request.seed, self.device, self.dtype)
@@ -243,9 +280,34 @@ class MMAudioGenerator:
 
     # ------------------------------------------------------------ conditions
 
+    @torch.inference_mode()
+    def condition(self, request: GenerationRequest, what: str) -> dict[str, float]:
+        """Compute one kind of ``request``'s conditions ahead and keep it: ``"image"`` (CLIP),
+        ``"motion"`` (Synchformer) or ``"text"`` (CLIP text of both prompts); returns the seconds.
+
+        A staged generator (``--residency one``) is asked this for every clip of a batch, one
+        kind at a time, before any clip samples: each encoder then loads once per batch.
+        """
+        if what not in CONDITIONS:
+            raise ValueError(f"unknown condition {what!r}; one of {CONDITIONS}")
+        self.timings = dict.fromkeys(STAGES, 0.0)
+        self._cache_size = _STAGED_CACHE_SIZE  # asked ahead: a whole batch's conditions are kept
+        if what == "text":
+            for text in dict.fromkeys((request.prompt, request.negative_prompt)):
+                with self._stage("text"):
+                    self._encode_text(text)
+        elif request.video is not None:
+            self._visual_features(request.video, float(request.duration), float(request.start), want=(what,))
+        return {k: v for k, v in self.timings.items() if v}
+
     def _visual_features(
-        self, path: Path | str | None, duration: float, start: float = 0.0
+        self,
+        path: Path | str | None,
+        duration: float,
+        start: float = 0.0,
+        want: tuple[str, ...] = ("image", "motion"),
     ) -> VisualFeatures | None:
+        """The features of ``path`` that ``want`` names, from the cache or encoded now."""
         if path is None:
             return None
         path = Path(path)
@@ -256,24 +318,31 @@ class MMAudioGenerator:
         is_image = path.suffix.lower() in IMAGE_SUFFIXES
         # an image serves any duration; a video's features depend on the window read
         key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, None if is_image else (start, duration))
-        if self._visual is not None and self._visual.key == key:
-            return self._visual
-        self._visual = None  # free the previous clip's features before encoding the next
+        entry = self._visual.get(key)
+        need_motion = "motion" in want and not is_image and (entry is None or entry.sync is None)
+        need_image = ("image" in want or need_motion) and (entry is None or entry.clip is None)
+        if not (need_image or need_motion):
+            self._visual.move_to_end(key)
+            return entry
+        if entry is None and self._cache_size == 1:
+            self._visual.clear()  # free the previous clip's features before encoding the next
         if is_image:
             with self._stage("video decode"):
                 frames = load_image_frames(path)
-            clip = self._encode_clip(frames)
-            self._visual = VisualFeatures(key, None, clip, None)
-            return self._visual
+            entry = VisualFeatures(key, None, self._encode_clip(frames), None)
+        else:
+            from deepsound.media import decode_video
 
-        from deepsound.media import decode_video
-
-        with self._stage("video decode"):
-            video = decode_video(path, duration, start=start)
-        clip = self._encode_clip(video.clip_frames)
-        sync = self._encode_sync(video.sync_frames)
-        self._visual = VisualFeatures(key, video.duration, clip, sync)
-        return self._visual
+            with self._stage("video decode"):
+                video = decode_video(path, duration, start=start)
+            clip = self._encode_clip(video.clip_frames) if need_image else entry.clip  # type: ignore[union-attr]
+            sync = self._encode_sync(video.sync_frames) if need_motion else entry and entry.sync
+            entry = VisualFeatures(key, video.duration, clip, sync)
+        self._visual[key] = entry
+        self._visual.move_to_end(key)
+        while len(self._visual) > self._cache_size:
+            self._visual.popitem(last=False)
+        return entry
 
     def _encode_clip(self, frames: torch.Tensor) -> torch.Tensor:
         with self._stage("clip"):
@@ -290,16 +359,16 @@ class MMAudioGenerator:
     def _encode_text(self, text: str) -> torch.Tensor:
         cached = self._text.get(text)
         if cached is None:
-            cached = self.clip.encode_text([text]).to(self.device, self.dtype)
+            cached = self.clip_text.encode_text([text]).to(self.device, self.dtype)
             self._text[text] = cached
-            while len(self._text) > _TEXT_CACHE_SIZE:
+            while len(self._text) > max(_TEXT_CACHE_SIZE, self._cache_size):
                 self._text.popitem(last=False)
         else:
             self._text.move_to_end(text)
         return cached
 
     def clear_cache(self) -> None:
-        self._visual = None
+        self._visual.clear()
         self._text.clear()
 
     # ------------------------------------------------------------ timing

@@ -133,7 +133,8 @@ class SynchformerEncoder(nn.Module):
         with torch.device("meta"):
             model = cls(config)
         rules = LoadRules(keep=(f"^{re.escape(CHECKPOINT_PREFIX)}",))
-        load_into(model, path, "the Synchformer visual encoder", rules, assign=True)
+        # mapped: the audio branch and head in the file are never read
+        load_into(model, path, "the Synchformer visual encoder", rules, assign=True, mmap=True)
         return model.to(device=device, dtype=dtype).eval()
 
     @classmethod

@@ -117,16 +117,16 @@ class AudioDecoder(nn.Module):
     @classmethod
     def from_placement(cls, placement: Placement, mode: Mode, *, need_encoder: bool = False) -> AudioDecoder:
         """Resolve the published weights of ``mode`` (``16k`` / ``44k``) and build."""
+        return cls.build(mode, *cls.resolve_files(placement, mode), need_encoder=need_encoder)
+
+    @staticmethod
+    def resolve_files(placement: Placement, mode: Mode) -> tuple[Path, Path, Path | None]:
+        """The VAE, vocoder and (44.1 kHz) vocoder config files of ``mode``, as placed."""
         from deepsound.weights.overrides import resolve_for
 
         vae_name, vocoder_name, config_name = _WEIGHT_NAMES[mode]
-        return cls.build(
-            mode,
-            resolve_for(placement, vae_name),
-            resolve_for(placement, vocoder_name),
-            resolve_for(placement, config_name) if config_name else None,
-            need_encoder=need_encoder,
-        )
+        config = resolve_for(placement, config_name) if config_name else None
+        return resolve_for(placement, vae_name), resolve_for(placement, vocoder_name), config
 
     # ---------------------------------------------------------------- properties
     @property
