@@ -112,106 +112,82 @@ def ours(clips: list[Path], threads: int, separator_kind: str, residency: str) -
     return {"load": load, "clips": rows, "peak_rss_mib": peak}
 
 
-# ------------------------------------------------------------------ --residency, full size, CPU
+# ------------------------------------------------------------------ --memory: full size, CPU
 def _rss_gib() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**30
 
 
-def _full_small_16k() -> Any:
-    """MMAudio small_16k at full size (CLIP ViT-H, Synchformer, VAE, BigVGAN) with seeded weights."""
-    import torch
+def _layout() -> dict[str, str]:
+    sys.path.insert(0, str(REPO / "tools"))
+    from goldens._pipeline_full import LAYOUT
 
-    from deepsound.models.mmaudio.clip import ClipConditioner
-    from deepsound.models.mmaudio.generator import MMAudioGenerator
-    from deepsound.models.mmaudio.network import MMAudioNetwork
-    from deepsound.models.mmaudio.synchformer import SynchformerEncoder
-    from deepsound.models.mmaudio.vae import _VAE_CONFIGS, _VOCODER_CONFIGS, AudioDecoder
-    from deepsound.models.mmaudio.vae_network import MelVAE
-    from deepsound.models.mmaudio.variants import get_variant
-    from deepsound.models.mmaudio.vocoder import BigVGAN
-
-    variant = get_variant("small_16k")
-    torch.manual_seed(0)
-    parts = [MMAudioNetwork(variant.network), ClipConditioner.from_pretrained(None), SynchformerEncoder()]
-    parts += [MelVAE(_VAE_CONFIGS["16k"]), BigVGAN(_VOCODER_CONFIGS["16k"])]
-    with torch.no_grad():
-        for module in parts:
-            for p in module.parameters():
-                p.normal_(0.0, 0.02)
-        parts[0].latent_mean.zero_()
-        parts[0].latent_std.fill_(1.0)
-    parts[3].fold()
-    return MMAudioGenerator(
-        parts[0], parts[1], parts[2], AudioDecoder("16k", parts[3], parts[4]), mode="16k", variant="small_16k"
-    )
+    return LAYOUT
 
 
-def memory(residency: str, clip: Path) -> dict[str, Any]:
-    """One clip through generate, judge, separate, silence and ``neg`` at full size; RSS per stage.
+class _Sampler:
+    """RSS every 20 ms, per stage: the lowest and highest seen while the stage ran."""
 
-    The judge says "voice-over" without a model (the 7B MLLM does not fit this measurement) and the
-    separator takes everything as voice, so both large models are needed, the generator twice.
-    """
-    import threading
+    def __init__(self) -> None:
+        import threading
 
-    sys.path.insert(0, str(REPO / "tests"))
-    from test_reference_pipeline import all_voice
+        self.stage, self.peaks, self.lows = "load", {}, {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
 
-    from deepsound.config import GeneratorConfig, PipelineConfig, RunOptions, SeparatorConfig
-    from deepsound.interfaces import VoiceOverVerdict
-    from deepsound.models.bs_roformer.config import BsRoformerConfig
-    from deepsound.models.bs_roformer.network import build_model
-    from deepsound.models.bs_roformer.separator import BsRoformerSeparator
-    from deepsound.pipeline import Pipeline
-    from deepsound.registry import register
-    from deepsound.testing.equivalence import fill_seeded
-
-    class AlwaysVoiceOver:
-        name = "always"
-
-        def judge(self, video: Any, audio: Any) -> VoiceOverVerdict:
-            return VoiceOverVerdict(True, self.name)
-
-    builds: list[str] = []
-
-    def viperx(config: Any, components: Any) -> BsRoformerSeparator:
-        builds.append("separator")
-        return BsRoformerSeparator(all_voice(fill_seeded(build_model(BsRoformerConfig.viperx()), 0)))
-
-    def generator(config: Any, components: Any) -> Any:
-        builds.append("generator")
-        return _full_small_16k()
-
-    register("generator", "full_small_16k", generator)
-    register("separator", "viperx_all_voice", viperx)
-    register("judge", "always", lambda config, components: AlwaysVoiceOver())
-    config = PipelineConfig(
-        device="cpu",
-        residency=residency,
-        judge="always",
-        generator=GeneratorConfig(name="full_small_16k"),
-        separator=SeparatorConfig(name="viperx_all_voice"),
-    )
-    pipe = Pipeline(config)
-    peaks: dict[str, float] = {}
-    lows: dict[str, float] = {}
-    current = ["start"]
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            rss, stage = _rss_gib(), current[0]
-            peaks[stage] = max(peaks.get(stage, 0.0), rss)
-            lows[stage] = min(lows.get(stage, rss), rss)
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            rss, stage = _rss_gib(), self.stage
+            self.peaks[stage] = max(self.peaks.get(stage, 0.0), rss)
+            self.lows[stage] = min(self.lows.get(stage, rss), rss)
             time.sleep(0.02)
 
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def memory(residency: str, clip: Path, weights: Path) -> dict[str, Any]:
+    """Our ``--preset paper`` on one clip at full size: MMAudio small_16k and BS-RoFormer viperx
+    loaded from the seeded files in ``weights`` through the published-file loaders (``--weights``),
+    the tiny VideoLLaMA2 with the golden's fixed answers (plan; voice-over), the "all voice"
+    separator: plan, generate, judge, separate, silence, ``neg``. RSS per stage.
+    """
+    sys.path.insert(0, str(REPO / "tests"))
+    from test_reference_pipeline import FixedAnswers
+
+    from deepsound.models.videollama2.reasoner import VideoLlamaReasoner, VideoLlamaSettings
+    from deepsound.pipeline import Pipeline
+    from deepsound.registry import Components
+    from deepsound.settings import load_settings
+    from deepsound.testing.videollama2_checkpoint import write_tiny_checkpoint
+
+    meta = json.loads((DATA / "meta.json").read_text(encoding="utf-8"))
+    s = meta["settings"]
+    files = {name: str(weights / rel) for name, rel in _layout().items()}
+    files["bs_roformer_viperx_config"] = str(REPO / "src/deepsound/data/bs_roformer_viperx.yaml")  # lists
+    sampler = _Sampler()
     start = time.perf_counter()
-    options = RunOptions(duration=1.0, num_steps=2, mode="s4", postprocess="neg", write_video=False)
     with tempfile.TemporaryDirectory() as tmp:
-        stages = pipe.stages(clip, tmp, options)
+        folder = write_tiny_checkpoint(Path(tmp) / "vl2", seed=s["mllm_seed"])
+        reasoner = VideoLlamaReasoner.load(
+            VideoLlamaSettings(
+                mode="cot", cot_model=str(folder), device="cpu", max_new_tokens=s["mllm_tokens"]
+            )
+        )
+        FixedAnswers(reasoner, {"step0": meta["plan_text"], "step2": meta["verdicts"]["A"]})
+        settings = load_settings(
+            "paper",
+            overrides={
+                "pipeline": {"device": "cpu", "generator": {"variant": "small_16k"}, "residency": residency,
+                             "weights": files},
+                "run": {"duration": 1.0, "seed": s["seed"], "num_steps": s["num_steps"], "write_video": False},
+            },
+        )  # fmt: skip
+        components = Components(settings.pipeline, overrides={"mllm": reasoner})
+        pipe = Pipeline(settings.pipeline, components)
+        stages = pipe.stages(clip, tmp, settings.run)
         while True:
             try:
                 stage = next(stages)
@@ -219,19 +195,43 @@ def memory(residency: str, clip: Path) -> dict[str, Any]:
                 result = done.value
                 break
             pipe.residency.prepare(stage)  # a release counts in the stage that ends, a load in the next
-            current[0] = stage
-    stop.set()
-    thread.join()
+            sampler.stage = stage
+    sampler.stop()
+    generator = components.get("generator")
+    parts = getattr(generator, "parts", None)
     return {
         "residency": residency,
-        "peaks_gib": peaks,
-        "lows_gib": lows,
+        "peaks_gib": sampler.peaks,
+        "lows_gib": sampler.lows,
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "seconds": time.perf_counter() - start,
         "events": pipe.residency.events,
-        "builds": builds,
+        "builds": dict(components.load_seconds),
+        "part_loads": dict(parts.loads) if parts is not None else {},
+        "part_load_seconds": {k: round(v, 1) for k, v in parts.load_seconds.items()}
+        if parts is not None
+        else {},
+        "steps": {record.step: record.seconds for record in result.trace.steps},
         "fallback": result.fallback,
     }
+
+
+def reference_memory(args: argparse.Namespace, clip: Path) -> dict[str, Any]:
+    """The reference's own ``Pipeline.run`` at full size on the same files, in its environment."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (args.reference_pythonpath, env.get("PYTHONPATH")) if p)
+    tool = [args.reference_python, str(REPO / "tools" / "goldens" / "deepsound_pipeline.py")]
+    if not (args.weights / _layout()["clip_dfn5b"]).is_file():  # written once, kept for later runs
+        subprocess.run([*tool, "bench-weights", str(args.official), str(args.weights)], env=env, check=True)
+    start = time.perf_counter()
+    command = [*tool, "bench", "--official", str(args.official), "--full", str(args.weights.resolve())]
+    command += ["--threads", str(args.threads), "--clips", str(clip)]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"reference run failed:\n{done.stderr[-3000:]}")
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out["seconds"] = time.perf_counter() - start
+    return out
 
 
 def _params(manifest: dict[str, list[int]]) -> int:
@@ -350,6 +350,92 @@ def summary(mine: dict[str, Any], ref: dict[str, Any]) -> list[str]:
     return lines
 
 
+MEMORY_STAGES = ("load", "plan", "condition image", "condition motion", "condition text", "generate",
+                 "judge", "separate", "silence", "neg", "write")  # fmt: skip
+
+
+def memory_report(args: argparse.Namespace, clip: Path) -> None:
+    """``--memory``: the reference, then ours with ``all`` and ``one``, each in its own process."""
+    from machine import describe
+
+    if args.official is None:
+        raise SystemExit("--official: a checkout of GiantAILab/DeepSound-V1 is needed for the reference side")
+    print(
+        "# bench_pipeline --memory: the whole method on one clip at full size, CPU, float32, seeded weights"
+    )
+    print("# MMAudio small_16k (2 steps) and BS-RoFormer viperx from the same files on both sides, the tiny")
+    print(
+        "# VideoLLaMA2 with fixed answers, 'all voice' separator: plan, generate, judge, separate, silence, neg"
+    )
+    print(f"# 1 s of {clip.name}; {describe(args.threads)}")
+    ref = reference_memory(args, clip)
+    rows = {}
+    for policy in ("all", "one"):
+        command = [sys.executable, __file__, "--side", "memory", "--residency", policy, "--clips", str(clip)]
+        command += ["--weights", str(args.weights.resolve()), "--threads", str(args.threads)]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO / "tests")])}
+        done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"--residency {policy} failed:\n{done.stderr[-3000:]}")
+        rows[policy] = json.loads(done.stdout.strip().splitlines()[-1])
+    print("\n".join(memory_tables(ref, rows)))
+    print("\nGPU: an estimate from parameter sizes (weights only, no activations), not a measurement\n")
+    print("\n".join(gpu_estimate()))
+
+
+def _loads(row: dict[str, Any]) -> str:
+    if row["part_loads"]:
+        parts = ", ".join(f"{k} {v}" for k, v in row["part_loads"].items())
+        others = [k for k in row["builds"] if k != "generator"]
+        return f"MMAudio parts: {parts}; " + ", ".join(
+            f"{k} {sum(1 for e in row['events'] if e == ['build', k]) or 1}" for k in others
+        )
+    return ", ".join(row["builds"])
+
+
+def memory_tables(ref: dict[str, Any], rows: dict[str, dict[str, Any]]) -> list[str]:
+    ref_peak = ref["peak_rss_mib"] / 1024
+    ref_steps = per_step(ref["clips"][0], "wall")
+    lines = [
+        "",
+        "| side | peak RSS (GiB) | ÷ reference | seconds (loads included) | model loads |",
+        "|---|---|---|---|---|",
+    ]
+    lines.append(f"| reference (its Pipeline.run) | {ref_peak:.2f} | 1.00 | {ref['seconds']:.0f} "
+                 f"| MLLM, MMAudio (all parts), BS-RoFormer: once, at start ({ref['load']['wall']:.0f} s) |")  # fmt: skip
+    for policy, row in rows.items():
+        lines.append(f"| DeepSound `--residency {policy}` | {row['peak_rss_gib']:.2f} | "
+                     f"{row['peak_rss_gib'] / ref_peak:.2f} | {row['seconds']:.0f} | {_loads(row)} |")  # fmt: skip
+    lines += [
+        "",
+        "RSS (GiB) during each of our stages, lowest–highest (a stage's model is brought in at its start)",
+        "",
+    ]
+    shown = [st for st in MEMORY_STAGES if any(st in r["peaks_gib"] for r in rows.values())]
+    lines.append("| residency | " + " | ".join(shown) + " |")
+    lines.append("|---" * (len(shown) + 1) + "|")
+    for policy, row in rows.items():
+        cells = [
+            f"{row['lows_gib'][st]:.2f}–{row['peaks_gib'][st]:.2f}" if st in row["peaks_gib"] else ""
+            for st in shown
+        ]
+        lines.append(f"| {policy} | " + " | ".join(cells) + " |")
+    lines += ["", "seconds per step (wall; ours: its own time, model loads in the pauses excluded)", ""]
+    names = {"step1": "step1_generate", "step2": "step2_judge_voice_over", "step3": "step3_remove_voice_over",
+             "step4": "step4_check_silence", "neg": "postprocess_neg"}  # fmt: skip
+    lines.append("| side | " + " | ".join(names.values()) + " | part loads (s) |")
+    lines.append("|---" * (len(names) + 2) + "|")
+    lines.append("| reference | " + " | ".join(f"{ref_steps[k]:.1f}" for k in names) + " | |")
+    for policy, row in rows.items():
+        cells = [
+            f"{next((v for k, v in row['steps'].items() if k.startswith(n)), float('nan')):.1f}"
+            for n in names.values()
+        ]
+        loads = ", ".join(f"{k} {v}" for k, v in row["part_load_seconds"].items())
+        lines.append(f"| {policy} | " + " | ".join(cells) + f" | {loads} |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--official", type=Path, help="checkout of GiantAILab/DeepSound-V1")
@@ -369,7 +455,13 @@ def main() -> None:
     parser.add_argument(
         "--memory",
         action="store_true",
-        help="instead: peak RSS of --residency all and one at full size (~6 GiB)",
+        help="instead: peak RSS at full size, the reference beside --residency all and one (~8 GiB)",
+    )
+    parser.add_argument(
+        "--weights",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "deepsound-bench-full-weights",
+        help="--memory: folder of the seeded full-size files (written by the reference tool once, 8 GB)",
     )
     parser.add_argument("--side", choices=("both", "ours", "memory"), default="both", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -378,49 +470,10 @@ def main() -> None:
         print(json.dumps(ours(clips, args.threads, args.separator, args.residency)))
         return
     if args.side == "memory":
-        print(json.dumps(memory(args.residency, clips[0])))
+        print(json.dumps(memory(args.residency, clips[0], args.weights)))
         return
     if args.memory:
-        from machine import describe
-
-        print(
-            "# bench_pipeline --memory: MMAudio small_16k and BS-RoFormer viperx at full size, seeded, CPU fp32,"
-        )
-        print(
-            f"# 1 s of {clips[0].name}, 2 steps; generate, separate (all voice), neg. {describe(args.threads)}"
-        )
-        rows = []
-        for policy in ("one", "all"):
-            command = [
-                sys.executable,
-                __file__,
-                "--side",
-                "memory",
-                "--residency",
-                policy,
-                "--clips",
-                str(clips[0]),
-            ]
-            env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO / "tests")])}
-            done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-            if done.returncode != 0:
-                raise SystemExit(f"--residency {policy} failed:\n{done.stderr[-3000:]}")
-            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-        stages = ["generate", "judge", "separate", "silence", "neg", "write"]
-        print("\nRSS (GiB) during each stage, lowest–highest, its model brought in first")
-        print("\n| residency | " + " | ".join(stages) + " | peak RSS (GiB) | seconds | loads |")
-        print("|---" * (len(stages) + 4) + "|")
-        for row in rows:
-            cells = [
-                f"{row['lows_gib'].get(stage, float('nan')):.2f}–{row['peaks_gib'].get(stage, float('nan')):.2f}"
-                for stage in stages
-            ]
-            builds = len(row["builds"])
-            print(f"| {row['residency']} | " + " | ".join(cells)
-                  + f" | {row['peak_rss_gib']:.2f} | {row['seconds']:.0f} | {builds} |")  # fmt: skip
-        print(f"\nratio one/all: {rows[0]['peak_rss_gib'] / rows[1]['peak_rss_gib']:.2f}")
-        print("\nGPU: an estimate from parameter sizes (weights only, no activations), not a measurement\n")
-        print("\n".join(gpu_estimate()))
+        memory_report(args, clips[0])
         return
     if args.official is None:
         raise SystemExit("--official: a checkout of GiantAILab/DeepSound-V1 is needed for the reference side")

@@ -177,9 +177,9 @@ class MMAudioGenerator:
             batched_cfg=settings.batched_cfg,
             compile=settings.compile,
         )
+        whole = loaders.pop("clip_whole")
         if staged:
             return cls(None, None, None, None, loaders=loaders, spec=variant.network, **options)
-        whole = loaders.pop("clip_whole")
         return cls(loaders["network"](), whole(), loaders["synchformer"](), loaders["decoder"](), **options)
 
     @property
