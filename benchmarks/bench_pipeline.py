@@ -17,6 +17,14 @@ and bench_videollama2.py.
     python benchmarks/bench_pipeline.py --official /path/to/DeepSound-V1 \\
         --reference-python /tmp/venv/bin/python --reference-pythonpath /tmp/transformers-4.42.3 \\
         [--clips A.mp4 ...] [--repeat 2] [--threads 1]
+
+``--memory``: peak memory at full size on the CPU (float32), one clip, each side in its own process:
+the reference's own ``Pipeline.run`` with its own model loading (``tools/goldens/_pipeline_full.py``),
+then ours with ``--residency all`` and ``one``, all on the same seeded MMAudio small_16k and
+BS-RoFormer viperx files (written once by the reference tool into ``--weights``, 8 GB) and the tiny
+VideoLLaMA2 with the golden's fixed answers. Per side: peak RSS, the ratio to the reference, seconds
+and loads; ours also RSS per stage. Then the GPU estimate from parameter sizes (no GPU measured).
+``--results DIR`` keeps each side's numbers so a later run re-measures only what is missing.
 """
 
 from __future__ import annotations
@@ -241,33 +249,63 @@ def _params(manifest: dict[str, list[int]]) -> int:
 
 
 def gpu_estimate() -> list[str]:
-    """Weights only, from the committed parameter manifests: what ``all`` and ``one`` must hold."""
+    """Weights only, from the committed parameter manifests: what ``all`` and ``one`` must hold.
+
+    ``one`` keeps the largest of the MLLM, the separator and (staged) MMAudio's largest group:
+    CLIP's image tower, CLIP's text tower, Synchformer, or network + VAE + vocoder.
+    """
+    import math
+
     data = REPO / "tests" / "data"
 
     def load(path: str) -> Any:
         return json.loads((data / path).read_text(encoding="utf-8"))
 
-    clip_sync_vae = _params(load("mmaudio_cond/clip_vit_h14_378_manifest.json")) + _params(
-        load("mmaudio_cond/synchformer_manifest.json")
-    )
+    clip = load("mmaudio_cond/clip_vit_h14_378_manifest.json")
+    image = sum(math.prod(shape) for key, shape in clip.items() if key.startswith("visual."))
+    text = _params(clip) - image
+    sync = _params(load("mmaudio_cond/synchformer_manifest.json"))
     networks = load("mmaudio/network_manifests.json")
     mllm = load("videollama2/manifest.json")
-    sizes = {
-        "VideoLLaMA2.1-7B-AV (LLM, towers, projectors)": _params(mllm["checkpoint"]) + _params(mllm["vision_tower"]),
-        "MMAudio large_44k (network, CLIP, Synchformer, VAE, BigVGAN-v2)": _params(networks["large_44k"])
-        + clip_sync_vae + _params(load("mmaudio_dec/manifest_vae_44k.json"))
+    synthesis = {
+        "large_44k": _params(networks["large_44k"]) + _params(load("mmaudio_dec/manifest_vae_44k.json"))
         + _params(load("mmaudio_dec/manifest_bigvgan_v2_44k.json")),
-        "MMAudio small_16k (network, CLIP, Synchformer, VAE, BigVGAN)": _params(networks["small_16k"])
-        + clip_sync_vae + _params(load("mmaudio_dec/manifest_vae_16k.json"))
+        "small_16k": _params(networks["small_16k"]) + _params(load("mmaudio_dec/manifest_vae_16k.json"))
         + _params(load("mmaudio_dec/manifest_bigvgan_16k.json")),
-        "BS-RoFormer viperx": _params(load("bs_roformer/manifest_viperx.json")),
     }  # fmt: skip
+    mllm_n = _params(mllm["checkpoint"]) + _params(mllm["vision_tower"])
+    separator = _params(load("bs_roformer/manifest_viperx.json"))
+    sizes = {
+        "VideoLLaMA2.1-7B-AV (LLM, towers, projectors)": mllm_n,
+        "MMAudio large_44k (network, CLIP, Synchformer, VAE, BigVGAN-v2)": image
+        + text
+        + sync
+        + synthesis["large_44k"],
+        "MMAudio small_16k (network, CLIP, Synchformer, VAE, BigVGAN)": image
+        + text
+        + sync
+        + synthesis["small_16k"],
+        "BS-RoFormer viperx": separator,
+        "staged MMAudio: CLIP image tower": image,
+        "staged MMAudio: CLIP text tower": text,
+        "staged MMAudio: Synchformer": sync,
+        "staged MMAudio large_44k: network + VAE + BigVGAN-v2": synthesis["large_44k"],
+        "staged MMAudio small_16k: network + VAE + BigVGAN": synthesis["small_16k"],
+    }
     lines = ["| model | parameters | 16-bit weights (GiB) |", "|---|---|---|"]
     for name, n in sizes.items():
-        lines.append(f"| {name} | {n / 1e9:.2f} B | {n * 2 / 2**30:.1f} |")
-    paper = [n for k, n in sizes.items() if "small_16k" not in k]
-    lines.append(f"| **paper demo, `all`** (MLLM + large_44k + separator) | | {sum(paper) * 2 / 2**30:.1f} |")
-    lines.append(f"| **paper demo, `one`** (the largest alone) | | {max(paper) * 2 / 2**30:.1f} |")
+        lines.append(f"| {name} | {n / 1e9:.2f} B | {n * 2 / 2**30:.2f} |")
+    generator = sizes["MMAudio large_44k (network, CLIP, Synchformer, VAE, BigVGAN-v2)"]
+    group = max(image, text, sync, synthesis["large_44k"])
+    rows = [
+        ("paper demo, `all` (MLLM + large_44k + separator)", mllm_n + generator + separator),
+        ("paper demo, `one` (the largest alone: the MLLM)", max(mllm_n, generator, separator)),
+        ("generator + separator only (judge without an MLLM), `all`", generator + separator),
+        ("generator + separator only, `one` before staging (whole MMAudio)", max(generator, separator)),
+        ("generator + separator only, `one` staged (largest MMAudio group)", max(group, separator)),
+    ]
+    for label, n in rows:
+        lines.append(f"| **{label}** | | {n * 2 / 2**30:.2f} |")
     return lines
 
 
@@ -368,19 +406,38 @@ def memory_report(args: argparse.Namespace, clip: Path) -> None:
         "# VideoLLaMA2 with fixed answers, 'all voice' separator: plan, generate, judge, separate, silence, neg"
     )
     print(f"# 1 s of {clip.name}; {describe(args.threads)}")
-    ref = reference_memory(args, clip)
+    ref = _kept(args.results, "reference", lambda: reference_memory(args, clip))
     rows = {}
     for policy in ("all", "one"):
         command = [sys.executable, __file__, "--side", "memory", "--residency", policy, "--clips", str(clip)]
         command += ["--weights", str(args.weights.resolve()), "--threads", str(args.threads)]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO / "tests")])}
-        done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-        if done.returncode != 0:
-            raise SystemExit(f"--residency {policy} failed:\n{done.stderr[-3000:]}")
-        rows[policy] = json.loads(done.stdout.strip().splitlines()[-1])
+
+        def run(command: list[str] = command, env: dict[str, str] = env, policy: str = policy) -> Any:
+            done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+            if done.returncode != 0:
+                raise SystemExit(f"--residency {policy} failed:\n{done.stderr[-3000:]}")
+            return json.loads(done.stdout.strip().splitlines()[-1])
+
+        rows[policy] = _kept(args.results, f"ours_{policy}", run)
     print("\n".join(memory_tables(ref, rows)))
     print("\nGPU: an estimate from parameter sizes (weights only, no activations), not a measurement\n")
     print("\n".join(gpu_estimate()))
+
+
+def _kept(folder: Path | None, side: str, measure: Any) -> Any:
+    """A side's measurement, kept in ``folder`` (``--results``): a later run reuses it and says so
+    (full-size sides take many minutes each; one can be re-measured alone by deleting its file)."""
+    if folder is None:
+        return measure()
+    path = folder / f"{side}.json"
+    if path.is_file():
+        print(f"# {side}: kept from {path}")
+        return json.loads(path.read_text(encoding="utf-8"))
+    result = measure()
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result), encoding="utf-8")
+    return result
 
 
 def _loads(row: dict[str, Any]) -> str:
@@ -456,6 +513,9 @@ def main() -> None:
         "--memory",
         action="store_true",
         help="instead: peak RSS at full size, the reference beside --residency all and one (~8 GiB)",
+    )
+    parser.add_argument(
+        "--results", type=Path, help="--memory: keep each side's result here, reuse it next time"
     )
     parser.add_argument(
         "--weights",

@@ -291,17 +291,14 @@ class Pipeline:
         )
 
     def _ahead(self, state: RunState) -> list[GenerationRequest]:
-        """What the generator may encode ahead: the clip with its negative prompt (and the ``neg``
-        fallback's). Windowed generation reads other stretches of the video: nothing ahead."""
-        options = state.options
-        if options.window is not None and (options.duration or 0.0) > options.window:
+        """The clip's conditions to encode ahead (with ``neg``'s prompt); none for windows (other stretches)."""
+        o = state.options
+        if o.window is not None and (o.duration or 0.0) > o.window:
             return []
-        requests = [request_for(state.video, options, options.negative_prompt)]
-        if options.postprocess == "neg":
-            requests.append(
-                request_for(state.video, options, fallback_negative_prompt(options.negative_prompt))
-            )
-        return requests
+        negatives = [o.negative_prompt] + (
+            [fallback_negative_prompt(o.negative_prompt)] if o.postprocess == "neg" else []
+        )
+        return [request_for(state.video, o, negative) for negative in negatives]
 
     def _generate_step(self, state: RunState) -> Next:
         with state.trace.step(Step.GENERATE, self.components.generator.name) as rec:

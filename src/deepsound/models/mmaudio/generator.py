@@ -6,7 +6,7 @@ Synchformer (25 fps), noise from a generator seeded on the target device,
 25 guided Euler steps, VAE decoding to a mel spectrogram and BigVGAN.
 
 What differs is only where time goes and what is held. By default everything
-is loaded once per process. Built :meth:`staged` (``--residency one``), the
+is loaded once per process. Built ``staged`` (``--residency one``), the
 sub-models load when first used, one group at a time (:mod:`.parts`): the
 conditions are computed encoder by encoder (:meth:`condition`, which a batch
 calls for all its clips before sampling any), then the network, VAE and
