@@ -220,6 +220,15 @@ def memory(residency: str, clip: Path, weights: Path) -> dict[str, Any]:
         if parts is not None
         else {},
         "steps": {record.step: record.seconds for record in result.trace.steps},
+        "generator_seconds": {
+            record.step: {
+                **record.evidence.get("stage_seconds", {}),
+                **record.evidence.get("conditions_ahead_seconds", {}),
+            }
+            for record in result.trace.steps
+            if "stage_seconds" in record.evidence
+        },
+        "load_avg": os.getloadavg(),
         "fallback": result.fallback,
     }
 
