@@ -156,7 +156,7 @@ class _Sampler:
         self._thread.join()
 
 
-def memory(residency: str, clip: Path, weights: Path) -> dict[str, Any]:
+def memory(residency: str, clip: Path, weights: Path, threads: int) -> dict[str, Any]:
     """Our ``--preset paper`` on one clip at full size: MMAudio small_16k and BS-RoFormer viperx
     loaded from the seeded files in ``weights`` through the published-file loaders (``--weights``),
     the tiny VideoLLaMA2 with the golden's fixed answers (plan; voice-over), the "all voice"
@@ -171,6 +171,9 @@ def memory(residency: str, clip: Path, weights: Path) -> dict[str, Any]:
     from deepsound.settings import load_settings
     from deepsound.testing.videollama2_checkpoint import write_tiny_checkpoint
 
+    import torch
+
+    torch.set_num_threads(threads)  # as the reference side does
     meta = json.loads((DATA / "meta.json").read_text(encoding="utf-8"))
     s = meta["settings"]
     files = {name: str(weights / rel) for name, rel in _layout().items()}
@@ -541,7 +544,7 @@ def main() -> None:
         print(json.dumps(ours(clips, args.threads, args.separator, args.residency)))
         return
     if args.side == "memory":
-        print(json.dumps(memory(args.residency, clips[0], args.weights)))
+        print(json.dumps(memory(args.residency, clips[0], args.weights, args.threads)))
         return
     if args.memory:
         memory_report(args, clips[0])
