@@ -163,6 +163,7 @@ def memory(residency: str, clip: Path, weights: Path, threads: int) -> dict[str,
     separator: plan, generate, judge, separate, silence, ``neg``. RSS per stage.
     """
     sys.path.insert(0, str(REPO / "tests"))
+    import torch
     from test_reference_pipeline import FixedAnswers
 
     from deepsound.models.videollama2.reasoner import VideoLlamaReasoner, VideoLlamaSettings
@@ -170,8 +171,6 @@ def memory(residency: str, clip: Path, weights: Path, threads: int) -> dict[str,
     from deepsound.registry import Components
     from deepsound.settings import load_settings
     from deepsound.testing.videollama2_checkpoint import write_tiny_checkpoint
-
-    import torch
 
     torch.set_num_threads(threads)  # as the reference side does
     meta = json.loads((DATA / "meta.json").read_text(encoding="utf-8"))
