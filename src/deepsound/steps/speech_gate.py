@@ -38,6 +38,7 @@ import numpy as np
 from deepsound.audio import Audio
 from deepsound.interfaces import SpeechReport
 from deepsound.speech_frames import report_from_segments, segments_from_probabilities
+from deepsound.steps.speech_bed import without_stationary_bed
 
 GATE_SAMPLE_RATE = 16000
 
@@ -69,14 +70,15 @@ class FusionRule:
     ``bench_voice_over.py --fit`` recomputes them from the development set.
     """
 
-    w_top: float = 1.073
-    w_seconds: float = 1.0166
-    w_contrast: float = -0.2439
-    w_secondary: float = -1.8186
-    bias: float = 0.7233
+    w_top: float = 1.2819
+    w_seconds: float = 0.9042
+    w_contrast: float = -0.2357
+    w_secondary: float = -1.5534
+    bias: float = -0.4867
     threshold: float = 0.0  # log-odds: the equal-cost point of the class-balanced fit
     top_s: float = 0.5  # the loudest half-second of each detector's evidence
     band_hz: tuple[float, float] = (300.0, 3400.0)  # the primary listens to the speech band
+    bed_subtracted: bool = True  # ... once the stationary bed's floor is taken out (steps/speech_bed.py)
     window_s: float = 6.0  # the decision is taken per window of this length (the set's clip length)
 
     def features(self, primary: np.ndarray, primary_hop: float, secondary: np.ndarray, secondary_hop: float,
@@ -146,9 +148,10 @@ class FusedSpeechDetector:
         self.pad_s = float(pad_s)
 
     def frame_probabilities(self, mono: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(primary on the speech band, secondary on the full band), each at its own hop."""
+        """(primary on the speech band without the stationary bed, secondary on the full band), each at its hop."""
+        heard = without_stationary_bed(mono, self.rule.window_s) if self.rule.bed_subtracted else mono
         return (
-            self.primary.frame_probabilities(band_pass(mono, self.rule.band_hz)),
+            self.primary.frame_probabilities(band_pass(heard, self.rule.band_hz)),
             self.secondary.frame_probabilities(mono),
         )
 
@@ -235,7 +238,9 @@ class FusedSpeechDetector:
             if a < duration
         ]
         report = report_from_segments(segments, duration)
-        band = "{:g}-{:g} Hz".format(*self.rule.band_hz)
+        band = "{:g}-{:g} Hz".format(*self.rule.band_hz) + (
+            ", bed subtracted" if self.rule.bed_subtracted else ""
+        )
         report.evidence = {
             "primary": self._reading(self.primary, primary, duration, band),
             "secondary": self._reading(self.secondary, secondary, duration, "full band"),
