@@ -384,10 +384,11 @@ def _active_power(x: np.ndarray, frame: int = 512) -> float:
     return float(active.mean()) + 1e-12 if active.size else 1e-12
 
 
-def snr_gain(utt: np.ndarray, bg: np.ndarray, start: int, snr_db: float, sparse: bool) -> float:
+def snr_gain(utt: np.ndarray, bg: np.ndarray, start: int, snr_db: float, sparse: bool) -> np.float64:
     """The voice's gain for ``snr_db``: its power over its span against the bed's there (or a sparse bed's level)."""
     ref = max(_power(bg[start : start + utt.size]), _active_power(bg) if sparse else 0.0)
-    return float(np.sqrt(ref / _power(utt) * 10 ** (snr_db / 10)))
+    # a NumPy float64, as the first set had it: the product with the voice is then taken in float64
+    return np.sqrt(ref / _power(utt) * 10 ** (snr_db / 10))
 
 
 def _level(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
