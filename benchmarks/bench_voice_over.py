@@ -97,7 +97,7 @@ def _groups(clips: list[dict], folds: int = 5) -> np.ndarray:
 def fit_rule(devset: Path, clips: list[dict]) -> dict:
     """Fit the fused rule's weights on ``clips`` (the tuning half), as the gate's defaults were.
 
-    A class-balanced logistic regression on the four window features, L2
+    A class-balanced logistic regression on three of the window features, L2
     strength chosen by 5-fold cross-validation grouped by source recording
     (no background or speaker in two folds), by held-out log-loss. Voices at
     −10 dB are left out of the fit: no detector hears them reliably, and on
@@ -117,7 +117,8 @@ def fit_rule(devset: Path, clips: list[dict]) -> dict:
         p, q = gate.frame_probabilities(wav)
         rows.append(rule.features(p, gate.primary.hop_s, q, gate.secondary.hop_s, wav.size / rate))
         labels.append(clip["label"])
-    raw = np.array(rows)
+    fitted = [0, 2, 3]  # seconds of speech (column 1) stay out: see FusionRule.w_seconds
+    raw = np.array(rows)[:, fitted]
     mean, scale = raw.mean(axis=0), raw.std(axis=0) + 1e-12
     x = np.column_stack([(raw - mean) / scale, np.ones(len(rows))])
     y = np.array(labels, float)
@@ -134,9 +135,10 @@ def fit_rule(devset: Path, clips: list[dict]) -> dict:
     c = min(losses, key=losses.get)
     beta = _logistic(x, y, weight, c)
     w = beta[:-1] / scale
-    names = ("w_top", "w_seconds", "w_contrast", "w_secondary")
+    names = ("w_top", "w_contrast", "w_secondary")
     return {
         **{n: round(float(v), 4) for n, v in zip(names, w, strict=True)},
+        "w_seconds": 0.0,
         "bias": round(float(beta[-1] - np.sum(beta[:-1] * mean / scale)), 4),
         "threshold": 0.0,
         "l2_c": c,

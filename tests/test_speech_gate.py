@@ -177,7 +177,7 @@ def test_fused_evidence_names_each_detector(fused: FusedSpeechDetector, speech: 
     assert readings["primary"]["detector"] == "silero-vad" and readings["secondary"]["detector"] == "ten-vad"
     assert readings["primary"]["speech_seconds"] > 0.5 and readings["secondary"]["speech_seconds"] > 0.5
     assert (
-        readings["primary"]["input"] == "300-3400 Hz, bed subtracted"
+        readings["primary"]["input"] == "full band, bed subtracted"
         and readings["secondary"]["input"] == "full band"
     )
     assert [w["speech"] for w in readings["fused"]["windows"]] == [True]  # a short prompt: one window
@@ -289,3 +289,29 @@ def test_commands_take_the_detector(tmp_path: Path, speech: list[Audio]):
     assert row["evidence"]["speech_detectors"]["primary"]["detector"] == "silero-vad"
     bad = CliRunner().invoke(cli.app, ["vo-rate", str(voice), "--speech", "nope"])
     assert bad.exit_code != 0 and "nope" in bad.output and "Traceback" not in bad.output
+
+
+def test_fused_is_the_default_and_its_rule_keys_the_evaluation_cache():
+    """One detector for everything: the default gate, and a refitted rule never reuses cached numbers."""
+    from deepsound.evaluation.builtin_models import SileroExtractor
+    from deepsound.evaluation.features import Settings
+
+    assert isinstance(Components(PipelineConfig()).speech, FusedSpeechDetector)
+    default = SileroExtractor(Settings(duration=2.0)).fingerprint()["model"]
+    assert default["name"] == "fused" and default["rule"]["w_top"] == FusionRule().w_top
+    refitted = FusedSpeechDetector(SileroSpeechDetector(), TenSpeechDetector(), FusionRule(bias=1.0))
+    other = SileroExtractor(Settings(duration=2.0), detector=refitted).fingerprint()["model"]
+    assert other["rule"]["bias"] == 1.0 and other != default
+    assert (
+        "rule"
+        not in SileroExtractor(Settings(duration=2.0), detector=SileroSpeechDetector()).fingerprint()["model"]
+    )
+
+
+def test_fused_gate_on_real_vggsound_clips(fused: FusedSpeechDetector, media_dir: Path):
+    """A short burst of voice in a real soundtrack (which the speech-band-only first rule missed), and none."""
+    from deepsound.media import read_audio
+
+    burst = fused.detect(read_audio(media_dir / "aa.mp4"))
+    assert burst.has_speech and burst.segments[0][0] < 1.5, burst.evidence["fused"]
+    assert not fused.detect(read_audio(media_dir / "1QBsc_IXg8U_000750.mp4")).has_speech

@@ -9,6 +9,7 @@ each output goes to.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,9 @@ class SileroExtractor:
             detector = Components(PipelineConfig()).speech
         else:
             self.detector_settings = {"name": detector.name}
+        rule = getattr(detector, "rule", None)  # a fitted gate's weights are not settings: refitting them
+        if dataclasses.is_dataclass(rule):  # must invalidate the cache all the same
+            self.detector_settings["rule"] = dataclasses.asdict(rule)
         self.detector = detector
 
     def fingerprint(self) -> dict[str, Any]:
