@@ -338,8 +338,7 @@ def test_generate_at_full_size(weights_dir, media_dir, tmp_path, forced_voice_ov
     assert generated["stage_seconds"]["clip"] > 0 and generated["stage_seconds"]["vocoder"] > 0
     judged = by_name["step2_judge_voice_over"]
     assert judged["decision"]["has_voice_over"] is True
-    assert judged["evidence"]["speech_detector"] == "fused-vad"  # the real detectors ran (the default gate)
-    assert judged["evidence"]["speech_detectors"]["primary"]["detector"] == "silero-vad"
+    assert judged["evidence"]["speech_detector"] == "silero-vad"  # the real detector ran
     separated = by_name["step3_remove_voice_over"]
     assert separated["evidence"]["weights"].endswith("model_bs_roformer_ep_317_sdr_12.9755.ckpt")
     assert separated["evidence"]["chunk_size"] == 352_800  # from the published YAML

@@ -291,21 +291,19 @@ def test_commands_take_the_detector(tmp_path: Path, speech: list[Audio]):
     assert bad.exit_code != 0 and "nope" in bad.output and "Traceback" not in bad.output
 
 
-def test_fused_is_the_default_and_its_rule_keys_the_evaluation_cache():
-    """One detector for everything: the default gate, and a refitted rule never reuses cached numbers."""
+def test_the_fused_rule_keys_the_evaluation_cache():
+    """The evaluation's voice-over rate runs the configured detector; a refitted rule never reuses cached numbers."""
     from deepsound.evaluation.builtin_models import SileroExtractor
     from deepsound.evaluation.features import Settings
 
-    assert isinstance(Components(PipelineConfig()).speech, FusedSpeechDetector)
-    default = SileroExtractor(Settings(duration=2.0)).fingerprint()["model"]
-    assert default["name"] == "fused" and default["rule"]["w_top"] == FusionRule().w_top
+    gate = Components(PipelineConfig(speech=SpeechConfig(name="fused"))).speech
+    fitted = SileroExtractor(Settings(duration=2.0), detector=gate).fingerprint()["model"]
+    assert fitted["name"] == "fused-vad" and fitted["rule"]["w_top"] == FusionRule().w_top
     refitted = FusedSpeechDetector(SileroSpeechDetector(), TenSpeechDetector(), FusionRule(bias=1.0))
     other = SileroExtractor(Settings(duration=2.0), detector=refitted).fingerprint()["model"]
-    assert other["rule"]["bias"] == 1.0 and other != default
-    assert (
-        "rule"
-        not in SileroExtractor(Settings(duration=2.0), detector=SileroSpeechDetector()).fingerprint()["model"]
-    )
+    assert other["rule"]["bias"] == 1.0 and other != fitted
+    plain = SileroExtractor(Settings(duration=2.0), detector=SileroSpeechDetector()).fingerprint()["model"]
+    assert "rule" not in plain
 
 
 def test_fused_gate_on_real_vggsound_clips(fused: FusedSpeechDetector, media_dir: Path):

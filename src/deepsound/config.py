@@ -38,7 +38,7 @@ DEFAULT_COMPONENTS = {
     "generator": "mmaudio",
     "mllm": "omni",
     "separator": "bs_roformer",
-    "speech": "fused",  # Silero + TEN VAD, fitted rule: fewer misses and false alarms than Silero alone (bench_voice_over.py)
+    "speech": "silero",
     "silence": "rms",
 }
 
