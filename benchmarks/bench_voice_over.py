@@ -1,15 +1,17 @@
 """The voice-over gate on held-out real recordings: each speech detector beside Silero, the reference.
 
 The test half of the development set (``tools/build_vad_devset.py``: real
-Asterisk voices not used for tuning, mixed into real soundtracks, music,
+voices not used for tuning, telephone-band prompts and full-band recorded words
+and lines, mixed into real soundtracks, music,
 engines, crowds and animals not used for tuning, at −10 … +20 dB; and at least
 as many clips without words) goes through every registered speech detector
 named on the command line. A clip counts as speech when the detector reports
 any segment, exactly as the ``speech`` and ``cascade`` judges decide.
 
-Printed: balanced accuracy, the hit rate per SNR, the false-alarm rate per kind
-of negative, and CPU seconds per minute of audio with its ratio to Silero's;
-a PNG of the same next to a JSON of the numbers.
+Printed: balanced accuracy, the hit rate per SNR (also per speech band where
+the set records one), the false-alarm rate per kind of negative, and CPU
+seconds per minute of audio with its ratio to Silero's; a PNG of the same next
+to a JSON of the numbers.
 
     python benchmarks/bench_voice_over.py [--devset DIR] [--half test] [--detectors silero,ten,fused]
                                           [--out DIR]
@@ -169,7 +171,28 @@ def score(verdicts: dict[str, bool], clips: list[dict]) -> dict:
         },
         "fa_by_kind": {k: float(np.mean([verdicts[c["id"]] for c in neg if c["kind"] == k])) for k in kinds},
         "misses_at_0db_or_more": [c["id"] for c in pos if _firm(c) and not verdicts[c["id"]]],
+        "tpr_by_band_and_snr": {
+            band: {
+                _snr_key(s): float(
+                    np.mean([verdicts[c["id"]] for c in pos if c["snr_db"] == s and c.get("band") == band])
+                )
+                for s in COLUMNS
+            }
+            for band in sorted({c["band"] for c in pos if c.get("band")})
+        },
     }
+
+
+def band_table(results: dict[str, dict]) -> str:
+    """Hit rate per SNR for each speech band the set records (telephone prompts, full-band recordings)."""
+    head = ["detector", "voices", *[f"TPR {_snr_key(s)}" for s in COLUMNS]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, r in results.items():
+        for band, rates in r["tpr_by_band_and_snr"].items():
+            lines.append(
+                "| " + " | ".join([name, band, *[f"{rates[_snr_key(s)]:.2f}" for s in COLUMNS]]) + " |"
+            )
+    return "\n".join(lines) if len(lines) > 2 else ""
 
 
 def table(results: dict[str, dict], clips: list[dict]) -> str:
@@ -256,6 +279,7 @@ def main() -> None:
         results[name] = score(verdicts, clips) | {"cpu_s_per_min": cpu / seconds * 60, "verdicts": verdicts}
     print(GOAL)
     print(table(results, clips))
+    print(band_table(results))
     for name, r in results.items():
         if r["misses_at_0db_or_more"]:
             print(f"{name} misses at ≥ 0 dB: {', '.join(r['misses_at_0db_or_more'])}")
