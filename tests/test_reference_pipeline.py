@@ -125,9 +125,14 @@ def separator_model(meta: dict[str, Any], kind: str) -> torch.nn.Module:
     return model
 
 
-def separator(model: torch.nn.Module, config: Any) -> BsRoformerSeparator:
+def configured(model: torch.nn.Module, config: Any) -> BsRoformerSeparator:
     """The golden's model run as the configuration's separator settings say (the preset's, here)."""
     return BsRoformerSeparator.with_settings(model, config.separator.selected, device="cpu")
+
+
+def separator(meta: dict[str, Any], kind: str) -> BsRoformerSeparator:
+    """The golden's separator as ``--preset paper`` runs it (what the pipeline benchmark uses too)."""
+    return configured(separator_model(meta, kind), load_settings("paper").pipeline)
 
 
 class FixedAnswers:
@@ -208,7 +213,7 @@ def run_ours(
     assert (config.separator.resample_quality, config.separator.output_format) == ("HQ", "model")
     overrides = {
         "generator": generator or models["generator"],
-        "separator": separator(models["separators"][case["separator"]], config),
+        "separator": configured(models["separators"][case["separator"]], config),
         "mllm": models["mllm"],
     }
     pipe = Pipeline(config, Components(config, overrides=overrides))
@@ -323,7 +328,7 @@ def test_separator_equals_the_reference_on_its_own_input(models, golden) -> None
     its ``ceil`` length, mono duplicated to stereo) and gives its vocal estimate back."""
     data, _ = golden
     ref = data["cases"]["s3"]
-    paper = separator(models["separators"]["seeded"], load_settings("paper").pipeline)
+    paper = configured(models["separators"]["seeded"], load_settings("paper").pipeline)
     mix = paper.model_input(Audio(ref["step1"].numpy(), ref["rate1"]))
     # the reference wrote instrumental = mix - vocals: its mix is recovered to float32 rounding
     assert mix.sample_rate == ref["rate3"] and mix.waveform.shape == tuple(ref["step3"].shape)
