@@ -238,3 +238,46 @@ def test_paper_preset_batch_keeps_step3_at_44k_stereo_through_every_output(tiny_
         assert (video.sample_rate, video.channels) == (44100, 2)
         assert video.duration == pytest.approx(1.5, abs=0.1)
         assert "at 44100 Hz" in render_trace(trace)  # the page's timeline states what its players play
+
+
+def test_separate_command_keeps_the_models_format_when_asked(model, tmp_path, monkeypatch):
+    """``deepsound separate --output-format model --resample-quality HQ``: the reference's step-3 file
+    for a user's own clip, muxed back onto its pictures; the real command around a tiny model."""
+    built = {}
+
+    def tiny(cls, settings, placement, **kwargs):  # noqa: ANN001, ANN202 - no published weights here
+        built["settings"] = settings
+        return BsRoformerSeparator.with_settings(model, settings)
+
+    monkeypatch.setattr(BsRoformerSeparator, "from_settings", classmethod(tiny))
+    clip = make_video(tmp_path / "clip.mp4", duration=1.0, fps=25, size=(96, 64), audio=noise(1.0, 16000))
+    source = media.read_audio(clip)
+    out = tmp_path / "out"
+    argv = [
+        "separate",
+        str(clip),
+        "-o",
+        str(out),
+        "--output-format",
+        "model",
+        "--resample-quality",
+        "HQ",
+        "-q",
+    ]
+    result = CliRunner().invoke(cli.app, argv)
+    assert result.exit_code == 0, result.output
+    assert (built["settings"].output_format, built["settings"].resample_quality) == ("model", "HQ")
+    instrumental = media.read_audio(out / "clip.instrumental.wav")
+    assert instrumental.sample_rate == 44100 and instrumental.num_channels == 2
+    assert instrumental.num_samples == math.ceil(source.num_samples * 44100 / source.sample_rate)
+    report = json.loads((out / "clip.separation.json").read_text())
+    assert (report["sample_rate"], report["channels"]) == (source.sample_rate, source.num_channels)
+    assert (report["output_sample_rate"], report["output_channels"]) == (44100, 2)
+    muxed = media.probe(out / "clip.instrumental.mp4")
+    assert muxed.has_video and (muxed.sample_rate, muxed.channels) == (44100, 2)
+    bad = CliRunner().invoke(
+        cli.app, ["separate", str(clip), "-o", str(tmp_path / "x"), "--output-format", "file"]
+    )
+    assert (
+        bad.exit_code != 0 and "unknown output_format 'file'" in bad.output and "Traceback" not in bad.output
+    )
