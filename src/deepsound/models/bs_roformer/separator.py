@@ -102,6 +102,8 @@ class BsRoformerSeparator:
         self.crossfade_s = crossfade_s
         self.source = source
         self.progress: Progress | None = None
+        # set by the vocal-stem speech gate (deepsound.steps.stem_speech): a stem it made is reused here
+        self.stem_cache: Any = None
 
     # --- construction --------------------------------------------------------------------------------
 
@@ -173,7 +175,10 @@ class BsRoformerSeparator:
             vocals = np.zeros_like(audio.waveform)
             evidence["skipped"] = "no speech detected; the mix is kept as it is"
         else:
-            vocals = self.vocals(audio)
+            if self.stem_cache is None:
+                vocals = self.vocals(audio)
+            else:  # the speech gate may have separated this very audio already
+                vocals, evidence["vocals_reused"] = self.stem_cache.vocals(self, audio)
             if report is not None:
                 gain = speech_gain(report.segments, audio.num_samples, audio.sample_rate, self.crossfade_s)
                 vocals = vocals * gain[None, :]
