@@ -323,6 +323,39 @@ def test_a_separator_gated_by_the_stem_detector_separates_once():
     )
 
 
+def test_a_separator_giving_the_models_format_is_read_at_the_models_rate():
+    """Step 3 as the reference keeps it (44.1 kHz stereo): the gate reads that stem, step 3 reuses it."""
+    sep = tiny_separator(1.0, output_format="model")
+    gate = VocalStemSpeechDetector(SileroSpeechDetector(), lambda: sep)
+    voice = Audio(np.pad(_voice(), (RATE // 2, RATE // 2)), RATE)
+    report = gate.detect(voice)
+    assert report.has_speech and report.segments[0][0] == pytest.approx(0.5, abs=0.15)
+    assert all(r["share"] == pytest.approx(1.0, abs=0.02) for r in report.evidence["stem_share"]["runs"])
+    out = sep.separate(voice)
+    assert out.evidence["vocals_reused"] is True and sep.separations == 1
+    assert out.vocals.sample_rate == 44100 and out.vocals.num_channels == 2
+
+
+def test_a_separator_that_asks_the_gate_while_separating_for_it_is_a_config_error():
+    class AsksTheGate:
+        name = "asks-the-gate"
+
+        def separate(self, audio: Audio) -> Separation:
+            gate.detect(audio)
+            raise AssertionError("not reached")
+
+    gate = VocalStemSpeechDetector(SileroSpeechDetector(), AsksTheGate)
+    with pytest.raises(ConfigError, match="while separating"):
+        gate.detect(Audio(np.zeros((1, RATE)), RATE))
+    # the flag is cleared: the gate works again with a separator that does not loop
+    oracle = OracleSeparator()
+    assert (
+        not VocalStemSpeechDetector(SileroSpeechDetector(), lambda: oracle)
+        .detect(Audio(np.zeros((1, RATE)), RATE))
+        .has_speech
+    )
+
+
 def test_the_cache_is_keyed_on_content_and_bounded():
     cache = StemCache(capacity=2)
     sep = tiny_separator()

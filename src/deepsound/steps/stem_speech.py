@@ -135,19 +135,22 @@ class StemCache:
         return stem, False
 
 
-def vocal_stem(separator: Separator, audio: Audio) -> tuple[np.ndarray, bool]:
+def vocal_stem(separator: Separator, audio: Audio) -> tuple[Audio, bool]:
     """The vocal stem of ``audio`` from ``separator``, through its stem cache where it has the hook.
 
     A separator with a ``stem_cache`` attribute (BS-RoFormer) gets a cache on first use and
     uses it in its own ``separate``; any other separator is asked to ``separate`` (not reused).
+    The stem comes at the input's rate, or at the model's where the separator is set to give
+    its results in the model's format (BS-RoFormer's ``output_format="model"``).
     """
     if hasattr(separator, "stem_cache") and hasattr(separator, "vocals"):
         cache = separator.stem_cache
         if cache is None:
             cache = separator.stem_cache = StemCache()
-        return cache.vocals(separator, audio)
-    vocals = separator.separate(audio).vocals
-    return vocals.fit_length(audio.num_samples).waveform, False
+        stem, reused = cache.vocals(separator, audio)
+        model_format = getattr(separator, "output_format", "input") == "model"
+        return Audio(stem, separator.config.sample_rate if model_format else audio.sample_rate), reused
+    return separator.separate(audio).vocals, False
 
 
 # ---------------------------------------------------------------------------------- the detector
@@ -159,6 +162,9 @@ def _frame_energy(mono: np.ndarray, hop: int, frames: int) -> np.ndarray:
     n = min(mono.size, padded.size)
     padded[:n] = mono[:n]
     return np.square(padded).reshape(frames, hop).sum(axis=1)
+
+
+_INSIDE = threading.local()  # set while the gate separates: a separator asking the gate again would loop
 
 
 class VocalStemSpeechDetector:
@@ -197,12 +203,21 @@ class VocalStemSpeechDetector:
         if audio.num_samples == 0:
             return SpeechReport(segments=[], speech_ratio=0.0, duration=duration)
         separator = self.separator()
+        if getattr(_INSIDE, "detecting", False):
+            raise ConfigError(
+                f"{getattr(separator, 'name', 'the separator')} asks the vocal-stem gate while separating for it;"
+                " a separator gated by this detector must separate through its stem cache"
+            )
         start = time.perf_counter()
-        stem, reused = vocal_stem(separator, audio)
+        _INSIDE.detecting = True
+        try:
+            stem, reused = vocal_stem(separator, audio)
+        finally:
+            _INSIDE.detecting = False
         seconds = time.perf_counter() - start
         mix16 = audio.to_mono().resample(GATE_SAMPLE_RATE).waveform[0].astype(np.float64)
-        stem16 = Audio(stem, audio.sample_rate).to_mono().resample(GATE_SAMPLE_RATE).waveform[0]
-        stem16 = stem16.astype(np.float64)[: mix16.size]
+        stem16 = stem.to_mono().resample(GATE_SAMPLE_RATE).waveform[0].astype(np.float64)
+        stem16 = np.pad(stem16[: mix16.size], (0, max(mix16.size - stem16.size, 0)))
         probs = self.base.frame_probabilities(stem16.astype(np.float32))
         segments, runs = self.decide(probs, stem16, mix16, duration)
         report = report_from_segments(segments, duration)
@@ -266,6 +281,10 @@ def _db(power: float) -> float:
 
 def check_consumer(components: Any, uses_separator: bool, consumer: str) -> None:
     """A consumer that runs without a separator cannot use a speech detector that needs one."""
+    if "speech" in getattr(
+        components, "given", ()
+    ):  # a detector handed in ready-made: not the configured one
+        return
     if not uses_separator and "separator" in components.entry("speech").needs:
         name = components.name_for("speech")
         raise ConfigError(
