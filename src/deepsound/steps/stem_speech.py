@@ -281,9 +281,8 @@ def _db(power: float) -> float:
 
 def check_consumer(components: Any, uses_separator: bool, consumer: str) -> None:
     """A consumer that runs without a separator cannot use a speech detector that needs one."""
-    if "speech" in getattr(
-        components, "given", ()
-    ):  # a detector handed in ready-made: not the configured one
+    # a detector handed in ready-made (Components overrides) is not the configured one
+    if "speech" in getattr(components, "given", ()):
         return
     if not uses_separator and "separator" in components.entry("speech").needs:
         name = components.name_for("speech")
