@@ -214,7 +214,9 @@ class BsRoformerSeparator:
             evidence["skipped"] = "no speech detected; the mix is kept as it is"
         else:
             if self.stem_cache is None:
-                vocals = self._vocals(audio, mix if self.output_format == "model" else self.model_input(audio))
+                vocals = self._vocals(
+                    audio, mix if self.output_format == "model" else self.model_input(audio)
+                )
             else:  # the speech gate may have separated this very audio already (its vocals() is this)
                 vocals, evidence["vocals_reused"] = self.stem_cache.vocals(self, audio)
             if report is not None:
