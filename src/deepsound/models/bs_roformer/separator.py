@@ -119,6 +119,8 @@ class BsRoformerSeparator:
         self.crossfade_s = crossfade_s
         self.source = source
         self.progress: Progress | None = None
+        # set by the vocal-stem speech gate (deepsound.steps.stem_speech): a stem it made is reused here
+        self.stem_cache: Any = None
 
     # --- construction --------------------------------------------------------------------------------
 
@@ -211,7 +213,12 @@ class BsRoformerSeparator:
             vocals = np.zeros_like(mix.waveform)
             evidence["skipped"] = "no speech detected; the mix is kept as it is"
         else:
-            vocals = self._vocals(audio, mix if self.output_format == "model" else self.model_input(audio))
+            if self.stem_cache is None:
+                vocals = self._vocals(
+                    audio, mix if self.output_format == "model" else self.model_input(audio)
+                )
+            else:  # the speech gate may have separated this very audio already (its vocals() is this)
+                vocals, evidence["vocals_reused"] = self.stem_cache.vocals(self, audio)
             if report is not None:
                 gain = speech_gain(report.segments, mix.num_samples, mix.sample_rate, self.crossfade_s)
                 vocals = vocals * gain[None, :]
