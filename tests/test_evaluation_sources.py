@@ -108,3 +108,27 @@ def test_silero_second_opinion_hears_no_speech_in_a_tone(tmp_path):
     entry = extractor.extract(Source("t", path))["silero_speech.pth"]
     assert entry.shape == (2,) and entry[1].item() == 0.0
     assert extractor.fingerprint()["duration"] == 2.0
+
+
+def test_voice_over_rate_hears_with_the_configured_detector(tmp_path):
+    """Item 5 of the speech gate: the evaluation's speech second opinion is the run's own detector."""
+    from deepsound.config import PipelineConfig, SpeechConfig
+
+    extractor = SileroExtractor(Settings(duration=2.0, pipeline=PipelineConfig(speech=SpeechConfig("ten"))))
+    assert extractor.detector.name == "ten-vad" and extractor.fingerprint()["model"]["name"] == "ten"
+    assert SileroExtractor(Settings(duration=2.0)).fingerprint()["model"]["name"] == "silero"
+
+
+def test_evaluate_names_an_unknown_speech_detector_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from deepsound.cli import app
+
+    (tmp_path / "p").mkdir()
+    (tmp_path / "r").mkdir()
+    result = CliRunner().invoke(
+        app, ["evaluate", str(tmp_path / "p"), "--reference", str(tmp_path / "r"), "-o", str(tmp_path / "o"),
+              "--speech", "nope"],
+    )  # fmt: skip
+    assert result.exit_code != 0
+    assert "unknown speech 'nope'" in result.output and not (tmp_path / "o").exists()

@@ -11,6 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# soxr's qualities that resampling is offered at: "VHQ" is ours everywhere; "HQ" is librosa's
+# default (``res_type="soxr_hq"``), which the reference pipeline uses to bring audio to 44.1 kHz
+RESAMPLE_QUALITIES = ("HQ", "VHQ")
+
 
 @dataclass(frozen=True)
 class Audio:
@@ -57,13 +61,18 @@ class Audio:
             return self.to_mono()
         raise ValueError(f"cannot map {self.num_channels} channels to {channels}")
 
-    def resample(self, sample_rate: int) -> Audio:
-        """High-quality resampling with soxr (the same library the media reader uses)."""
+    def resample(self, sample_rate: int, quality: str = "VHQ") -> Audio:
+        """Resampling with soxr (the same library the media reader uses), very high quality unless
+        ``quality`` names another of :data:`RESAMPLE_QUALITIES` (``"HQ"``: what librosa gives)."""
+        if quality not in RESAMPLE_QUALITIES:
+            raise ValueError(
+                f"unknown resampling quality {quality!r}; choose one of: {', '.join(RESAMPLE_QUALITIES)}"
+            )
         if sample_rate == self.sample_rate:
             return self
         import soxr
 
-        out = soxr.resample(self.waveform.T, self.sample_rate, sample_rate, quality="VHQ").T
+        out = soxr.resample(self.waveform.T, self.sample_rate, sample_rate, quality=quality).T
         return Audio(np.ascontiguousarray(out, dtype=np.float32), sample_rate)
 
     def fit_length(self, num_samples: int) -> Audio:

@@ -62,6 +62,7 @@ from deepsound.models.ten_vad.settings import TenVadSettings
 from deepsound.models.videollama2.settings import VideoLlama2Settings
 from deepsound.steps.silence import SilenceSettings
 from deepsound.steps.speech_gate import FusedGateSettings
+from deepsound.steps.stem_speech import StemGateSettings
 from deepsound.weights.registry import WeightFile
 from deepsound.weights.registry import add as add_weight_file
 from deepsound.weights.registry import remove as remove_weight_file
@@ -334,7 +335,8 @@ class Components:
             settings = self.settings_for(kind)
             if self.before_build is not None:
                 self.before_build(kind)
-            if kind in SHARED_KINDS:
+            # one that uses a kind built per configuration (the vocal-stem gate, its separator) is built per configuration too
+            if kind in SHARED_KINDS and set(self.entry(kind).needs) <= set(SHARED_KINDS):
                 key = self._shared_key(kind)
                 with _SHARED_LOCK:
                     if key not in _SHARED:
@@ -451,6 +453,18 @@ def _fused(settings: FusedGateSettings, _: Components) -> SpeechDetector:
     )
 
 
+def _vocal_stem(settings: StemGateSettings, components: Components) -> SpeechDetector:
+    """A registered frame detector on the configured separator's vocal stem (the separator is looked up per clip)."""
+    from deepsound.steps.stem_speech import NAME, VocalStemSpeechDetector
+
+    if settings.base == NAME:
+        raise ConfigError(f"{NAME} cannot listen to its own stem; base: silero or ten")
+    base = entry("speech", settings.base)
+    return VocalStemSpeechDetector(
+        base.factory(base.default_settings(), components), lambda: components.separator, settings
+    )
+
+
 def _rms(settings: SilenceSettings, _: Components) -> SilenceDetector:
     from deepsound.steps.silence import RmsSilenceDetector
 
@@ -538,6 +552,14 @@ register(
 register("speech", "silero", _silero, settings=SileroSettings, display_name="Silero VAD")
 register("speech", "ten", _ten, settings=TenVadSettings, display_name="TEN VAD")
 register("speech", "fused", _fused, settings=FusedGateSettings, display_name="Silero + TEN VAD (fused)")
+register(
+    "speech",
+    "vocal-stem",
+    _vocal_stem,
+    settings=StemGateSettings,
+    display_name="VAD on the separator's vocal stem",
+    needs=("separator",),  # separates each judged clip; step 3 reuses that separation
+)
 register("silence", "rms", _rms, settings=SilenceSettings, display_name="RMS rule (−50 dB on 90 % of frames)")
 register(
     "silence", "mllm", _mllm_silence, settings=SilenceSettings, display_name="Ask the MLLM", needs=("mllm",)

@@ -26,7 +26,10 @@ from deepsound.config import NONE, PipelineConfig, RunOptions, Section, keyed, t
 from deepsound.errors import ConfigError
 
 # The reference demo's settings (DeepSound-V1 `demo.py`): MMAudio large_44k for 10 s, the
-# fine-tuned VideoLLaMA2 planning and judging, s4 with the neg fallback.
+# fine-tuned VideoLLaMA2 planning and judging, s4 with the neg fallback; step 3 as the reference's
+# `Step3` does it: step 1 loaded at 44.1 kHz by librosa (soxr "HQ", mono duplicated to stereo) and
+# the instrumental kept at that rate and in those channels (step 4 and an s3 run's final audio then
+# hear that file, as in the reference).
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
     "paper": {
@@ -35,13 +38,15 @@ PRESETS: dict[str, dict[str, Any]] = {
             "planner": "mllm",
             "judge": "mllm",
             "mllm": {"name": "videollama2-cot"},
+            "separator": {"bs_roformer": {"resample_quality": "HQ", "output_format": "model"}},
         },
         "run": {"duration": 10.0, "mode": "s4", "postprocess": "neg"},
     },
 }
 PRESET_HELP = {
     "default": "MMAudio large_44k_v2, canonical plan, cascade judge (Silero first, MLLM only on speech)",
-    "paper": "the paper's demo: MMAudio large_44k, 10 s, VideoLLaMA2-CoT plans and judges, s4, neg",
+    "paper": "the paper's demo: MMAudio large_44k, 10 s, VideoLLaMA2-CoT plans and judges, s4, neg; "
+    "step 3 kept at 44.1 kHz stereo (soxr HQ), as the reference keeps it",
 }
 
 

@@ -76,6 +76,13 @@ def evaluate_command(
     weights_dir: Annotated[Path | None, typer.Option(help="Folder holding the evaluation weights.")] = None,
     offline: Annotated[bool, typer.Option(help="Never download; fail with a clear message instead.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda …")] = "auto",
+    speech: Annotated[
+        str | None,
+        typer.Option(
+            help="Speech detector of the voice-over rate (the method's gate): silero, ten, fused, "
+            "vocal-stem, or a registered name. (default: the configured one)"
+        ),
+    ] = None,
     ray: Ray = None,
     workers: Workers = None,
     gpus_per_worker: GpusPerWorker = None,
@@ -99,9 +106,17 @@ def evaluate_command(
     if not duration > 0:
         raise ConfigError(f"duration must be positive, got {duration}")
     chosen = check_metrics(metrics or [DEFAULT_METRICS])
+    pipeline = None
+    if speech is not None:
+        from deepsound import registry
+        from deepsound.config import PipelineConfig, SpeechConfig
+
+        registry.entry("speech", speech)  # an unknown name is a one-line error before anything loads
+        pipeline = PipelineConfig(speech=SpeechConfig(speech), weights_dir=weights_dir, offline=offline)
     settings = Settings(
-        duration=duration, device=resolve_device(device), weights_dir=weights_dir, offline=offline
-    )
+        duration=duration, device=resolve_device(device), weights_dir=weights_dir, offline=offline,
+        pipeline=pipeline,
+    )  # fmt: skip
     rayed = ray_settings(ray, workers, gpus_per_worker)
     extractors = None
     if rayed is not None:

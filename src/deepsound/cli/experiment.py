@@ -102,6 +102,7 @@ def _command(
     eval_settings = EvalSettings(
         duration=duration, device=resolve_device(settings.pipeline.device),
         weights_dir=settings.pipeline.weights_dir, offline=settings.pipeline.offline,
+        pipeline=settings.pipeline,
     )  # fmt: skip
     # On Ray each phase shows its own bar over all workers (rich allows one live display at a time).
     progress, factory = progress_bars(err_console, quiet or rayed is not None)

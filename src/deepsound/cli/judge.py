@@ -31,7 +31,8 @@ def judge_command(
         ),
     ] = None,
     speech: Annotated[
-        str | None, typer.Option(help="Speech detector: silero, ten, fused. (default: the configured one)")
+        str | None,
+        typer.Option(help="Speech detector: silero, ten, fused, vocal-stem. (default: the configured one)"),
     ] = None,
     mllm: Annotated[
         str | None, typer.Option(help="Audio-visual LLM family: omni, videollama2-cot, videollama2-qa.")

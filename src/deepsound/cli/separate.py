@@ -36,6 +36,16 @@ def separate_command(
     batch_size: Annotated[
         int | None, typer.Option(help="Chunks per forward pass (default: 1 on CPU, 4 on CUDA).", min=1)
     ] = None,
+    resample_quality: Annotated[
+        str,
+        typer.Option(help="soxr quality to the model's 44.1 kHz: VHQ, or HQ (librosa's, the reference's)."),
+    ] = "VHQ",
+    output_format: Annotated[
+        str,
+        typer.Option(
+            help="input: results at the input's rate and channels; model: 44.1 kHz stereo, as the reference."
+        ),
+    ] = "input",
     overwrite: Annotated[bool, typer.Option(help="Replace outputs that already exist.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
 ) -> None:
@@ -51,7 +61,10 @@ def separate_command(
     check_input(input_path, output_dir, overwrite=overwrite)
     config = PipelineConfig(
         device=device, dtype=dtype, weights_dir=weights_dir, offline=offline,
-        separator=SeparatorConfig(only_speech=only_speech, batch_size=batch_size),
+        separator=SeparatorConfig(
+            only_speech=only_speech, batch_size=batch_size, resample_quality=resample_quality,
+            output_format=output_format,
+        ),
     )  # fmt: skip
     separator = Components(config).separator
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

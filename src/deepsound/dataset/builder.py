@@ -40,6 +40,7 @@ from deepsound.steps.prompts import (
     VOICE_OVER_QUESTION,
     VOICE_OVER_SYSTEM_PROMPT,
 )
+from deepsound.steps.stem_speech import check_consumer
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,7 @@ class DatasetBuilder:
     def __init__(self, components: Any, settings: BuildSettings | None = None) -> None:
         self.components = components
         self.settings = settings or BuildSettings()
+        check_consumer(components, self.settings.separator, "a dataset built without the separator")
 
     # ------------------------------------------------------------------ one clip
     def measure(self, video: Path, audio_path: Path) -> dict[str, Any]:

@@ -9,6 +9,7 @@ each output goes to.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,11 @@ from deepsound.interfaces import SpeechDetector
 
 
 class SileroExtractor:
-    """Silero VAD on the evaluated stretch of each file: ``tensor([speech_ratio, segments])``."""
+    """The configured speech detector on the evaluated stretch of each file: ``tensor([speech_ratio, segments])``.
+
+    The name (and av-benchmark-style cache file) says "silero" for the caches written before the
+    detector became a setting; the detector itself is the run's ``[pipeline.speech]``.
+    """
 
     name = "silero"
     modality = "audio"
@@ -30,15 +35,20 @@ class SileroExtractor:
         from deepsound.config import PipelineConfig, to_plain
 
         self.settings = settings
-        # the configured speech detector's own settings: changing them invalidates the cache
-        section = PipelineConfig().speech
+        # the configured speech detector (the method's gate) and its own settings: changing them
+        # invalidates the cache
+        config = settings.pipeline if settings.pipeline is not None else PipelineConfig()
+        section = config.speech
         self.detector_settings: dict[str, Any] = {"name": section.name, **(to_plain(section.selected) or {})}
-        if detector is None:  # the process's one detector, shared with any pipeline in it
+        if detector is None:  # built through the registry, shared with any pipeline of the same configuration
             from deepsound.registry import Components
 
-            detector = Components(PipelineConfig()).speech
+            detector = Components(config).speech
         else:
             self.detector_settings = {"name": detector.name}
+        rule = getattr(detector, "rule", None)  # a fitted gate's weights are not settings: refitting them
+        if dataclasses.is_dataclass(rule):  # must invalidate the cache all the same
+            self.detector_settings["rule"] = dataclasses.asdict(rule)
         self.detector = detector
 
     def fingerprint(self) -> dict[str, Any]:

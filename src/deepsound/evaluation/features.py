@@ -58,6 +58,9 @@ class Settings:
     weights_dir: Path | None = None
     offline: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    # the run's pipeline configuration (config.PipelineConfig): the voice-over rate is heard by its
+    # speech detector, the one the method's gate uses; None means the default configuration
+    pipeline: Any = None
 
 
 @runtime_checkable

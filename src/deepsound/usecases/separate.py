@@ -81,6 +81,9 @@ def separate_file(
             "duration": round(audio.duration, 3),
             "sample_rate": audio.sample_rate,
             "channels": audio.num_channels,
+            # the separator may keep its own rate and channels (BS-RoFormer's output_format = "model")
+            "output_sample_rate": separation.instrumental.sample_rate,
+            "output_channels": separation.instrumental.num_channels,
             "evidence": separation.evidence,
             "outputs": {k: str(v) for k, v in paths.items() if k != "evidence"},
         },

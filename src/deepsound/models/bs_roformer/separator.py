@@ -10,6 +10,12 @@ averaged back), more than two channels are separated one by one, any sample
 rate is resampled to the model's 44.1 kHz and the result brought back, so that
 ``instrumental + vocals == input`` at the input's rate and length.
 
+With ``output_format="model"`` (the reference pipeline's behaviour, set by ``--preset paper``)
+the result stays where the model computed it: at 44.1 kHz, mono duplicated to stereo, the
+length ``ceil(n * 44100 / rate)`` zero-padded (librosa's ``resample``), so that
+``instrumental + vocals`` is the model's input. ``resample_quality`` picks soxr's quality for
+every resampling here ("HQ" is librosa's, "VHQ" ours).
+
 Optionally (``separate_only_speech``) the voice is removed only where a speech
 detector hears speech: outside those segments the original mix is kept
 untouched, with short linear cross-fades at the segment borders.
@@ -18,6 +24,7 @@ untouched, with short linear cross-fades at the segment borders.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,13 +33,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from deepsound.audio import Audio
+from deepsound.audio import RESAMPLE_QUALITIES, Audio
 from deepsound.errors import ConfigError, WeightsError
 from deepsound.interfaces import Placement, Separation, SpeechDetector
 from deepsound.models.bs_roformer.config import BsRoformerConfig
 from deepsound.models.bs_roformer.demix import demix
 from deepsound.models.bs_roformer.network import BSRoformer, build_model, load_checkpoint
-from deepsound.models.bs_roformer.settings import WEIGHT_FILES, BsRoformerSettings
+from deepsound.models.bs_roformer.settings import OUTPUT_FORMATS, WEIGHT_FILES, BsRoformerSettings
 from deepsound.weights.loading import torch_dtype
 
 log = logging.getLogger(__name__)
@@ -86,8 +93,18 @@ class BsRoformerSeparator:
         speech_detector: SpeechDetector | None = None,
         only_speech: bool = False,
         crossfade_s: float = 0.1,
+        resample_quality: str = "VHQ",
+        output_format: str = "input",
         source: str = "",
     ) -> None:
+        if resample_quality not in RESAMPLE_QUALITIES:
+            raise ValueError(
+                f"resample_quality must be one of {RESAMPLE_QUALITIES}, got {resample_quality!r}"
+            )
+        if output_format not in OUTPUT_FORMATS:
+            raise ValueError(f"output_format must be one of {OUTPUT_FORMATS}, got {output_format!r}")
+        self.resample_quality = resample_quality
+        self.output_format = output_format
         self.config: BsRoformerConfig = model.config
         self.device = torch.device(device)
         self.dtype = torch_dtype(dtype)
@@ -102,6 +119,8 @@ class BsRoformerSeparator:
         self.crossfade_s = crossfade_s
         self.source = source
         self.progress: Progress | None = None
+        # set by the vocal-stem speech gate (deepsound.steps.stem_speech): a stem it made is reused here
+        self.stem_cache: Any = None
 
     # --- construction --------------------------------------------------------------------------------
 
@@ -119,6 +138,20 @@ class BsRoformerSeparator:
         model = load_checkpoint(build_model(cfg), Path(checkpoint))
         kwargs.setdefault("source", str(checkpoint))
         return cls(model, **kwargs)
+
+    @classmethod
+    def with_settings(
+        cls, model: BSRoformer, settings: BsRoformerSettings, **kwargs: Any
+    ) -> BsRoformerSeparator:
+        """``model`` run as ``settings`` say (the step's settings; device and dtype come in ``kwargs``)."""
+        values = {
+            "run_batch_size": settings.batch_size,
+            "only_speech": settings.only_speech,
+            "crossfade_s": settings.crossfade_s,
+            "resample_quality": settings.resample_quality,
+            "output_format": settings.output_format,
+        }
+        return cls(model, **{**values, **kwargs})
 
     @classmethod
     def from_settings(
@@ -145,6 +178,8 @@ class BsRoformerSeparator:
             speech_detector=detector,
             only_speech=settings.only_speech,
             crossfade_s=settings.crossfade_s,
+            resample_quality=settings.resample_quality,
+            output_format=settings.output_format,
             **kwargs,
         )
 
@@ -161,7 +196,12 @@ class BsRoformerSeparator:
             "model_sample_rate": self.config.sample_rate,
             "chunk_size": self.config.chunk_size,
             "num_overlap": self.config.num_overlap,
+            "resample_quality": self.resample_quality,
+            "output_format": self.output_format,
         }
+        # what the result is given as: the input itself, or the model's input (then computed once)
+        mix = self.model_input(audio) if self.output_format == "model" else audio
+        evidence["output_sample_rate"], evidence["output_channels"] = mix.sample_rate, mix.num_channels
         report = None
         if self.only_speech:
             assert self.speech_detector is not None
@@ -170,23 +210,45 @@ class BsRoformerSeparator:
             evidence["speech_segments"] = [[round(a, 3), round(b, 3)] for a, b in report.segments]
             evidence["speech_ratio"] = round(float(report.speech_ratio), 4)
         if report is not None and not report.segments:
-            vocals = np.zeros_like(audio.waveform)
+            vocals = np.zeros_like(mix.waveform)
             evidence["skipped"] = "no speech detected; the mix is kept as it is"
         else:
-            vocals = self.vocals(audio)
+            if self.stem_cache is None:
+                vocals = self._vocals(
+                    audio, mix if self.output_format == "model" else self.model_input(audio)
+                )
+            else:  # the speech gate may have separated this very audio already (its vocals() is this)
+                vocals, evidence["vocals_reused"] = self.stem_cache.vocals(self, audio)
             if report is not None:
-                gain = speech_gain(report.segments, audio.num_samples, audio.sample_rate, self.crossfade_s)
+                gain = speech_gain(report.segments, mix.num_samples, mix.sample_rate, self.crossfade_s)
                 vocals = vocals * gain[None, :]
                 evidence["gated_fraction"] = round(float(np.mean(gain > 0)), 4)
-        instrumental = audio.waveform - vocals
-        evidence.update(_levels(audio.waveform, vocals, instrumental))
+        instrumental = mix.waveform - vocals
+        evidence.update(_levels(mix.waveform, vocals, instrumental))
         evidence["seconds"] = round(time.perf_counter() - start, 3)
-        return Separation(Audio(instrumental, audio.sample_rate), Audio(vocals, audio.sample_rate), evidence)
+        return Separation(Audio(instrumental, mix.sample_rate), Audio(vocals, mix.sample_rate), evidence)
+
+    def model_input(self, audio: Audio) -> Audio:
+        """``audio`` at the model's rate; with ``output_format="model"`` also at the model's channel
+        count where it maps onto it (mono duplicated, as the reference does; wider inputs keep theirs)
+        and at librosa's length (``ceil``, zero-padded), so the result is the reference's file."""
+        rate = self.config.sample_rate
+        at_rate = audio.resample(rate, self.resample_quality)
+        if self.output_format == "input":
+            return at_rate
+        at_rate = at_rate.fit_length(math.ceil(audio.num_samples * (rate / audio.sample_rate)))  # librosa's
+        channels = self.config.audio_channels
+        if at_rate.num_channels != channels and (at_rate.num_channels == 1 or channels == 1):
+            at_rate = at_rate.to_channels(channels)
+        return at_rate
 
     def vocals(self, audio: Audio) -> np.ndarray:
-        """The vocal estimate for ``audio`` at its own rate, channel count and length."""
+        """The vocal estimate for ``audio``: at its own rate, channel count and length, or with
+        ``output_format="model"`` at :meth:`model_input`'s."""
+        return self._vocals(audio, self.model_input(audio))
+
+    def _vocals(self, audio: Audio, at_rate: Audio) -> np.ndarray:
         rate = self.config.sample_rate
-        at_rate = audio.resample(rate)
         channels = self.config.audio_channels
         if at_rate.num_channels == channels:
             tracks = [at_rate.waveform]
@@ -205,8 +267,10 @@ class BsRoformerSeparator:
         # it (mix - vocals at 44.1 kHz); subtracting brought-back vocals instead would leave the
         # resampler's band-edge residual in it (about -15 dB on full-band noise), so a voice-only
         # mix would never come out silent at step 4.
-        rest = Audio(at_rate.waveform - est, rate).resample(audio.sample_rate).fit_length(audio.num_samples)
-        return audio.waveform - rest.waveform
+        if self.output_format == "model":
+            return est
+        rest = Audio(at_rate.waveform - est, rate).resample(audio.sample_rate, self.resample_quality)
+        return audio.waveform - rest.fit_length(audio.num_samples).waveform
 
     def _demix(self, wave: np.ndarray) -> np.ndarray:
         mix = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
