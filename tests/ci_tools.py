@@ -33,3 +33,9 @@ def tool_available(name: str, hint: str) -> bool:
     if not found and in_ci():
         pytest.fail(f"{name} is missing but .ci/run installs it and CI is set: {hint}", pytrace=False)
     return found
+
+
+def need_path(path, package: str):  # noqa: ANN001, ANN201 - a pathlib.Path in, the same out
+    """``path`` when a package ``.ci/run`` installs put it there; else skip (locally) or fail (in CI)."""
+    require_tool(str(path), path.exists(), f"apt-get install {package}")
+    return path

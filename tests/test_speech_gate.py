@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+from ci_tools import need_path
 from typer.testing import CliRunner
 
 from deepsound import cli
@@ -47,11 +47,7 @@ OPENSFX_NEGATIVES = {"ship_horn": 6, "ferry_horn": 7, "helicopter": 24, "cow": 3
 
 
 def _need(path: Path, package: str) -> Path:
-    if path.exists():
-        return path
-    if os.environ.get("CI", "") in ("1", "true", "TRUE", "True", "yes", "on"):
-        pytest.fail(f"{path} missing: .ci/run installs {package}")
-    pytest.skip(f"{path} missing (apt-get install {package})")
+    return need_path(path, package)
 
 
 def _read(path: Path) -> Audio:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from ci_tools import need_path
 from media_factory import make_video
 from typer.testing import CliRunner
 
@@ -58,11 +58,7 @@ TINY = dict(chunk_size=22050, batch_size=4, num_overlap=1, stft_n_fft=64, stft_h
 
 
 def _need(path: Path, package: str) -> Path:
-    if path.exists():
-        return path
-    if os.environ.get("CI", "") in ("1", "true", "TRUE", "True", "yes", "on"):
-        pytest.fail(f"{path} missing: .ci/run installs {package}")
-    pytest.skip(f"{path} missing (apt-get install {package})")
+    return need_path(path, package)
 
 
 def _read(path: Path) -> Audio:

@@ -37,6 +37,7 @@ from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 from deepsound.errors import ConfigError
+from deepsound.heap import trim_heap
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ class Residency:
                 self.events.append(("release", other))
         if not self._accelerated():
             gc.collect()
-            _trim()
+            trim_heap()
 
     def _accelerated(self) -> bool:
         return not self.components.config.resolved_device().startswith("cpu")
@@ -159,19 +160,6 @@ class Residency:
             module.to(device)
         if device == "cpu" and torch.cuda.is_available():
             torch.cuda.empty_cache()
-
-
-def _trim() -> None:
-    """Hand freed heap pages back to the system (glibc keeps them for reuse otherwise, and a
-    released model would still count in the process's memory)."""
-    import ctypes
-    import sys
-
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except (OSError, AttributeError):  # not glibc (musl): nothing to trim
-            pass
 
 
 def _modules(obj: Any, depth: int = 3) -> Iterator[Any]:

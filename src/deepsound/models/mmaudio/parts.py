@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from deepsound.errors import ConfigError
+from deepsound.heap import trim_heap
 from deepsound.models.mmaudio.variants import sequence_config
 
 if TYPE_CHECKING:
@@ -104,19 +105,6 @@ class Parts:
 
     def can_release(self) -> bool:
         return any(n not in self._given for n in self._loaders)
-
-
-def trim_heap() -> None:
-    """Hand freed heap pages back to the system (glibc keeps them for reuse otherwise, and a
-    released model would still count in the process's memory)."""
-    import ctypes
-    import sys
-
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except (OSError, AttributeError):  # not glibc (musl): nothing to trim
-            pass
 
 
 def check_part(name: str, module: Any, spec: NetworkSpec, mode: str) -> None:
