@@ -46,10 +46,6 @@ SPEECH_FILES = ("vm-intro", "queue-thereare", "conf-getpin")  # 2–4 s prompts
 OPENSFX_NEGATIVES = {"ship_horn": 6, "ferry_horn": 7, "helicopter": 24, "cow": 37, "morse": 22, "bubbles": 46}
 
 
-def _need(path: Path, package: str) -> Path:
-    return need_path(path, package)
-
-
 def _read(path: Path) -> Audio:
     wav, rate = sf.read(path, dtype="float32", always_2d=True)
     return Audio(wav.T, rate)
@@ -57,7 +53,7 @@ def _read(path: Path) -> Audio:
 
 def _opensfx(index: int) -> Audio:
     """One recording of OpenTTD's sound container: (offset, size) pairs, each entry a named RIFF file."""
-    data = _need(OPENSFX, "openttd-opensfx").read_bytes()
+    data = need_path(OPENSFX, "openttd-opensfx").read_bytes()
     offset, size = struct.unpack_from("<II", data, index * 8)
     offset &= 0x7FFFFFFF
     wav, rate = sf.read(
@@ -68,7 +64,7 @@ def _opensfx(index: int) -> Audio:
 
 @pytest.fixture(scope="module")
 def speech() -> list[Audio]:
-    return [_read(_need(ALLISON / f"{name}.wav", "asterisk-core-sounds-en-wav")) for name in SPEECH_FILES]
+    return [_read(need_path(ALLISON / f"{name}.wav", "asterisk-core-sounds-en-wav")) for name in SPEECH_FILES]
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +150,7 @@ def test_fused_gate_stays_quiet_on_real_field_recordings(fused: FusedSpeechDetec
 
 @pytest.mark.parametrize("name", ["foule1", "foule2", "claxon", "explo01"])
 def test_fused_gate_stays_quiet_on_crowds_and_effects(fused: FusedSpeechDetector, name: str):
-    report = fused.detect(_read(_need(HEROES / f"{name}.wav", "heroes-sound-effects")))
+    report = fused.detect(_read(need_path(HEROES / f"{name}.wav", "heroes-sound-effects")))
     assert not report.has_speech, report.evidence["fused"]
 
 

@@ -57,10 +57,6 @@ TINY = dict(chunk_size=22050, batch_size=4, num_overlap=1, stft_n_fft=64, stft_h
             stft_win_length=64, freqs_per_bands=(1, 2, 4, 8, 18))  # fmt: skip
 
 
-def _need(path: Path, package: str) -> Path:
-    return need_path(path, package)
-
-
 def _read(path: Path) -> Audio:
     wav, rate = sf.read(path, dtype="float32", always_2d=True)
     return Audio(wav.T, rate).to_mono().resample(RATE)
@@ -68,7 +64,7 @@ def _read(path: Path) -> Audio:
 
 def _opensfx(index: int) -> Audio:
     """One recording of OpenTTD's sound container: (offset, size) pairs, each entry a named RIFF file."""
-    data = _need(OPENSFX, "openttd-opensfx").read_bytes()
+    data = need_path(OPENSFX, "openttd-opensfx").read_bytes()
     offset, size = struct.unpack_from("<II", data, index * 8)
     offset &= 0x7FFFFFFF
     wav, rate = sf.read(
@@ -78,7 +74,7 @@ def _opensfx(index: int) -> Audio:
 
 
 def _voice(name: str = "queue-thereare") -> np.ndarray:
-    return _read(_need(ALLISON / f"{name}.wav", "asterisk-core-sounds-en-wav")).waveform[0]
+    return _read(need_path(ALLISON / f"{name}.wav", "asterisk-core-sounds-en-wav")).waveform[0]
 
 
 def _bed(kind: str) -> np.ndarray:
@@ -86,7 +82,7 @@ def _bed(kind: str) -> np.ndarray:
         return _opensfx(24).waveform[0]
     if kind == "ship_horn":
         return _opensfx(6).waveform[0]
-    return _read(_need(HEROES / f"{kind}.wav", "heroes-sound-effects")).waveform[0]
+    return _read(need_path(HEROES / f"{kind}.wav", "heroes-sound-effects")).waveform[0]
 
 
 def _mix(voice: np.ndarray | None, bed: np.ndarray, snr_db: float, seconds: float = 4.0, at: float = 1.0):

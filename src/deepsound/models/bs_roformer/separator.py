@@ -78,6 +78,17 @@ def speech_gain(
     return gain
 
 
+def _run_options(settings: BsRoformerSettings) -> dict[str, Any]:
+    """How the step's settings run the model: the one mapping both constructors use."""
+    return {
+        "run_batch_size": settings.batch_size,
+        "only_speech": settings.only_speech,
+        "crossfade_s": settings.crossfade_s,
+        "resample_quality": settings.resample_quality,
+        "output_format": settings.output_format,
+    }
+
+
 class BsRoformerSeparator:
     """The :class:`~deepsound.interfaces.Separator` of step 3."""
 
@@ -144,14 +155,7 @@ class BsRoformerSeparator:
         cls, model: BSRoformer, settings: BsRoformerSettings, **kwargs: Any
     ) -> BsRoformerSeparator:
         """``model`` run as ``settings`` say (the step's settings; device and dtype come in ``kwargs``)."""
-        values = {
-            "run_batch_size": settings.batch_size,
-            "only_speech": settings.only_speech,
-            "crossfade_s": settings.crossfade_s,
-            "resample_quality": settings.resample_quality,
-            "output_format": settings.output_format,
-        }
-        return cls(model, **{**values, **kwargs})
+        return cls(model, **{**_run_options(settings), **kwargs})
 
     @classmethod
     def from_settings(
@@ -174,13 +178,8 @@ class BsRoformerSeparator:
             yaml_path,
             device=placement.resolved_device(),
             dtype=placement.resolved_dtype(),
-            run_batch_size=settings.batch_size,
             speech_detector=detector,
-            only_speech=settings.only_speech,
-            crossfade_s=settings.crossfade_s,
-            resample_quality=settings.resample_quality,
-            output_format=settings.output_format,
-            **kwargs,
+            **{**_run_options(settings), **kwargs},
         )
 
     # --- separation ----------------------------------------------------------------------------------
