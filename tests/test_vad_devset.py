@@ -99,6 +99,20 @@ def test_snr_is_the_one_asked_for():
         assert measured == pytest.approx(snr, abs=1e-6)
 
 
+def test_long_digital_silences_leave_a_recording_and_short_sounds_keep_theirs():
+    """Two Colobot tracks end on a minute of zeros: a window drawn there was a silent "music" negative."""
+    rate = builder.RATE
+    music = np.sin(np.arange(rate * 20) * 0.05).astype(np.float32) * 0.5
+    track = np.concatenate([music[: rate * 8], np.zeros(rate * 60, np.float32), music[rate * 8 :],
+                            np.zeros(rate * 1, np.float32)])  # fmt: skip
+    kept = builder.without_silences(track)
+    assert kept.size == music.size + int(builder.GAP_KEEP_S * rate) + rate  # the 1 s pause stays
+    frames = np.abs(kept[: kept.size // 1600 * 1600]).reshape(-1, 1600).max(axis=1)
+    assert (frames < 1e-4).sum() <= 10 + builder.GAP_KEEP_S * 10  # no 6 s window can be silent now
+    for clip in (builder.without_silences(kept), builder.without_silences(track[: rate * 5])):
+        assert clip.size in (kept.size, rate * 5)  # nothing more to cut; a short sound keeps its silence
+
+
 def test_halves_share_no_voice_or_sound_and_keep_the_balance(devset):
     rows = _rows(devset)
     by_half = {h: [r for r in rows if r["half"] == h] for h in ("tune", "test")}

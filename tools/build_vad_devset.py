@@ -167,6 +167,9 @@ PHRASE_PARTS = 4
 SPARSE_KINDS = ("foley", "horn_beep", "animal", "nonverbal_vocal")
 SPARSE_SHARE = 0.25
 CLEAN_PER_SPEAKER = 8
+# digital silence of this long or more is cut out of a recording longer than a clip, down to a pause
+GAP_S = 2.0
+GAP_KEEP_S = 0.3
 
 
 @dataclass
@@ -266,6 +269,27 @@ def _usable(audio: np.ndarray) -> bool:
     return audio.size >= RATE // 10 and np.abs(audio).max() >= 1e-4  # not an empty placeholder
 
 
+def without_silences(audio: np.ndarray, longest_s: float = GAP_S, floor: float = 1e-4) -> np.ndarray:
+    """A recording longer than a clip without its stretches of digital silence of ``longest_s`` or more.
+
+    Why: two of Colobot's tracks are 20 s of music followed by a minute of
+    zeros, and many tracks end on seconds of them; a 6 s window drawn there was
+    a "music" negative (or a bed) that held nothing. Each such stretch is cut
+    down to ``GAP_KEEP_S`` (a pause, as the music has). Shorter sounds keep
+    their silences: an effect is meant to sit in them (the sparse beds).
+    """
+    frame = RATE // 10
+    if audio.size <= CLIP_S * RATE:
+        return audio
+    silent = np.abs(audio[: audio.size // frame * frame]).reshape(-1, frame).max(axis=1) < floor
+    keep = np.ones(audio.size, bool)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], silent.astype(np.int8), [0]])))
+    for first, last in zip(edges[::2], edges[1::2], strict=True):
+        if (last - first) * frame >= longest_s * RATE:
+            keep[first * frame + int(GAP_KEEP_S * RATE) : last * frame] = False
+    return audio if keep.all() else np.ascontiguousarray(audio[keep])
+
+
 def load_backgrounds(
     rng: np.random.Generator, media: Path = MEDIA, packages: Packages | None = None
 ) -> list[Source]:
@@ -294,7 +318,7 @@ def load_backgrounds(
         groups = sorted({name.split(":")[0] for name, _, _ in items})
         half_of = {g: "test" for g in groups} if kind == "soundtrack" else _halves(groups, rng)
         for name, where, package in items:
-            audio = _opensfx(where) if isinstance(where, int) else _read(where)
+            audio = without_silences(_opensfx(where) if isinstance(where, int) else _read(where))
             if _usable(audio):
                 sources.append(Source(name, kind, half_of[name.split(":")[0]], audio, package))
     return sources
@@ -316,7 +340,7 @@ def load_more_sounds(rng: np.random.Generator, packages: Packages) -> list[Sourc
         items = by_kind[kind]
         half_of = _halves([name for name, _, _, half in items if half is None], rng)
         for name, path, package, half in items:
-            audio = _read(path)
+            audio = without_silences(_read(path))
             if _usable(audio):
                 sources.append(Source(name, kind, half or half_of[name], audio, package, added=2))
     return sources
