@@ -1,0 +1,252 @@
+"""Evidence the fused speech gate lacks, measured: does a third kind of reading win on both sides?
+
+The fused gate (``steps/speech_gate.py``) reads Silero on the bed-subtracted
+track and TEN on the track as it is. This script asks whether evidence of
+another kind, added to the same logistic rule, hears more voices under loud
+beds without more false alarms on engines, horns, animals and music:
+
+* pocketsphinx's English acoustic model (its PyPI wheel ships it) as a
+  phone-loop decoder on the bed-subtracted track: the share of 10 ms frames in
+  speech phones (not silence or the noise fillers), speech phones per second
+  (log), speech phones per second inside Silero's loudest second, and the mean
+  acoustic score per frame of speech phones over that of the fillers (a
+  likelihood ratio of speech against the model's own noise);
+* the speech band's syllable-rate (2–8 Hz) share of its envelope modulation,
+  the best 1.5 s of the bed-subtracted track.
+
+Each is fitted on the tuning half exactly as the gate's rule is
+(``bench_voice_over.fit_rule``: class-balanced, L2 by cross-validation grouped
+by source recording, voices at −10 dB left out), scored by that grouped
+cross-validation on the tuning half and then once on the test half. A last row
+asks pocketsphinx only where the rule is unsure (log-odds within ±1), the way it
+would have to run to stay near the CPU budget; the first row is the gate's rule
+as shipped (its "tune" column is on the whole tuning half it was fitted on). CPU: pocketsphinx's decode per
+minute of audio beside Silero's pass on the same track.
+
+    python benchmarks/bench_gate_evidence.py [--devset DIR]
+
+Needs ``pip install pocketsphinx`` (not a dependency of the package: it was
+measured and left out). Features are cached in ``DIR/evidence_features.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from bench_voice_over import _builder, _groups, _logistic, _snr_key, load_clips, score
+from machine import describe
+
+from deepsound.config import PipelineConfig, SpeechConfig
+from deepsound.registry import Components
+from deepsound.steps.speech_bed import without_stationary_bed
+
+RATE = 16000
+FILLERS = {"SIL", "+NSN+", "+SPN+", "<s>", "</s>", "<sil>"}
+BASE = ("top", "contrast", "secondary")
+CANDIDATES = {
+    "fused rule, refitted": (),
+    "+ speech-phone share": ("ps_share",),
+    "+ phones per second": ("ps_rate",),
+    "+ phones/s in Silero's loudest second": ("ps_local_rate",),
+    "+ speech/filler acoustic score": ("ps_lr",),
+    "+ all four pocketsphinx readings": ("ps_share", "ps_rate", "ps_local_rate", "ps_lr"),
+    "+ 2–8 Hz modulation share": ("modulation",),
+}
+
+
+def _decoder():
+    try:
+        from pocketsphinx import Decoder, get_model_path
+    except ImportError:
+        raise SystemExit("pocketsphinx is not installed: pip install pocketsphinx") from None
+    model = Path(get_model_path()) / "en-us"
+    return Decoder(hmm=str(model / "en-us"), allphone=str(model / "en-us-phone.lm.bin"), lm=None, dict=None,
+                   samprate=RATE, loglevel="FATAL", bestpath=False)  # fmt: skip
+
+
+def phone_loop(decoder, mono: np.ndarray, silero: np.ndarray, silero_hop: float) -> dict[str, float]:
+    """The phone-loop readings of one 6 s window (see the module docstring)."""
+    decoder.start_utt()
+    decoder.process_raw((np.clip(mono, -1, 1) * 32767).astype(np.int16).tobytes(), full_utt=True)
+    decoder.end_utt()
+    frames = max(int(round(mono.size / RATE * 100)), 1)
+    speech = np.zeros(frames, bool)
+    per_frame = np.zeros(frames)
+    starts = []
+    for seg in decoder.seg():
+        a, b = seg.start_frame, min(seg.end_frame + 1, frames)
+        per_frame[a:b] = seg.ascore / max(b - a, 1)
+        if seg.word not in FILLERS:
+            speech[a:b] = True
+            starts.append(a)
+    k = max(int(round(1.0 / silero_hop)), 1)  # Silero's loudest second, in 10 ms frames
+    i = int(np.argmax(np.convolve(silero, np.ones(k), "valid"))) if silero.size >= k else 0
+    lo, hi = int(i * silero_hop * 100), int((i + k) * silero_hop * 100)
+    seconds = speech.sum() / 100
+    return {
+        "ps_share": float(speech.mean()),
+        "ps_rate": float(np.log1p(len(starts) / seconds)) if seconds else 0.0,
+        "ps_local_rate": sum(lo <= s < hi for s in starts) / max((hi - lo) / 100, 1e-3),
+        "ps_lr": float(per_frame[speech].mean() - per_frame[~speech].mean()) if 0 < speech.sum() < frames else 0.0,
+    }  # fmt: skip
+
+
+def modulation(mono: np.ndarray) -> float:
+    """The largest 2–8 Hz share of the speech band's log-envelope modulation over 1.5 s windows."""
+    from scipy.signal import stft
+
+    freqs, _, spec = stft(mono, fs=RATE, nperseg=512, noverlap=256)
+    band = (freqs >= 300) & (freqs <= 4000)
+    env = np.log(np.sum(np.abs(spec[band]) ** 2, axis=0) + 1e-10)
+    win = 94  # 1.5 s at 62.5 frames per second
+    mod = np.fft.rfftfreq(win, 1 / 62.5)
+    syllabic, whole = (mod >= 2) & (mod <= 8), (mod >= 0.5) & (mod <= 20)
+    best = 0.0
+    for s in range(0, env.size - win + 1, 16):
+        power = np.abs(np.fft.rfft((env[s : s + win] - env[s : s + win].mean()) * np.hanning(win))) ** 2
+        best = max(best, float(power[syllabic].sum() / (power[whole].sum() + 1e-12)))
+    return best
+
+
+def features(devset: Path, clips: list[dict], cache: Path) -> dict[str, dict[str, float]]:
+    """Every clip's readings (the fused rule's three, the candidates', CPU seconds), cached."""
+    done = json.loads(cache.read_text(encoding="utf-8")) if cache.exists() else {}
+    todo = [c for c in clips if c["id"] not in done]
+    if todo:
+        gate = Components(PipelineConfig(speech=SpeechConfig(name="fused"))).speech
+        decoder = _decoder()
+        for n, clip in enumerate(todo):
+            wav, _ = sf.read(devset / clip["path"], dtype="float32")
+            bed = without_stationary_bed(wav, gate.rule.window_s)
+            start = time.process_time()
+            silero = gate.primary.frame_probabilities(bed)
+            silero_cpu = time.process_time() - start
+            ten = gate.secondary.frame_probabilities(wav)
+            row = dict(zip(BASE, np.delete(gate.rule.features(silero, gate.primary.hop_s, ten, gate.secondary.hop_s,
+                                                               wav.size / RATE), 1), strict=True))  # fmt: skip
+            start = time.process_time()
+            row |= phone_loop(decoder, bed, silero, gate.primary.hop_s)
+            row |= {
+                "ps_cpu": time.process_time() - start,
+                "silero_cpu": silero_cpu,
+                "modulation": modulation(bed),
+            }
+            done[clip["id"]] = {k: float(v) for k, v in row.items()}
+            if n % 200 == 0:
+                print(f"  {n}/{len(todo)} clips read", flush=True)
+        with tempfile.NamedTemporaryFile("w", dir=cache.parent, suffix=".json", delete=False) as tmp:
+            json.dump(done, tmp)
+        os.replace(tmp.name, cache)
+    return done
+
+
+def _matrix(rows: dict, clips: list[dict], names: tuple[str, ...]) -> np.ndarray:
+    return np.array([[rows[c["id"]][n] for n in names] for c in clips])
+
+
+def fit(rows: dict, clips: list[dict], names: tuple[str, ...]) -> tuple[np.ndarray, float]:
+    """The rule's fit (as ``fit_rule``): weights on raw features and the bias."""
+    clips = [c for c in clips if c["snr_db"] is None or c["snr_db"] > -10]
+    raw = _matrix(rows, clips, names)
+    mean, scale = raw.mean(axis=0), raw.std(axis=0) + 1e-12
+    x = np.column_stack([(raw - mean) / scale, np.ones(len(clips))])
+    y = np.array([c["label"] for c in clips], float)
+    weight = np.where(y == 1, len(y) / (2 * y.sum()), len(y) / (2 * (len(y) - y.sum())))
+    fold = _groups(clips)
+    losses = {}
+    for c in (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0):
+        losses[c] = 0.0
+        for k in range(fold.max() + 1):
+            held, train = fold == k, fold != k
+            beta = _logistic(x[train], y[train], weight[train], c)
+            losses[c] += float(np.sum(weight[held] * np.logaddexp(0, -(x[held] @ beta) * (2 * y[held] - 1))))
+    beta = _logistic(x, y, weight, min(losses, key=losses.get))
+    return beta[:-1] / scale, float(beta[-1] - np.sum(beta[:-1] * mean / scale))
+
+
+def _log_odds(rows, clips, names, w, b):
+    return _matrix(rows, clips, names) @ w + b
+
+
+def cross_validated(rows: dict, tune: list[dict], names: tuple[str, ...], unsure: float | None) -> dict:
+    """Verdicts on the tuning half, each fold's clips judged by a rule fitted on the other folds."""
+    fold, verdicts = _groups(tune), {}
+    for k in range(fold.max() + 1):
+        train = [c for i, c in enumerate(tune) if fold[i] != k]
+        held = [c for i, c in enumerate(tune) if fold[i] == k]
+        verdicts |= judge(rows, train, held, names, unsure)
+    return verdicts
+
+
+def judge(
+    rows: dict, train: list[dict], clips: list[dict], names: tuple[str, ...], unsure: float | None
+) -> dict:
+    """Verdicts on ``clips`` of a rule fitted on ``train`` (only where the base rule is unsure, if asked)."""
+    w, b = fit(rows, train, BASE + names)
+    z = _log_odds(rows, clips, BASE + names, w, b)
+    if unsure is not None:
+        wb, bb = fit(rows, train, BASE)
+        zb = _log_odds(rows, clips, BASE, wb, bb)
+        z = np.where(np.abs(zb) < unsure, z, zb)
+    return {c["id"]: bool(v >= 0) for c, v in zip(clips, z, strict=True)}
+
+
+def shipped(rows: dict, clips: list[dict]) -> dict:
+    """Verdicts of the gate's own rule (its defaults, fitted on the earlier build of the tuning half)."""
+    from deepsound.steps.speech_gate import FusionRule
+
+    rule = FusionRule()
+    w = np.array([rule.w_top, rule.w_contrast, rule.w_secondary])
+    return {
+        c["id"]: bool(v >= rule.threshold)
+        for c, v in zip(clips, _log_odds(rows, clips, BASE, w, rule.bias), strict=True)
+    }
+
+
+def _firm_misses(verdicts: dict, clips: list[dict]) -> int:
+    return sum(
+        1 for c in clips if c["label"] and (c["snr_db"] is None or c["snr_db"] >= 0) and not verdicts[c["id"]]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--devset", type=Path, default=_builder().DEFAULT_OUT)
+    args = parser.parse_args()
+    print(describe())
+    tune, test = load_clips(args.devset, "tune"), load_clips(args.devset, "test")
+    rows = features(args.devset, tune + test, args.devset / "evidence_features.json")
+    ps = sum(r["ps_cpu"] for r in rows.values()) / sum(r["silero_cpu"] for r in rows.values())
+    print(f"pocketsphinx's phone loop costs {ps:.1f}× Silero's CPU on the same tracks")
+    head = ["evidence", "BA tune (grouped CV)", "BA test", "test: voices heard at −10/−5/0/+5 dB",
+            "test: misses at ≥ 0 dB", "test: false alarms (music, non-verbal)"]  # fmt: skip
+    print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
+    plans = [(name, names, None) for name, names in CANDIDATES.items()]
+    plans.append(
+        ("+ speech-phone share, only where the rule is unsure (log-odds within ±1)", ("ps_share",), 1.0)
+    )
+    for name, names, unsure in [("fused rule as shipped", (), None), *plans]:
+        if not names and unsure is None and name.endswith("shipped"):
+            verdicts, cv = shipped(rows, test), score(shipped(rows, tune), tune)
+        else:
+            cv = score(cross_validated(rows, tune, names, unsure), tune)
+            verdicts = judge(rows, tune, test, names, unsure)
+        held = score(verdicts, test)
+        heard = " / ".join(f"{held['tpr_by_snr'][_snr_key(s)]:.0%}" for s in (-10, -5, 0, 5))
+        negatives = [c for c in test if not c["label"]]
+        alarms = sum(verdicts[c["id"]] for c in negatives)
+        kinds = ", ".join(str(sum(verdicts[c["id"]] for c in negatives if c["kind"] == k))
+                          for k in ("music", "nonverbal_vocal"))  # fmt: skip
+        print(f"| {name} | {cv['balanced_accuracy']:.3f} | {held['balanced_accuracy']:.3f} | {heard} | "
+              f"{_firm_misses(verdicts, test)} | {alarms} ({kinds}) |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
