@@ -158,6 +158,27 @@ def test_model_output_equals_official(small_model, backend):
     assert relative_l2(out[:, 0], golden["output"]) <= TOL
 
 
+def test_rotary_complex_product_equals_the_pairwise_form():
+    """The one-pass complex rotation is bit-identical to rotating each pair with cos and sin."""
+    cos, sin = bsr.RotaryEmbedding(16).angles(37, torch.device("cpu"))
+
+    def pairwise(t: torch.Tensor) -> torch.Tensor:
+        even, odd = t[..., 0::2], t[..., 1::2]
+        c, s = cos.to(t.dtype), sin.to(t.dtype)
+        return torch.stack((even * c - odd * s, odd * c + even * s), dim=-1).flatten(-2)
+
+    generator = torch.Generator().manual_seed(3)
+    packed = torch.randn(3, 37, 3 * 2 * 16 + 2, generator=generator)  # q, k, v and two gates per token
+    qk = packed[..., : 3 * 2 * 16].unflatten(-1, (3, 2, 16)).permute(2, 0, 3, 1, 4)[:2]
+    assert bsr._complex_view_ok(qk.unflatten(-1, (-1, 2)))
+    assert torch.equal(bsr.rotate_pairs(qk, cos, sin), pairwise(qk))
+    odd_rows = torch.randn(2, 37, 17, generator=generator)[..., 1:]  # odd row stride: no complex view
+    assert not bsr._complex_view_ok(odd_rows.unflatten(-1, (-1, 2)))
+    assert torch.equal(bsr.rotate_pairs(odd_rows, cos, sin), pairwise(odd_rows))
+    half = qk.bfloat16()  # no complex bfloat16: the pairwise form
+    assert torch.equal(bsr.rotate_pairs(half, cos, sin), pairwise(half))
+
+
 def test_zero_dc_option_equals_upstream_default():
     golden = torch.load(DATA / "model_small.pt")
     expected = torch.load(DATA / "model_small_zero_dc.pt")["output"]

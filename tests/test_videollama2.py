@@ -92,6 +92,20 @@ def test_beats_and_connector_equal_official_at_seeded_weights():
     assert relative_l2(out, g["connector_out"]) <= 1e-4
 
 
+def test_beats_position_buckets_are_reused_only_for_the_same_length():
+    """The bucket cache may not leak one length's relative positions into another's attention."""
+    g = torch.load(DATA / "modules.pt")
+    x = g["beats_in"]
+    shorter = x[:, : x.shape[1] - 32]  # two patch columns fewer: another token count
+    warm = fill_seeded(Beats(BeatsConfig.from_dict(TINY_BEATS)).eval(), 3)
+    with torch.no_grad():
+        first, second, again = warm(x), warm(shorter), warm(x)
+        fresh = fill_seeded(Beats(BeatsConfig.from_dict(TINY_BEATS)).eval(), 3)(shorter)
+    assert second.shape[1] < first.shape[1]
+    assert torch.equal(second, fresh)
+    assert torch.equal(again, first)
+
+
 def test_beats_dimensions_are_read_off_the_weights():
     config = BeatsConfig.from_dict(TINY_BEATS)
     state = {f"model.audio_tower.{k}": v for k, v in Beats(config).state_dict().items()}

@@ -75,12 +75,26 @@ def rotate_pairs(t: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     """Rotate adjacent feature pairs ``(t[2i], t[2i+1])`` by the position's angle.
 
     ``t`` is ``(..., seq, dim)``; the pairs are interleaved, as in the
-    checkpoints' training code, not split into halves.
+    checkpoints' training code, not split into halves. In float32/float64 a
+    pair is read as one complex number and rotated by one complex product: the
+    same two products and one sum per output as the real form (bit-identical
+    here), in one pass over memory instead of six, which was a fifth of the
+    separator's time on the CPU.
     """
     pairs = t.unflatten(-1, (-1, 2))
+    if _complex_view_ok(pairs):
+        turn = torch.complex(cos.to(t.dtype), sin.to(t.dtype))
+        return torch.view_as_real(torch.view_as_complex(pairs) * turn).flatten(-2)
     even, odd = pairs[..., 0], pairs[..., 1]
     cos, sin = cos.to(t.dtype), sin.to(t.dtype)
     return torch.stack((even * cos - odd * sin, odd * cos + even * sin), dim=-1).flatten(-2)
+
+
+def _complex_view_ok(pairs: Tensor) -> bool:
+    """Whether ``view_as_complex`` can alias ``pairs`` (no complex type for bf16; even strides)."""
+    if pairs.dtype not in (torch.float32, torch.float64) or pairs.stride(-1) != 1:
+        return False
+    return pairs.storage_offset() % 2 == 0 and all(s % 2 == 0 for s in pairs.stride()[:-1])
 
 
 class Attention(nn.Module):

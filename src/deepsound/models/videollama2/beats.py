@@ -87,6 +87,7 @@ class _Attention(nn.Module):
         self.num_buckets, self.max_distance = config.num_buckets, config.max_distance
         if has_bias_table:
             self.relative_attention_bias = nn.Embedding(config.num_buckets, heads)
+        self._bucket_cache: torch.Tensor | None = None  # not state: derived from the length alone
         self.k_proj = nn.Linear(dim, dim)
         self.v_proj = nn.Linear(dim, dim)
         self.q_proj = nn.Linear(dim, dim)
@@ -106,12 +107,15 @@ class _Attention(nn.Module):
         return buckets + torch.where(relative < exact, relative, large)
 
     def position_bias(self, length: int, batch: int) -> torch.Tensor:
-        positions = torch.arange(length, dtype=torch.long)
-        buckets = self._buckets(positions[None, :] - positions[:, None]).to(
-            self.relative_attention_bias.weight.device
-        )
-        values = self.relative_attention_bias(buckets).permute(2, 0, 1)
-        return values.unsqueeze(0).repeat(batch, 1, 1, 1).view(batch * self.heads, length, length)
+        device = self.relative_attention_bias.weight.device
+        cached = self._bucket_cache
+        if cached is None or cached.shape[0] != length or cached.device != device:
+            # VideoLLaMA2 pads every clip's audio to 30 s, so the length (and these buckets) repeat
+            positions = torch.arange(length, dtype=torch.long)
+            cached = self._buckets(positions[None, :] - positions[:, None]).to(device)
+            self._bucket_cache = cached
+        values = self.relative_attention_bias(cached).permute(2, 0, 1)
+        return values.unsqueeze(0).expand(batch, -1, -1, -1).reshape(batch * self.heads, length, length)
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         length, batch, dim = x.shape
@@ -123,13 +127,14 @@ class _Attention(nn.Module):
         k = k.contiguous().view(-1, batch * self.heads, self.head_dim).transpose(0, 1)
         v = v.contiguous().view(-1, batch * self.heads, self.head_dim).transpose(0, 1)
         weights = torch.bmm(q, k.transpose(1, 2))
-        weights = (weights - weights.max(dim=-1, keepdim=True)[0]) * alpha
+        # in place: the (heads, length, length) scores are the largest tensors here (30 s of audio)
+        weights.sub_(weights.max(dim=-1, keepdim=True)[0]).mul_(alpha)
         query = q.view(batch, self.heads, length, self.head_dim) * alpha / self.scaling
         gate_a, gate_b = torch.sigmoid(
             self.grep_linear(query).view(batch, self.heads, length, 2, 4).sum(-1)
         ).chunk(2, dim=-1)
         gate = gate_a * (gate_b * self.grep_a - 1.0) + 2.0
-        weights = weights + (gate.view(batch * self.heads, length, 1) * bias).view(weights.size())
+        weights.addcmul_(gate.view(batch * self.heads, length, 1), bias.view(weights.size()))
         probs = F.softmax(weights, dim=-1).type_as(weights)
         out = torch.bmm(probs, v).transpose(0, 1).contiguous().view(length, batch, dim)
         return self.out_proj(out)
