@@ -21,7 +21,10 @@ relative L2 difference between the two vocal estimates.
 
 Measured on a 2-core AMD EPYC (AVX-512) virtual machine, 10 s, fp32, torch 2.14:
 reference 389 s / 5306 MiB (5 chunks), ours 173 s / 2237 MiB (4 chunks), 2.26x,
-relative L2 4.2e-7. With ``DEEPSOUND_ONEDNN=0`` (plain ``F.linear``) ours took
+relative L2 4.2e-7. Re-run after the rotary change (one complex product for
+the query/key pairs) on the same kind of machine, 1 torch thread, with other
+work running: reference 817 s / 5546 MiB, ours 274 s / 2340 MiB, 2.99x, memory
+0.42, relative L2 4.2e-7. With ``DEEPSOUND_ONEDNN=0`` (plain ``F.linear``) ours took
 279 s: skipping the chunk that only covers padding and the fused projections
 give about 1.4x, the oneDNN matrix products the rest.
 """
