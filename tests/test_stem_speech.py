@@ -301,6 +301,61 @@ def test_cascade_separates_each_voice_over_clip_once(tmp_path: Path):
     assert separator.stem_cache.separations == 2 and separator.stem_cache.reuses == 2
 
 
+MLLM_BUILDS: list = []
+
+
+def _build_answers(settings, components) -> AnswersA:  # noqa: ANN001
+    MLLM_BUILDS.append(AnswersA())
+    return MLLM_BUILDS[-1]
+
+
+class ThreeVoices(VoiceGenerator):
+    """Step-1 test double: a different real voice for each of three videos."""
+
+    def generate(self, request) -> Audio:  # noqa: ANN001
+        name = {"a": "queue-thereare", "b": "conf-getpin", "c": "all-circuits-busy-now"}[
+            Path(request.video).stem
+        ]
+        voice = np.pad(_voice(name), (RATE // 4, RATE // 4))
+        return Audio(voice, RATE).fit_length(int(request.duration * RATE))
+
+
+def test_one_resident_model_hears_every_clip_before_the_mllm_judges_and_separates_each_once(tmp_path: Path):
+    """``--residency one`` on the CPU with the vocal-stem gate and the cascade: the gate's separator and the
+    MLLM each load once for the whole batch (a "hear" stage runs the gate for every clip first), and
+    step 3 reuses the gate's stems although the separator was released for the MLLM in between."""
+    from deepsound.batch import BatchItem, run_batch
+    from deepsound.config import MllmConfig
+
+    register("mllm", "counted-answers-a", _build_answers)
+    try:
+        BUILT.clear()
+        MLLM_BUILDS.clear()
+        config = stem_config(judge="cascade")
+        config.residency = "one"
+        config.mllm = MllmConfig(name="counted-answers-a")
+        components = Components(config, {"generator": ThreeVoices()})
+        pipe = Pipeline(config, components)
+        videos = [make_video(tmp_path / f"{n}.mp4", duration=2.5, fps=25, size=(64, 48)) for n in "abc"]
+        options = RunOptions(duration=2.5, num_steps=1, postprocess="rep", write_video=False)
+        summary = run_batch(pipe, [BatchItem(v) for v in videos], tmp_path / "out", options)
+        assert [i.status for i in summary.items] == ["done"] * 3, [i.reason for i in summary.items]
+        assert all(i.has_voice_over for i in summary.items)
+        assert len(MLLM_BUILDS) == 1  # judged all three in one stay
+        assert len(BUILT) == 2  # heard all three, released for the MLLM, back once for step 3
+        assert BUILT[0].separations == 3 and BUILT[1].separations == 0  # step 3 reused every stem
+        stages = [e for e in pipe.residency.events if e[1] in ("separator", "mllm")]
+        assert stages == [("build", "separator"), ("release", "separator"), ("build", "mllm"),
+                          ("release", "mllm"), ("build", "separator")]  # fmt: skip
+        trace = json.loads((tmp_path / "out" / "b.trace.json").read_text())
+        steps = {s["step"]: s for s in trace["steps"]}
+        judged = steps["step2_judge_voice_over"]["evidence"]
+        assert judged["decided_by"] == "mllm" and judged["speech_detectors"]["heard_before"] is True
+        assert steps["step3_remove_voice_over"]["evidence"]["vocals_reused"] is True
+    finally:
+        unregister("mllm", "counted-answers-a")
+
+
 def test_a_separator_gated_by_the_stem_detector_separates_once():
     """``--only-speech`` with ``--speech vocal-stem``: the gate's separation is the one gated."""
     holder: list = []

@@ -23,7 +23,8 @@ from deepsound.config import RunOptions
 from deepsound.errors import ConfigError, DeepSoundError, WeightsError
 from deepsound.files import ensure_dir, write_json
 from deepsound.media.kinds import VIDEO_SUFFIXES
-from deepsound.pipeline import OutputPaths, Pipeline
+from deepsound.output_paths import OutputPaths
+from deepsound.pipeline import Pipeline
 from deepsound.progress import Listener
 from deepsound.residency import interleave, own_time
 

@@ -23,14 +23,16 @@ from deepsound import media
 from deepsound.audio import Audio
 from deepsound.config import PipelineConfig, RunOptions
 from deepsound.errors import DeepSoundError
-from deepsound.files import OutputLock, same_file
+from deepsound.files import OutputLock
 from deepsound.files import output_dir as made_output_dir
 from deepsound.input_check import check_input
 from deepsound.interfaces import Generation, GenerationRequest, Plan, Step
+from deepsound.output_paths import OUTPUT_SUFFIXES, OutputPaths
 from deepsound.progress import Listener, listening
 from deepsound.registry import Components
 from deepsound.residency import Residency, conditions_ahead, own_time
 from deepsound.steps.generate import fallback_negative_prompt, generate, request_for
+from deepsound.steps.stem_speech import hear_ahead
 from deepsound.steps.voice_over import decide_voice_over
 from deepsound.trace import Trace, TraceStep
 from deepsound.weights.overrides import used_overrides
@@ -38,44 +40,7 @@ from deepsound.weights.trust import used_on_trust
 
 log = logging.getLogger(__name__)
 
-
-OUTPUT_SUFFIXES = (".wav", ".mp4", ".trace.json", ".step1.wav", ".step3.wav", ".step3.vocals.wav", ".neg.wav")
-
-
-@dataclass
-class OutputPaths:
-    """Where one clip's files go; the trace is written last and marks the clip as done."""
-
-    folder: Path
-    name: str
-
-    @classmethod
-    def for_clip(cls, folder: Path, video: Path) -> OutputPaths:
-        """Named after the video — but never onto the input itself: ``-o`` may be the input's own
-        folder, where ``clip.mp4`` would replace the user's video. Then every output is named
-        ``clip.deepsound.*`` beside it."""
-        paths = cls(Path(folder), Path(video).stem)
-        if Path(video).parent.resolve() == Path(folder).resolve() and any(
-            paths.file(suffix).name == Path(video).name or same_file(paths.file(suffix), video)
-            for suffix in OUTPUT_SUFFIXES
-        ):
-            paths = cls(Path(folder), f"{Path(video).stem}.deepsound")
-        return paths
-
-    def file(self, suffix: str) -> Path:
-        return self.folder / f"{self.name}{suffix}"
-
-    @property
-    def audio(self) -> Path:
-        return self.file(".wav")
-
-    @property
-    def video(self) -> Path:
-        return self.file(".mp4")
-
-    @property
-    def trace(self) -> Path:
-        return self.file(".trace.json")
+__all__ = ["OUTPUT_SUFFIXES", "ClipResult", "OutputPaths", "Pipeline"]
 
 
 @dataclass
@@ -112,6 +77,7 @@ class RunState:
     audio: Audio | None = None  # the audio as it stands after the last step
     silent: bool = False  # step 4 found silence: the fallback runs
     ahead: dict[str, float] = field(default_factory=dict)  # seconds of conditions encoded ahead
+    heard_ahead: float | None = None  # seconds the speech detector spent at the "hear" stage
 
     def current_audio(self, step: str) -> Audio:
         if self.audio is None:  # the plan parser puts generation first; a custom planner might not
@@ -247,6 +213,15 @@ class Pipeline:
                 state.ahead = yield from conditions_ahead(
                     lambda: self.components.generator, self._ahead(state)
                 )
+            if (
+                step is Step.DETECT_VOICE_OVER
+                and self.residency.groups_batches
+                and self.residency.hears_with_separator
+            ):
+                yield "hear"  # the separating speech detector first, the MLLM after it (residency)
+                state.heard_ahead = hear_ahead(
+                    self.components.separator, self.components.speech, state.current_audio("step 2")
+                )
             yield _STAGE_OF[step]
             if self.handlers[step](state) is Next.STOP:
                 break
@@ -331,6 +306,9 @@ class Pipeline:
             if verdict.cot_text:
                 rec.evidence["cot_text"] = verdict.cot_text
             rec.mllm_calls = list(verdict.mllm_calls)
+            if state.heard_ahead is not None:  # heard at the "hear" stage, counted in this step's time
+                rec.evidence["heard_ahead_seconds"] = state.heard_ahead
+        rec.seconds = round(rec.seconds + (state.heard_ahead or 0.0), 4)
         state.result.has_voice_over = decision.has_voice_over
         return Next.CONTINUE if decision.has_voice_over else Next.STOP
 

@@ -24,6 +24,13 @@ before any samples, so each encoder loads once per batch, and sampling finds eve
 Leaving a generation stage, a staged generator frees its parts but keeps the shell with the clips'
 features and prompts, so the ``neg`` regeneration loads only the network, VAE and vocoder.
 
+A speech detector that separates (``--speech vocal-stem``) needs the separator to judge, and the
+judge may need the MLLM: two large models in one step. The pipeline then pauses at ``hear`` before
+``judge``: with the separator resident every clip is heard (the detector keeps each clip's report),
+then the MLLM comes in and the judge reads those reports, so neither model comes back per clip. The
+separations the gate made (the separator's stem cache) are kept in host memory while the separator
+is released and handed to it when it is rebuilt, so step 3 does not separate a judged clip again.
+
 A clip's time (``trace.seconds``, a batch row's seconds) is what it spent in its own stages
 (:func:`own_time`), not the time it waited paused while the other clips of a batch went on.
 """
@@ -50,6 +57,7 @@ STAGES = (
     "condition motion",
     "condition text",
     "generate",
+    "hear",
     "judge",
     "separate",
     "silence",
@@ -76,6 +84,7 @@ class Residency:
         self.policy = check_policy(policy)
         self.events: list[tuple[str, str]] = []  # (action, kind): what the policy did, in order
         self._offloaded: dict[str, str] = {}  # kind -> the device it came from
+        self._stems: Any = None  # a released separator's stem cache, for the same separator rebuilt
         if self.policy == "one":
             components.before_build = self._before_build
 
@@ -89,7 +98,7 @@ class Residency:
         config = self.components.config
         if stage in ("generate", "neg") or stage in CONDITION_STAGES:
             return "generator"
-        if stage == "separate":
+        if stage == "separate" or (stage == "hear" and self.hears_with_separator):
             return "separator"
         if stage == "plan" and config.planner == "mllm":
             return "mllm"
@@ -98,6 +107,11 @@ class Residency:
         if stage == "silence" and config.silence.name == "mllm":
             return "mllm"
         return None
+
+    @property
+    def hears_with_separator(self) -> bool:
+        """Whether the configured speech detector separates each clip (it needs the separator)."""
+        return "separator" in self.components.entry("speech").needs
 
     def resident(self) -> list[str]:
         """The large models loaded on the compute device now."""
@@ -121,6 +135,11 @@ class Residency:
         lazy = stage == "judge" and self.components.config.judge == "cascade"
         if not lazy and not self.components.is_built(kind):
             self.components.get(kind)
+        if kind == "separator" and self._stems is not None and self.components.is_built(kind):
+            rebuilt = self.components.get(kind)
+            if getattr(rebuilt, "stem_cache", False) is None:  # it has the hook and nothing in it yet
+                rebuilt.stem_cache = self._stems
+            self._stems = None
 
     def _before_build(self, kind: str) -> None:
         if kind in LARGE_KINDS:
@@ -144,6 +163,8 @@ class Residency:
                     log.warning("residency one: the %s was given ready-made and stays loaded", other)
                 self.events.append(("kept", other))
             else:
+                if other == "separator":  # the gate's separations outlive the model (see above)
+                    self._stems = getattr(self.components.get(other), "stem_cache", None)
                 self.components.drop(other, *HOLDERS[other])
                 self.events.append(("release", other))
         if not self._accelerated():

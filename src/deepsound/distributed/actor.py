@@ -25,7 +25,8 @@ from typing import Any
 
 from deepsound.batch import BatchItem, ItemOutcome, is_finished, run_one
 from deepsound.config import RunOptions
-from deepsound.pipeline import OutputPaths, Pipeline
+from deepsound.output_paths import OutputPaths
+from deepsound.pipeline import Pipeline
 from deepsound.registry import KINDS
 
 PipelineSource = Pipeline | Callable[[], Pipeline]

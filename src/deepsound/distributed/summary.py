@@ -18,7 +18,7 @@ from typing import Any
 
 from deepsound.batch import BatchSummary, ItemOutcome
 from deepsound.files import write_json
-from deepsound.pipeline import OutputPaths
+from deepsound.output_paths import OutputPaths
 from deepsound.trace import TraceReader
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ def release_lock_of_lost(output_dir: Path, video: Path, stats: WorkerStats) -> N
     """Ray reported the worker dead (and it is killed for good): its output lock is released now,
     so the clip's next worker, on any node, can write it without waiting for the lock's lease."""
     from deepsound.output_lock import release_if_held_by
-    from deepsound.pipeline import OutputPaths
+    from deepsound.output_paths import OutputPaths
 
     if stats.host is not None and stats.pid is not None:
         name = OutputPaths.for_clip(output_dir, video).name

@@ -44,6 +44,7 @@ the registry (:func:`deepsound.registry.register` entry ``vocal-stem``).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import threading
 import time
@@ -61,6 +62,7 @@ from deepsound.speech_frames import report_from_segments, segments_from_probabil
 from deepsound.steps.speech_gate import GATE_SAMPLE_RATE, FrameSpeechDetector
 
 NAME = "vocal-stem"  # the registry name: --speech vocal-stem
+HEARD_CAPACITY = 4096  # reports kept by content (a few hundred bytes each)
 BASES = ("silero", "ten")  # the registered frame-level detectors that can listen to the stem
 
 
@@ -135,6 +137,36 @@ class StemCache:
         return stem, False
 
 
+# a batch that hears every clip before judging any (``--residency one``) keeps one stem per clip
+# until step 3: as many as the byte cap allows
+BATCH_CAPACITY = 4096
+
+
+def keep_stems_for_batch(separator: Separator) -> None:
+    """Let ``separator``'s stem cache hold a whole batch's stems (up to its byte cap), not a handful.
+
+    The pipeline calls this where it hears every clip of a batch before any is separated
+    (:mod:`deepsound.residency`); a clip-by-clip run keeps the small default.
+    """
+    if not hasattr(separator, "stem_cache"):
+        return
+    if separator.stem_cache is None:
+        separator.stem_cache = StemCache()
+    separator.stem_cache.capacity = max(separator.stem_cache.capacity, BATCH_CAPACITY)
+
+
+def hear_ahead(separator: Separator, detector: Any, audio: Audio) -> float:
+    """Hear ``audio`` with the separating ``detector`` now, while ``separator`` is loaded; the seconds.
+
+    The detector keeps the report, so a judge reads it later with the MLLM loaded instead, and the
+    separator keeps the stem (with room for a batch's worth), so step 3 reuses it.
+    """
+    start = time.perf_counter()
+    keep_stems_for_batch(separator)
+    detector.detect(audio)
+    return round(time.perf_counter() - start, 4)
+
+
 def vocal_stem(separator: Separator, audio: Audio) -> tuple[Audio, bool]:
     """The vocal stem of ``audio`` from ``separator``, through its stem cache where it has the hook.
 
@@ -190,6 +222,11 @@ class VocalStemSpeechDetector:
         self.base = base
         self._separator = separator
         self.settings = settings or StemGateSettings()
+        # each clip's report by content: the judge reads what a "hear" stage heard without the
+        # separator loaded (``--residency one``), and a second consumer of the same track
+        # (the separator's own speech gate) does not separate it again
+        self._heard: OrderedDict[str, SpeechReport] = OrderedDict()
+        self._heard_lock = threading.Lock()
 
     def separator(self) -> Separator:
         found = self._separator()
@@ -198,10 +235,31 @@ class VocalStemSpeechDetector:
         return found
 
     def detect(self, audio: Audio) -> SpeechReport:
-        """Speech segments in seconds of ``audio`` (any rate, any channels), with the stem's evidence."""
+        """Speech segments in seconds of ``audio`` (any rate, any channels), with the stem's evidence.
+
+        A track heard before (same samples and rate) gets a copy of that report, marked
+        ``heard_before``, without asking for the separator.
+        """
         duration = audio.duration
         if audio.num_samples == 0:
             return SpeechReport(segments=[], speech_ratio=0.0, duration=duration)
+        key = audio_digest(audio)
+        with self._heard_lock:
+            if key in self._heard:
+                self._heard.move_to_end(key)
+                report = copy.deepcopy(self._heard[key])
+                report.evidence["heard_before"] = True
+                return report
+        report = self._hear(audio)
+        with self._heard_lock:
+            self._heard[key] = copy.deepcopy(report)
+            while len(self._heard) > HEARD_CAPACITY:
+                self._heard.popitem(last=False)
+        report.evidence["heard_before"] = False
+        return report
+
+    def _hear(self, audio: Audio) -> SpeechReport:
+        duration = audio.duration
         separator = self.separator()
         if getattr(_INSIDE, "detecting", False):
             raise ConfigError(
