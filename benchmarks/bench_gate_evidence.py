@@ -52,6 +52,7 @@ import soundfile as sf
 from bench_voice_over import _builder, _groups, _logistic, _snr_key, load_clips, score
 from machine import describe
 
+from deepsound.audio import Audio
 from deepsound.config import PipelineConfig, SpeechConfig
 from deepsound.registry import Components
 from deepsound.steps.speech_bed import without_stationary_bed
@@ -135,9 +136,7 @@ class Rnnoise:
 
     def __call__(self, mono16k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(the denoised track at 16 kHz, one voice probability per 10 ms frame)."""
-        import soxr
-
-        x = soxr.resample(mono16k.astype(np.float64), RATE, RNNOISE_RATE).astype(np.float32) * 32767
+        x = Audio(mono16k, RATE).resample(RNNOISE_RATE, "HQ").waveform[0] * 32767
         n = x.size // self.frame
         state = self.lib.rnnoise_create(None)
         probs = np.empty(n, np.float32)
@@ -149,7 +148,7 @@ class Rnnoise:
                 x[i * self.frame : (i + 1) * self.frame] = frame
         finally:
             self.lib.rnnoise_destroy(state)
-        return soxr.resample(x[: n * self.frame] / 32767, RNNOISE_RATE, RATE).astype(np.float32), probs
+        return Audio(x[: n * self.frame] / 32767, RNNOISE_RATE).resample(RATE, "HQ").waveform[0], probs
 
 
 def _top_and_seconds(probs: np.ndarray, hop: float) -> tuple[float, float]:

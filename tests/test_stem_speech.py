@@ -275,9 +275,11 @@ class VoiceGenerator:
     name = "voices"
     sample_rate = RATE
 
+    def voice_for(self, video: Path) -> str:
+        return "queue-thereare" if "one" in video.name else "conf-getpin"
+
     def generate(self, request) -> Audio:  # noqa: ANN001
-        name = "queue-thereare" if "one" in Path(request.video).name else "conf-getpin"
-        voice = np.pad(_voice(name), (RATE // 4, RATE // 4))
+        voice = np.pad(_voice(self.voice_for(Path(request.video))), (RATE // 4, RATE // 4))
         return Audio(voice, RATE).fit_length(int(request.duration * RATE))
 
 
@@ -312,12 +314,8 @@ def _build_answers(settings, components) -> AnswersA:  # noqa: ANN001
 class ThreeVoices(VoiceGenerator):
     """Step-1 test double: a different real voice for each of three videos."""
 
-    def generate(self, request) -> Audio:  # noqa: ANN001
-        name = {"a": "queue-thereare", "b": "conf-getpin", "c": "all-circuits-busy-now"}[
-            Path(request.video).stem
-        ]
-        voice = np.pad(_voice(name), (RATE // 4, RATE // 4))
-        return Audio(voice, RATE).fit_length(int(request.duration * RATE))
+    def voice_for(self, video: Path) -> str:
+        return {"a": "queue-thereare", "b": "conf-getpin", "c": "all-circuits-busy-now"}[video.stem]
 
 
 def test_one_resident_model_hears_every_clip_before_the_mllm_judges_and_separates_each_once(tmp_path: Path):

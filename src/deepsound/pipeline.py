@@ -27,7 +27,7 @@ from deepsound.files import OutputLock
 from deepsound.files import output_dir as made_output_dir
 from deepsound.input_check import check_input
 from deepsound.interfaces import Generation, GenerationRequest, Plan, Step
-from deepsound.output_paths import OUTPUT_SUFFIXES, OutputPaths
+from deepsound.output_paths import OutputPaths
 from deepsound.progress import Listener, listening
 from deepsound.registry import Components
 from deepsound.residency import Residency, conditions_ahead, own_time
@@ -39,8 +39,6 @@ from deepsound.weights.overrides import used_overrides
 from deepsound.weights.trust import used_on_trust
 
 log = logging.getLogger(__name__)
-
-__all__ = ["OUTPUT_SUFFIXES", "ClipResult", "OutputPaths", "Pipeline"]
 
 
 @dataclass
@@ -213,11 +211,7 @@ class Pipeline:
                 state.ahead = yield from conditions_ahead(
                     lambda: self.components.generator, self._ahead(state)
                 )
-            if (
-                step is Step.DETECT_VOICE_OVER
-                and self.residency.groups_batches
-                and self.residency.hears_with_separator
-            ):
+            if step is Step.DETECT_VOICE_OVER and self.residency.hears_before_judging:
                 yield "hear"  # the separating speech detector first, the MLLM after it (residency)
                 state.heard_ahead = hear_ahead(
                     self.components.separator, self.components.speech, state.current_audio("step 2")

@@ -113,6 +113,11 @@ class Residency:
         """Whether the configured speech detector separates each clip (it needs the separator)."""
         return "separator" in self.components.entry("speech").needs
 
+    @property
+    def hears_before_judging(self) -> bool:
+        """Whether a run pauses at ``hear``: the batch goes stage by stage and the detector separates."""
+        return self.groups_batches and self.hears_with_separator
+
     def resident(self) -> list[str]:
         """The large models loaded on the compute device now."""
         return [k for k in LARGE_KINDS if self.components.is_built(k) and k not in self._offloaded]

@@ -62,7 +62,9 @@ from deepsound.speech_frames import report_from_segments, segments_from_probabil
 from deepsound.steps.speech_gate import GATE_SAMPLE_RATE, FrameSpeechDetector
 
 NAME = "vocal-stem"  # the registry name: --speech vocal-stem
-HEARD_CAPACITY = 4096  # reports kept by content (a few hundred bytes each)
+# the clips of a batch that hears every clip before judging any (``--residency one``): reports
+# (a few hundred bytes each) and stems (up to the stem cache's byte cap) are kept for that many
+BATCH_CLIPS = 4096
 BASES = ("silero", "ten")  # the registered frame-level detectors that can listen to the stem
 
 
@@ -117,9 +119,12 @@ class StemCache:
         self.separations = 0  # stems computed
         self.reuses = 0  # stems handed out again
 
-    def vocals(self, separator: Any, audio: Audio) -> tuple[np.ndarray, bool]:
-        """(the vocal stem of ``audio`` at its rate and shape, whether it was reused)."""
-        key = audio_digest(audio)
+    def vocals(self, separator: Any, audio: Audio, key: str | None = None) -> tuple[np.ndarray, bool]:
+        """(the vocal stem of ``audio`` at its rate and shape, whether it was reused).
+
+        ``key`` is ``audio_digest(audio)`` where the caller has it already.
+        """
+        key = key or audio_digest(audio)
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
@@ -137,9 +142,11 @@ class StemCache:
         return stem, False
 
 
-# a batch that hears every clip before judging any (``--residency one``) keeps one stem per clip
-# until step 3: as many as the byte cap allows
-BATCH_CAPACITY = 4096
+def stem_cache_of(separator: Any) -> StemCache:
+    """``separator``'s stem cache, made on first use (the separator has the ``stem_cache`` hook)."""
+    if separator.stem_cache is None:
+        separator.stem_cache = StemCache()
+    return separator.stem_cache
 
 
 def keep_stems_for_batch(separator: Separator) -> None:
@@ -148,11 +155,9 @@ def keep_stems_for_batch(separator: Separator) -> None:
     The pipeline calls this where it hears every clip of a batch before any is separated
     (:mod:`deepsound.residency`); a clip-by-clip run keeps the small default.
     """
-    if not hasattr(separator, "stem_cache"):
-        return
-    if separator.stem_cache is None:
-        separator.stem_cache = StemCache()
-    separator.stem_cache.capacity = max(separator.stem_cache.capacity, BATCH_CAPACITY)
+    if hasattr(separator, "stem_cache"):
+        cache = stem_cache_of(separator)
+        cache.capacity = max(cache.capacity, BATCH_CLIPS)
 
 
 def hear_ahead(separator: Separator, detector: Any, audio: Audio) -> float:
@@ -167,19 +172,17 @@ def hear_ahead(separator: Separator, detector: Any, audio: Audio) -> float:
     return round(time.perf_counter() - start, 4)
 
 
-def vocal_stem(separator: Separator, audio: Audio) -> tuple[Audio, bool]:
+def vocal_stem(separator: Separator, audio: Audio, key: str | None = None) -> tuple[Audio, bool]:
     """The vocal stem of ``audio`` from ``separator``, through its stem cache where it has the hook.
 
     A separator with a ``stem_cache`` attribute (BS-RoFormer) gets a cache on first use and
     uses it in its own ``separate``; any other separator is asked to ``separate`` (not reused).
     The stem comes at the input's rate, or at the model's where the separator is set to give
-    its results in the model's format (BS-RoFormer's ``output_format="model"``).
+    its results in the model's format (BS-RoFormer's ``output_format="model"``). ``key``: the
+    audio's digest, where the caller has computed it.
     """
     if hasattr(separator, "stem_cache") and hasattr(separator, "vocals"):
-        cache = separator.stem_cache
-        if cache is None:
-            cache = separator.stem_cache = StemCache()
-        stem, reused = cache.vocals(separator, audio)
+        stem, reused = stem_cache_of(separator).vocals(separator, audio, key)
         model_format = getattr(separator, "output_format", "input") == "model"
         return Audio(stem, separator.config.sample_rate if model_format else audio.sample_rate), reused
     return separator.separate(audio).vocals, False
@@ -250,15 +253,15 @@ class VocalStemSpeechDetector:
                 report = copy.deepcopy(self._heard[key])
                 report.evidence["heard_before"] = True
                 return report
-        report = self._hear(audio)
+        report = self._hear(audio, key)
         with self._heard_lock:
             self._heard[key] = copy.deepcopy(report)
-            while len(self._heard) > HEARD_CAPACITY:
+            while len(self._heard) > BATCH_CLIPS:
                 self._heard.popitem(last=False)
         report.evidence["heard_before"] = False
         return report
 
-    def _hear(self, audio: Audio) -> SpeechReport:
+    def _hear(self, audio: Audio, key: str) -> SpeechReport:
         duration = audio.duration
         separator = self.separator()
         if getattr(_INSIDE, "detecting", False):
@@ -269,7 +272,7 @@ class VocalStemSpeechDetector:
         start = time.perf_counter()
         _INSIDE.detecting = True
         try:
-            stem, reused = vocal_stem(separator, audio)
+            stem, reused = vocal_stem(separator, audio, key)
         finally:
             _INSIDE.detecting = False
         seconds = time.perf_counter() - start
