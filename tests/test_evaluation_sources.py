@@ -116,7 +116,7 @@ def test_voice_over_rate_hears_with_the_configured_detector(tmp_path):
 
     extractor = SileroExtractor(Settings(duration=2.0, pipeline=PipelineConfig(speech=SpeechConfig("ten"))))
     assert extractor.detector.name == "ten-vad" and extractor.fingerprint()["model"]["name"] == "ten"
-    assert SileroExtractor(Settings(duration=2.0)).fingerprint()["model"]["name"] == "silero"
+    assert SileroExtractor(Settings(duration=2.0)).fingerprint()["model"]["name"] == "staged"  # the default
 
 
 def test_evaluate_names_an_unknown_speech_detector_in_one_line(tmp_path):

@@ -226,5 +226,5 @@ def test_one_speech_detector_per_process_across_pipelines():
     assert first.speech is second.speech  # built once, shared by every pipeline of the process
     from deepsound.config import SpeechConfig
 
-    other = Components(PipelineConfig(speech=SpeechConfig(threshold=0.7)))
+    other = Components(PipelineConfig(speech=SpeechConfig(name="silero", threshold=0.7)))
     assert other.speech is not first.speech and other.speech.threshold == 0.7

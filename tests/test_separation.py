@@ -487,8 +487,8 @@ def test_from_files_loads_checkpoint_and_yaml(tmp_path):
 
 def test_from_config_resolves_registry_names(tmp_path, monkeypatch):
     from deepsound.config import PipelineConfig, SeparatorConfig
-    from deepsound.models.silero.detector import SileroSpeechDetector
     from deepsound.registry import Components
+    from deepsound.steps.speech_staged import StagedSpeechDetector
     from deepsound.weights import overrides
 
     ckpt, yaml_path = write_tiny_files(tmp_path)
@@ -502,10 +502,12 @@ def test_from_config_resolves_registry_names(tmp_path, monkeypatch):
     cfg = PipelineConfig(
         device="cpu", weights_dir=tmp_path, offline=True, separator=SeparatorConfig(only_speech=True)
     )
-    sep = Components(cfg).separator  # the registry hands in its one speech detector
+    components = Components(cfg)
+    sep = components.separator  # the registry hands in its one speech detector (the default: staged)
     assert [a[0] for a in asked] == ["bs_roformer_viperx", "bs_roformer_viperx_config"]
     assert all(a[1] == tmp_path and a[2] is True for a in asked)
-    assert sep.only_speech and isinstance(sep.speech_detector, SileroSpeechDetector)
+    assert sep.only_speech and sep.speech_detector is components.speech
+    assert isinstance(sep.speech_detector, StagedSpeechDetector)
     assert sep.config == BsRoformerConfig.tiny() and sep.dtype == torch.float32
 
 

@@ -71,7 +71,7 @@ def test_is_a_speech_detector_and_validates_options():
         SileroSpeechDetector(threshold=1.5)
     with pytest.raises(ValueError):
         SileroSpeechDetector(min_speech_s=-1)
-    tuned = Components(PipelineConfig(speech=SpeechConfig(threshold=0.7, pad_s=0.0))).speech
+    tuned = Components(PipelineConfig(speech=SpeechConfig(name="silero", threshold=0.7, pad_s=0.0))).speech
     assert (tuned.threshold, tuned.pad_s, tuned.min_speech_s) == (0.7, 0.0, 0.25)
 
 

@@ -38,7 +38,7 @@ DEFAULT_COMPONENTS = {
     "generator": "mmaudio",
     "mllm": "omni",
     "separator": "bs_roformer",
-    "speech": "silero",
+    "speech": "staged",
     "silence": "rms",
 }
 

@@ -62,6 +62,7 @@ from deepsound.models.ten_vad.settings import TenVadSettings
 from deepsound.models.videollama2.settings import VideoLlama2Settings
 from deepsound.steps.silence import SilenceSettings
 from deepsound.steps.speech_gate import FusedGateSettings
+from deepsound.steps.speech_staged import StagedGateSettings
 from deepsound.steps.stem_speech import StemGateSettings
 from deepsound.weights.registry import WeightFile
 from deepsound.weights.registry import add as add_weight_file
@@ -453,6 +454,21 @@ def _fused(settings: FusedGateSettings, _: Components) -> SpeechDetector:
     )
 
 
+def _staged(settings: StagedGateSettings, _: Components) -> SpeechDetector:
+    """Silero (its default settings) first, RNNoise and Silero again where the first stage is unsure."""
+    from deepsound.models.rnnoise.denoiser import FRAME_HOP_S, RnnoiseDenoiser
+    from deepsound.models.silero.detector import SileroSpeechDetector
+    from deepsound.steps.speech_staged import StagedSpeechDetector
+
+    return StagedSpeechDetector(
+        SileroSpeechDetector(),
+        RnnoiseDenoiser(),
+        denoiser_hop_s=FRAME_HOP_S,
+        min_silence_s=settings.min_silence_s,
+        pad_s=settings.pad_s,
+    )
+
+
 def _vocal_stem(settings: StemGateSettings, components: Components) -> SpeechDetector:
     """A registered frame detector on the configured separator's vocal stem (the separator is looked up per clip)."""
     from deepsound.steps.stem_speech import NAME, VocalStemSpeechDetector
@@ -552,6 +568,13 @@ register(
 register("speech", "silero", _silero, settings=SileroSettings, display_name="Silero VAD")
 register("speech", "ten", _ten, settings=TenVadSettings, display_name="TEN VAD")
 register("speech", "fused", _fused, settings=FusedGateSettings, display_name="Silero + TEN VAD (fused)")
+register(
+    "speech",
+    "staged",
+    _staged,
+    settings=StagedGateSettings,
+    display_name="Silero VAD, RNNoise where unsure (staged)",
+)
 register(
     "speech",
     "vocal-stem",

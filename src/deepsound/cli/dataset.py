@@ -63,7 +63,7 @@ def build_command(
     speech: Annotated[
         str | None,
         typer.Option(
-            help="Speech detector that labels the clips: silero, ten, fused, vocal-stem. (default: the configured one)"
+            help="Speech detector that labels the clips: staged, silero, ten, fused, vocal-stem. (default: the configured one)"
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,

@@ -79,7 +79,7 @@ def evaluate_command(
     speech: Annotated[
         str | None,
         typer.Option(
-            help="Speech detector of the voice-over rate (the method's gate): silero, ten, fused, "
+            help="Speech detector of the voice-over rate (the method's gate): staged, silero, ten, fused, "
             "vocal-stem, or a registered name. (default: the configured one)"
         ),
     ] = None,

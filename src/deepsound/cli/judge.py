@@ -32,7 +32,9 @@ def judge_command(
     ] = None,
     speech: Annotated[
         str | None,
-        typer.Option(help="Speech detector: silero, ten, fused, vocal-stem. (default: the configured one)"),
+        typer.Option(
+            help="Speech detector: staged, silero, ten, fused, vocal-stem. (default: the configured one)"
+        ),
     ] = None,
     mllm: Annotated[
         str | None, typer.Option(help="Audio-visual LLM family: omni, videollama2-cot, videollama2-qa.")

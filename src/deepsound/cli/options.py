@@ -68,7 +68,7 @@ OPTIONS: tuple[Opt, ...] = (
     Opt("mode", str | None, ("--mode",), "s3 stops after voice removal; s4 also checks silence.", ("run", "mode")),
     Opt("postprocess", str | None, ("--postprocess",), "When step 4 finds silence: rm (no audio), rep (step-1 audio), neg.", ("run", "postprocess")),
     Opt("judge", str | None, ("--judge",), "Voice-over judge: cascade (speech detector, then MLLM), mllm, speech, or a registered name.", ("pipeline", "judge")),
-    Opt("speech", str | None, ("--speech",), "Speech detector of the gate, the separator and the dataset: silero, ten, fused, vocal-stem, or a registered name.", ("pipeline", "speech", "name")),
+    Opt("speech", str | None, ("--speech",), "Speech detector of the gate, the separator and the dataset: staged, silero, ten, fused, vocal-stem, or a registered name.", ("pipeline", "speech", "name")),
     Opt("residency", str | None, ("--residency",), "Large models kept loaded: all, or one at a time (small GPUs and machines; a batch then runs stage by stage).", ("pipeline", "residency")),
     Opt("plan", str | None, ("--plan",), "canonical (the paper's 4 steps, no MLLM) or mllm (ask for the plan).", ("pipeline", "planner")),
     Opt("silence", str | None, ("--silence",), "Silence check: rms (signal rule) or mllm (ask).", ("pipeline", "silence", "name")),

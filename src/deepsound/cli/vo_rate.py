@@ -87,7 +87,9 @@ def vo_rate_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     speech: Annotated[
         str | None,
-        typer.Option(help="Speech detector: silero, ten, fused, vocal-stem. (default: the configured one)"),
+        typer.Option(
+            help="Speech detector: staged, silero, ten, fused, vocal-stem. (default: the configured one)"
+        ),
     ] = None,
     config_file: Annotated[Path | None, typer.Option("--config", help="TOML file of settings.")] = None,
 ) -> None:

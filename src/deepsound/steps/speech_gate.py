@@ -102,9 +102,8 @@ class FusionRule:
     def features(self, primary: np.ndarray, primary_hop: float, secondary: np.ndarray, secondary_hop: float,
                  duration: float) -> np.ndarray:  # fmt: skip
         """[primary top logit, primary speech seconds, secondary contrast top, secondary top logit] of one window."""
-        k_p = max(int(round(self.top_s / primary_hop)), 1)
         k_s = max(int(round(self.top_s / secondary_hop)), 1)
-        top_p = _logit(np.sort(primary)[-k_p:].mean()) if primary.size else _logit(0.0)
+        top_p = loudest(primary, primary_hop, self.top_s)
         seconds = sum(
             b - a
             for a, b in segments_from_probabilities(
@@ -143,6 +142,78 @@ def windows(duration: float, window_s: float) -> list[tuple[float, float]]:
     hop = window_s / 2
     starts = list(np.arange(0.0, duration - window_s, hop)) + [duration - window_s]
     return [(float(a), float(a) + window_s) for a in starts]
+
+
+def loudest(probs: np.ndarray, hop_s: float, top_s: float) -> float:
+    """The log-odds of a detector's loudest ``top_s`` (the mean probability of its highest frames)."""
+    k = max(int(round(top_s / hop_s)), 1)
+    return float(_logit(np.sort(probs)[-k:].mean() if probs.size else 0.0))
+
+
+def segments_in_windows(
+    probs: np.ndarray, hop: float, verdicts: list[dict[str, Any]], duration: float, *, top_s: float,
+    min_silence_s: float, pad_s: float,
+) -> list[tuple[float, float]]:  # fmt: skip
+    """Where the speech is, inside the windows a rule says hold speech.
+
+    The detector's own runs (any length) inside those windows; a window
+    called speech with no such run (a voice deep under the bed) gets the
+    detector's loudest ``top_s``, so a verdict of speech always comes with a
+    segment to remove.
+    """
+    runs = segments_from_probabilities(
+        probs,
+        hop,
+        threshold=0.5,
+        min_speech_s=0.0,
+        min_silence_s=min_silence_s,
+        pad_s=pad_s,
+        duration=duration,
+    )
+    found: list[tuple[float, float]] = []
+    for w in (v for v in verdicts if v["speech"]):
+        inside = [(max(a, w["start"]), min(b, w["end"])) for a, b in runs if a < w["end"] and b > w["start"]]
+        if not inside:
+            lo, hi = int(w["start"] / hop), max(int(np.ceil(w["end"] / hop)), int(w["start"] / hop) + 1)
+            peak = (lo + int(np.argmax(probs[lo:hi]))) * hop if probs[lo:hi].size else w["start"]
+            inside = [(max(peak - top_s / 2, 0.0), min(peak + top_s / 2, duration))]
+        found.extend(inside)
+    merged: list[tuple[float, float]] = []
+    for a, b in sorted(found):
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return [(round(a, 4), round(b, 4)) for a, b in merged if b > a]
+
+
+def detector_reading(
+    detector: FrameSpeechDetector, probs: np.ndarray, duration: float, view: str, *, min_silence_s: float,
+    pad_s: float,
+) -> dict[str, Any]:  # fmt: skip
+    """What one detector heard on its own (its own threshold and minimum run), for the trace."""
+    segs = segments_from_probabilities(
+        probs, detector.hop_s, threshold=detector.threshold, min_speech_s=detector.min_speech_s,
+        min_silence_s=min_silence_s, pad_s=pad_s, duration=duration,
+    )  # fmt: skip
+    return {
+        "detector": detector.name,
+        "input": view,
+        "speech_seconds": round(sum(b - a for a, b in segs), 3),
+        "segments": [[round(a, 3), round(b, 3)] for a, b in segs],
+        "max_probability": round(float(probs.max()) if probs.size else 0.0, 4),
+    }
+
+
+def padded_to_window(audio: Audio, window_s: float) -> tuple[np.ndarray, float]:
+    """The 16 kHz mono track, silence-padded to one window when shorter, and the span it covers.
+
+    A track shorter than a window is judged as the window it would sit in,
+    as the rules were fitted on windows of that length.
+    """
+    mono = audio.to_mono().resample(GATE_SAMPLE_RATE).waveform[0]
+    span = max(audio.duration, window_s)
+    return np.pad(mono, (0, max(int(round(span * GATE_SAMPLE_RATE)) - mono.size, 0))), span
 
 
 class FusedSpeechDetector:
@@ -193,68 +264,30 @@ class FusedSpeechDetector:
             )
         return out
 
-    def _segments(self, primary: np.ndarray, verdicts: list[dict[str, Any]], duration: float) -> list:
-        """Where the speech is, inside the windows the rule says hold speech.
-
-        The primary's own runs (any length) inside those windows; a
-        window the rule calls speech with no such run (a voice deep under the
-        bed) gets the primary's loudest half-second, so a verdict of speech
-        always comes with a segment to remove.
-        """
-        hop = self.primary.hop_s
-        runs = segments_from_probabilities(
-            primary, hop, threshold=0.5, min_speech_s=0.0, min_silence_s=self.min_silence_s, pad_s=self.pad_s,
-            duration=duration,
-        )  # fmt: skip
-        found: list[tuple[float, float]] = []
-        for w in (v for v in verdicts if v["speech"]):
-            inside = [
-                (max(a, w["start"]), min(b, w["end"])) for a, b in runs if a < w["end"] and b > w["start"]
-            ]
-            if not inside:
-                lo, hi = int(w["start"] / hop), max(int(np.ceil(w["end"] / hop)), int(w["start"] / hop) + 1)
-                peak = (lo + int(np.argmax(primary[lo:hi]))) * hop if primary[lo:hi].size else w["start"]
-                inside = [(max(peak - self.rule.top_s / 2, 0.0), min(peak + self.rule.top_s / 2, duration))]
-            found.extend(inside)
-        merged: list[tuple[float, float]] = []
-        for a, b in sorted(found):
-            if merged and a <= merged[-1][1]:
-                merged[-1] = (merged[-1][0], max(merged[-1][1], b))
-            else:
-                merged.append((a, b))
-        return [(round(a, 4), round(b, 4)) for a, b in merged if b > a]
-
-    def _reading(
-        self, detector: FrameSpeechDetector, probs: np.ndarray, duration: float, view: str
-    ) -> dict[str, Any]:
-        """What one detector heard on its own (its own threshold and minimum run)."""
-        segs = segments_from_probabilities(
-            probs, detector.hop_s, threshold=detector.threshold, min_speech_s=detector.min_speech_s,
-            min_silence_s=self.min_silence_s, pad_s=self.pad_s, duration=duration,
-        )  # fmt: skip
-        return {
-            "detector": detector.name,
-            "input": view,
-            "speech_seconds": round(sum(b - a for a, b in segs), 3),
-            "segments": [[round(a, 3), round(b, 3)] for a, b in segs],
-            "max_probability": round(float(probs.max()) if probs.size else 0.0, 4),
-        }
+    def _reading(self, detector: FrameSpeechDetector, probs: np.ndarray, duration: float, view: str) -> dict:
+        return detector_reading(
+            detector, probs, duration, view, min_silence_s=self.min_silence_s, pad_s=self.pad_s
+        )
 
     def detect(self, audio: Audio) -> SpeechReport:
         """Speech segments in seconds of ``audio`` (any rate, any channel count), with each detector's reading."""
         duration = audio.duration
-        mono = audio.to_mono().resample(GATE_SAMPLE_RATE).waveform[0]
-        if mono.size == 0:
+        if audio.num_samples == 0:
             return SpeechReport(segments=[], speech_ratio=0.0, duration=duration)
-        # a track shorter than a window is judged as the window it would sit in (silence after it),
-        # as the rule was fitted on windows of that length
-        span = max(duration, self.rule.window_s)
-        padded = np.pad(mono, (0, max(int(round(span * GATE_SAMPLE_RATE)) - mono.size, 0)))
+        padded, span = padded_to_window(audio, self.rule.window_s)
         primary, secondary = self.frame_probabilities(padded)
         verdicts = self.decide(primary, secondary, span)
         segments = [
             (a, min(b, round(duration, 4)))
-            for a, b in self._segments(primary, verdicts, span)
+            for a, b in segments_in_windows(
+                primary,
+                self.primary.hop_s,
+                verdicts,
+                span,
+                top_s=self.rule.top_s,
+                min_silence_s=self.min_silence_s,
+                pad_s=self.pad_s,
+            )  # fmt: skip
             if a < duration
         ]
         report = report_from_segments(segments, duration)
