@@ -187,6 +187,17 @@ def segments_in_windows(
     return [(round(a, 4), round(b, 4)) for a, b in merged if b > a]
 
 
+def windowed_report(
+    probs: np.ndarray, hop: float, verdicts: list[dict[str, Any]], span: float, duration: float, *,
+    top_s: float, min_silence_s: float, pad_s: float,
+) -> SpeechReport:  # fmt: skip
+    """A windowed rule's report: :func:`segments_in_windows` over the padded ``span``, cut to the track."""
+    found = segments_in_windows(
+        probs, hop, verdicts, span, top_s=top_s, min_silence_s=min_silence_s, pad_s=pad_s
+    )
+    return report_from_segments([(a, min(b, round(duration, 4))) for a, b in found if a < duration], duration)
+
+
 def detector_reading(
     detector: FrameSpeechDetector, probs: np.ndarray, duration: float, view: str, *, min_silence_s: float,
     pad_s: float,
@@ -277,20 +288,10 @@ class FusedSpeechDetector:
         padded, span = padded_to_window(audio, self.rule.window_s)
         primary, secondary = self.frame_probabilities(padded)
         verdicts = self.decide(primary, secondary, span)
-        segments = [
-            (a, min(b, round(duration, 4)))
-            for a, b in segments_in_windows(
-                primary,
-                self.primary.hop_s,
-                verdicts,
-                span,
-                top_s=self.rule.top_s,
-                min_silence_s=self.min_silence_s,
-                pad_s=self.pad_s,
-            )  # fmt: skip
-            if a < duration
-        ]
-        report = report_from_segments(segments, duration)
+        report = windowed_report(
+            primary, self.primary.hop_s, verdicts, span, duration, top_s=self.rule.top_s,
+            min_silence_s=self.min_silence_s, pad_s=self.pad_s,
+        )  # fmt: skip
         band = "{:g}-{:g} Hz".format(*self.rule.band_hz) if self.rule.band_hz else "full band"
         band += ", bed subtracted" if self.rule.bed_subtracted else ""
         report.evidence = {

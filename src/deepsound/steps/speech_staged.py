@@ -48,7 +48,6 @@ import numpy as np
 
 from deepsound.audio import Audio
 from deepsound.interfaces import SpeechReport
-from deepsound.speech_frames import report_from_segments
 from deepsound.steps.speech_bed import without_stationary_bed
 from deepsound.steps.speech_gate import (
     GATE_SAMPLE_RATE,
@@ -57,7 +56,7 @@ from deepsound.steps.speech_gate import (
     detector_reading,
     loudest,
     padded_to_window,
-    segments_in_windows,
+    windowed_report,
     windows,
 )
 
@@ -166,20 +165,10 @@ class StagedSpeechDetector:
         mono, span = padded_to_window(audio, self.rule.window_s)
         primary = self.primary.frame_probabilities(without_stationary_bed(mono, self.rule.window_s))
         verdicts, located = self.decide(mono, primary, span)
-        segments = [
-            (a, min(b, round(duration, 4)))
-            for a, b in segments_in_windows(
-                located,
-                self.primary.hop_s,
-                verdicts,
-                span,
-                top_s=self.rule.top_s,
-                min_silence_s=self.min_silence_s,
-                pad_s=self.pad_s,
-            )  # fmt: skip
-            if a < duration
-        ]
-        report = report_from_segments(segments, duration)
+        report = windowed_report(
+            located, self.primary.hop_s, verdicts, span, duration, top_s=self.rule.top_s,
+            min_silence_s=self.min_silence_s, pad_s=self.pad_s,
+        )  # fmt: skip
         report.evidence = {
             "primary": detector_reading(
                 self.primary,
