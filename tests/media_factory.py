@@ -161,7 +161,9 @@ def make_video(
         stream.time_base = time_base
         stream.codec_context.time_base = time_base
         if codec in ("h264", "libx264"):
-            stream.options = {"crf": str(crf), "preset": "veryfast"}
+            # macroblock-tree rate control makes x264's pictures differ from one encode to the next
+            # (and so would anything trained or measured on them): off, the same frames encode alike
+            stream.options = {"crf": str(crf), "preset": "veryfast", "x264-params": "mbtree=0"}
         if k:
             stream.set_display_rotation(90 * k if 90 * k <= 180 else 90 * k - 360)
 

@@ -509,3 +509,15 @@ def test_decode_equals_official_load_video_directly(name: str) -> None:
     assert ours.duration == official.duration_sec
     assert torch.equal(ours.clip_frames, official.clip_frames)
     assert torch.equal(ours.sync_frames, official.sync_frames)
+
+
+def test_the_test_clips_encode_alike_every_time(tmp_path):
+    """Clips the tests train and measure on must not change between encodes (x264's mbtree did)."""
+    voice = Audio(np.random.default_rng(0).normal(0, 0.1, (1, 32000)).astype(np.float32), 16000)
+    pictures = []
+    for n in range(4):
+        path = make_video(tmp_path / f"{n}.mp4", duration=2.0, fps=10, size=(96, 64), audio=voice)
+        with av.open(str(path)) as container:
+            pictures.append(np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)]))
+    for other in pictures[1:]:
+        np.testing.assert_array_equal(other, pictures[0])
