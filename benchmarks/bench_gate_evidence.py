@@ -63,6 +63,7 @@ from deepsound.config import PipelineConfig, SpeechConfig
 from deepsound.models.rnnoise.denoiser import RnnoiseDenoiser
 from deepsound.registry import Components
 from deepsound.steps.speech_bed import without_stationary_bed
+from deepsound.steps.speech_gate import loudest
 
 RATE = 16000
 FILLERS = {"SIL", "+NSN+", "+SPN+", "<s>", "</s>", "<sil>"}
@@ -128,11 +129,7 @@ def phone_loop(decoder, mono: np.ndarray, silero: np.ndarray, silero_hop: float)
 
 def _top_and_seconds(probs: np.ndarray, hop: float) -> tuple[float, float]:
     """(the loudest half-second's mean probability as log-odds, log(1 + seconds above 0.5))."""
-    from deepsound.steps.speech_gate import _logit
-
-    k = max(int(round(TOP_S / hop)), 1)
-    top = float(_logit(np.sort(probs)[-k:].mean() if probs.size else 0.0))
-    return top, float(np.log1p((probs > 0.5).sum() * hop))
+    return loudest(probs, hop, TOP_S), float(np.log1p((probs > 0.5).sum() * hop))
 
 
 def rnnoise_readings(rnnoise: RnnoiseDenoiser, silero, mono: np.ndarray) -> dict[str, float]:  # noqa: ANN001

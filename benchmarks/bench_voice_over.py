@@ -60,23 +60,26 @@ def load_clips(devset: Path, half: str) -> list[dict]:
     return [r for r in rows if r["half"] == half]
 
 
-def run(detectors: dict, clips: list[dict], devset: Path) -> dict[str, tuple[dict[str, bool], float]]:
-    """Each detector's verdicts and CPU seconds, the detectors taking turns clip by clip.
+def run(
+    detectors: dict, clips: list[dict], devset: Path
+) -> tuple[dict[str, tuple[dict[str, bool], float]], float]:
+    """Each detector's verdicts and CPU seconds, the detectors taking turns clip by clip; seconds of audio.
 
     Taking turns, rather than one detector over the whole set and then the
     next, spreads any drift of a shared machine over all of them alike, so the
     ratios to Silero hold even where the absolute seconds move between runs.
     """
-    out = {name: ({}, 0.0) for name in detectors}
+    out, seconds = {name: ({}, 0.0) for name in detectors}, 0.0
     for clip in clips:
         wav, rate = sf.read(devset / clip["path"], dtype="float32")
         audio = Audio(wav, rate)
+        seconds += audio.duration
         for name, detector in detectors.items():
             start = time.process_time()
             report = detector.detect(audio)
             verdicts, cpu = out[name]
             out[name] = (verdicts | {clip["id"]: report.has_speech}, cpu + time.process_time() - start)
-    return out
+    return out, seconds
 
 
 def _logistic(x: np.ndarray, y: np.ndarray, weight: np.ndarray, c: float) -> np.ndarray:
@@ -277,15 +280,15 @@ def main() -> None:
     print(f"{args.half} half: {sum(c['label'] for c in clips)} voice-over clips, "
           f"{sum(1 - c['label'] for c in clips)} without words")  # fmt: skip
     detectors = {}
+    warm = Audio(*sf.read(args.devset / clips[0]["path"], dtype="float32"))
     for name in args.detectors.split(","):
         detector = Components(PipelineConfig(speech=SpeechConfig(name=name))).speech
-        warm = sf.read(args.devset / clips[0]["path"], dtype="float32")
         for _ in range(3):  # load, and TorchScript's first optimising runs, outside the timing
-            detector.detect(Audio(*warm))
+            detector.detect(warm)
         detectors[name] = detector
-    seconds = sum(sf.info(args.devset / c["path"]).duration for c in clips)
+    timed, seconds = run(detectors, clips, args.devset)
     results = {}
-    for name, (verdicts, cpu) in run(detectors, clips, args.devset).items():
+    for name, (verdicts, cpu) in timed.items():
         results[name] = score(verdicts, clips) | {"cpu_s_per_min": cpu / seconds * 60, "verdicts": verdicts}
     print(GOAL)
     print(table(results, clips))

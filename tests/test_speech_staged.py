@@ -40,6 +40,7 @@ class CountingDenoiser:
 
     def __init__(self) -> None:
         self.real = RnnoiseDenoiser()
+        self.hop_s = self.real.hop_s
         self.calls = 0
 
     def __call__(self, mono: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

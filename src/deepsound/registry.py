@@ -456,14 +456,13 @@ def _fused(settings: FusedGateSettings, _: Components) -> SpeechDetector:
 
 def _staged(settings: StagedGateSettings, _: Components) -> SpeechDetector:
     """Silero (its default settings) first, RNNoise and Silero again where the first stage is unsure."""
-    from deepsound.models.rnnoise.denoiser import FRAME_HOP_S, RnnoiseDenoiser
+    from deepsound.models.rnnoise.denoiser import RnnoiseDenoiser
     from deepsound.models.silero.detector import SileroSpeechDetector
     from deepsound.steps.speech_staged import StagedSpeechDetector
 
     return StagedSpeechDetector(
         SileroSpeechDetector(),
         RnnoiseDenoiser(),
-        denoiser_hop_s=FRAME_HOP_S,
         min_silence_s=settings.min_silence_s,
         pad_s=settings.pad_s,
     )

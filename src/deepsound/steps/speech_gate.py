@@ -113,8 +113,7 @@ class FusionRule:
         )  # fmt: skip
         ls = _logit(secondary) if secondary.size else np.zeros(1)
         contrast = float(np.sort(ls - np.median(ls))[-k_s:].mean())
-        top_s = _logit(np.sort(secondary)[-k_s:].mean()) if secondary.size else _logit(0.0)
-        return np.array([float(top_p), seconds, contrast, float(top_s)])
+        return np.array([top_p, seconds, contrast, loudest(secondary, secondary_hop, self.top_s)])
 
     def score(self, features: np.ndarray) -> float:
         """The calibrated log-odds that the window holds speech (speech at or above ``threshold``)."""
@@ -142,6 +141,12 @@ def windows(duration: float, window_s: float) -> list[tuple[float, float]]:
     hop = window_s / 2
     starts = list(np.arange(0.0, duration - window_s, hop)) + [duration - window_s]
     return [(float(a), float(a) + window_s) for a in starts]
+
+
+def window_frames(start: float, end: float, hop_s: float) -> slice:
+    """The frames (at ``hop_s``) of the window ``[start, end)`` seconds: at least one."""
+    first = int(start / hop_s)
+    return slice(first, max(int(np.ceil(end / hop_s)), first + 1))
 
 
 def loudest(probs: np.ndarray, hop_s: float, top_s: float) -> float:
@@ -174,8 +179,8 @@ def segments_in_windows(
     for w in (v for v in verdicts if v["speech"]):
         inside = [(max(a, w["start"]), min(b, w["end"])) for a, b in runs if a < w["end"] and b > w["start"]]
         if not inside:
-            lo, hi = int(w["start"] / hop), max(int(np.ceil(w["end"] / hop)), int(w["start"] / hop) + 1)
-            peak = (lo + int(np.argmax(probs[lo:hi]))) * hop if probs[lo:hi].size else w["start"]
+            frames = window_frames(w["start"], w["end"], hop)
+            peak = (frames.start + int(np.argmax(probs[frames]))) * hop if probs[frames].size else w["start"]
             inside = [(max(peak - top_s / 2, 0.0), min(peak + top_s / 2, duration))]
         found.extend(inside)
     merged: list[tuple[float, float]] = []
@@ -262,8 +267,7 @@ class FusedSpeechDetector:
         hp, hs = self.primary.hop_s, self.secondary.hop_s
         out = []
         for a, b in windows(duration, self.rule.window_s):
-            p = primary[int(a / hp) : max(int(np.ceil(b / hp)), int(a / hp) + 1)]
-            q = secondary[int(a / hs) : max(int(np.ceil(b / hs)), int(a / hs) + 1)]
+            p, q = primary[window_frames(a, b, hp)], secondary[window_frames(a, b, hs)]
             z = self.rule.score(self.rule.features(p, hp, q, hs, b - a))
             out.append(
                 {

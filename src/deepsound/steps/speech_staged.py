@@ -40,9 +40,8 @@ builds them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -56,12 +55,18 @@ from deepsound.steps.speech_gate import (
     detector_reading,
     loudest,
     padded_to_window,
+    window_frames,
     windowed_report,
     windows,
 )
 
-# a 16 kHz mono window -> (the denoised window, same length; the denoiser's voice probability per hop)
-Denoiser = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+class Denoiser(Protocol):
+    """A 16 kHz mono window -> (the denoised window, same length; the denoiser's voice probability per hop)."""
+
+    hop_s: float
+
+    def __call__(self, mono: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 @dataclass
@@ -105,20 +110,14 @@ class StagedSpeechDetector:
         denoiser: Denoiser,
         rule: StagedRule | None = None,
         *,
-        denoiser_hop_s: float = 0.01,
         min_silence_s: float = 0.1,
         pad_s: float = 0.03,
     ) -> None:
         self.primary = primary
         self.denoiser = denoiser
-        self.denoiser_hop_s = float(denoiser_hop_s)
         self.rule = rule or StagedRule()
         self.min_silence_s = float(min_silence_s)
         self.pad_s = float(pad_s)
-
-    def _frames(self, a: float, b: float) -> slice:
-        hop = self.primary.hop_s
-        return slice(int(a / hop), max(int(np.ceil(b / hop)), int(a / hop) + 1))
 
     def decide(
         self, mono: np.ndarray, primary: np.ndarray, duration: float
@@ -133,16 +132,16 @@ class StagedSpeechDetector:
         """
         rule, located, out = self.rule, primary.copy(), []
         for a, b in windows(duration, rule.window_s):
-            frames = self._frames(a, b)
+            frames = window_frames(a, b, self.primary.hop_s)
             first = rule.first(loudest(primary[frames], self.primary.hop_s, rule.top_s))
             verdict: dict[str, Any] = {"start": round(a, 3), "end": round(b, 3), "first": round(first, 4)}
-            score = first
-            if rule.unsure(first):
+            score, asked = first, rule.unsure(first)
+            if asked:
                 window = mono[int(round(a * GATE_SAMPLE_RATE)) : int(round(b * GATE_SAMPLE_RATE))]
                 denoised, voice = self.denoiser(window)
                 heard = self.primary.frame_probabilities(denoised)
                 denoised_top = loudest(heard, self.primary.hop_s, rule.top_s)
-                rnnoise_top = loudest(voice, self.denoiser_hop_s, rule.top_s)
+                rnnoise_top = loudest(voice, self.denoiser.hop_s, rule.top_s)
                 score = rule.second(denoised_top, rnnoise_top)
                 verdict |= {"denoised_top": round(denoised_top, 4), "rnnoise_top": round(rnnoise_top, 4)}
                 if score >= rule.threshold:
@@ -150,7 +149,7 @@ class StagedSpeechDetector:
                     n = min(span.size, heard.size)
                     span[:n] = np.maximum(span[:n], heard[:n])
             verdict |= {
-                "asked_rnnoise": rule.unsure(first),
+                "asked_rnnoise": asked,
                 "score": round(score, 4),
                 "speech": score >= rule.threshold,
             }

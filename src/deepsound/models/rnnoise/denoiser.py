@@ -66,7 +66,6 @@ def _library() -> Any:
 class RnnoiseDenoiser:
     """A 16 kHz mono track denoised by RNNoise, with RNNoise's voice probability per 10 ms frame."""
 
-    name = "rnnoise"
     hop_s = FRAME_HOP_S
 
     def __init__(self) -> None:
