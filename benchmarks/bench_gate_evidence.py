@@ -18,7 +18,11 @@ beds without more false alarms on engines, horns, animals and music:
   half-second, seconds above 0.5) and Silero on the track RNNoise denoised
   (the same two readings). It removes beds a stationary-floor subtraction
   cannot, so Silero hears voices far under them, and it keeps some animal
-  calls and melodies as if they were voices.
+  calls and melodies as if they were voices;
+* Silero's own hidden state (the 128 rectified outputs of its LSTM that its
+  last layer reads speech from), averaged over its loudest half-second of the
+  bed-subtracted track: a readout refitted on the development set might hear
+  what the shipped readout calls noise. It comes free with the first pass.
 
 Each is fitted on the tuning half exactly as the gate's rule is
 (``bench_voice_over.fit_rule``: class-balanced, L2 by cross-validation grouped
@@ -79,9 +83,11 @@ CANDIDATES = {
     "+ RNNoise's voice probability": ("rn_top", "rn_sec"),
     "+ Silero on the RNNoise-denoised track": ("dn_top", "dn_sec"),
     "+ both RNNoise readings": ("rn_top", "rn_sec", "dn_top", "dn_sec"),
+    "+ Silero's hidden state at its loudest half-second (128 values)": tuple(f"sh_{i}" for i in range(128)),
 }
 PHONE_LOOP = ("ps_share", "ps_rate", "ps_local_rate", "ps_lr", "ps_cpu", "silero_cpu", "modulation")
 RNNOISE = ("rn_top", "rn_sec", "dn_top", "dn_sec", "rn_cpu")
+HIDDEN = tuple(f"sh_{i}" for i in range(128))
 TOP_S = 0.5
 UNSURE_LOWS, UNSURE_HIGHS = (-1.5, -2.0, -2.5, -3.0, -3.5), (0.0, 0.5, 1.0)
 CPU_BUDGET = 2.0  # × Silero
@@ -143,6 +149,41 @@ def rnnoise_readings(rnnoise: RnnoiseDenoiser, silero, mono: np.ndarray) -> dict
             "rn_cpu": time.process_time() - start}  # fmt: skip
 
 
+def silero_hidden(mono: np.ndarray) -> dict[str, float]:
+    """Silero's rectified LSTM output averaged over its loudest half-second (its frames as the gate reads them).
+
+    The wheel's TorchScript model is stepped window by window, as its own
+    ``audio_forward`` does, so that its state can be read after each step.
+    """
+    import warnings
+
+    import torch
+
+    global _SILERO_STEPPED
+    if _SILERO_STEPPED is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            from silero_vad import load_silero_vad
+
+            _SILERO_STEPPED = load_silero_vad(onnx=False)
+    model, n = _SILERO_STEPPED, 512
+    x = np.pad(np.asarray(mono, np.float32), (0, -mono.size % n))
+    probs, hidden = [], []
+    model.reset_states()
+    with torch.inference_mode():
+        for start in range(0, x.size, n):
+            probs.append(float(model(torch.from_numpy(x[None, start : start + n]), RATE)[0, 0]))
+            hidden.append(np.maximum(model._state[0, 0].numpy(), 0.0))
+    k = max(int(round(TOP_S / (n / RATE))), 1)
+    loudest_frames = np.argsort(np.array(probs))[-k:]
+    return {
+        name: float(v) for name, v in zip(HIDDEN, np.stack(hidden)[loudest_frames].mean(axis=0), strict=True)
+    }
+
+
+_SILERO_STEPPED = None
+
+
 def modulation(mono: np.ndarray) -> float:
     """The largest 2–8 Hz share of the speech band's log-envelope modulation over 1.5 s windows."""
     from scipy.signal import stft
@@ -163,7 +204,7 @@ def modulation(mono: np.ndarray) -> float:
 def features(devset: Path, clips: list[dict], cache: Path) -> dict[str, dict[str, float]]:
     """Every clip's readings (the fused rule's three, the candidates', CPU seconds), cached."""
     done = json.loads(cache.read_text(encoding="utf-8")) if cache.exists() else {}
-    todo = [c for c in clips if not set(BASE + PHONE_LOOP + RNNOISE) <= set(done.get(c["id"], {}))]
+    todo = [c for c in clips if not set(BASE + PHONE_LOOP + RNNOISE + HIDDEN) <= set(done.get(c["id"], {}))]
     if todo:
         gate = Components(PipelineConfig(speech=SpeechConfig(name="fused"))).speech
         decoder, rnnoise = None, RnnoiseDenoiser()
@@ -188,6 +229,8 @@ def features(devset: Path, clips: list[dict], cache: Path) -> dict[str, dict[str
                 }
             if not set(RNNOISE) <= set(row):
                 row |= rnnoise_readings(rnnoise, gate.primary, wav)
+            if not set(HIDDEN) <= set(row):
+                row |= silero_hidden(without_stationary_bed(wav, gate.rule.window_s))
             done[clip["id"]] = {k: float(v) for k, v in row.items()}
             if n % 200 == 0:
                 print(f"  {n}/{len(todo)} clips read", flush=True)
