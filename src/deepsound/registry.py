@@ -55,6 +55,8 @@ from deepsound.interfaces import (
 from deepsound.models.bs_roformer.settings import WEIGHT_FILES as BS_ROFORMER_FILES
 from deepsound.models.bs_roformer.settings import BsRoformerSettings
 from deepsound.models.foleycrafter import settings as foleycrafter
+from deepsound.models.htdemucs.settings import WEIGHT_FILES as HTDEMUCS_FILES
+from deepsound.models.htdemucs.settings import HTDemucsSettings
 from deepsound.models.mmaudio import settings as mmaudio
 from deepsound.models.qwen_omni.settings import OmniSettings
 from deepsound.models.silero.settings import SileroSettings
@@ -428,6 +430,12 @@ def _bs_roformer(settings: BsRoformerSettings, components: Components) -> Separa
     return BsRoformerSeparator.from_settings(settings, components.placement, speech_detector=detector)
 
 
+def _htdemucs(settings: HTDemucsSettings, components: Components) -> Separator:
+    from deepsound.models.htdemucs.separator import HTDemucsSeparator
+
+    return HTDemucsSeparator.from_settings(settings, components.placement)
+
+
 def _silero(settings: SileroSettings, _: Components) -> SpeechDetector:
     from deepsound.models.silero.detector import SileroSpeechDetector
 
@@ -563,6 +571,14 @@ register(
     weight_files=BS_ROFORMER_FILES,
     display_name="BS-RoFormer (viperx)",
     needs=("speech",),  # its speech gate (only_speech) reuses the process's speech detector
+)
+register(
+    "separator",
+    "htdemucs",
+    _htdemucs,
+    settings=HTDemucsSettings,
+    weight_files=HTDEMUCS_FILES,
+    display_name="HTDemucs v4",
 )
 register("speech", "silero", _silero, settings=SileroSettings, display_name="Silero VAD")
 register("speech", "ten", _ten, settings=TenVadSettings, display_name="TEN VAD")

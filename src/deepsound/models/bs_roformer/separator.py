@@ -40,19 +40,18 @@ from deepsound.models.bs_roformer.config import BsRoformerConfig
 from deepsound.models.bs_roformer.demix import demix
 from deepsound.models.bs_roformer.network import BSRoformer, build_model, load_checkpoint
 from deepsound.models.bs_roformer.settings import OUTPUT_FORMATS, WEIGHT_FILES, BsRoformerSettings
+from deepsound.models.separation_common import (  # rms_db: re-exported for callers of this module
+    levels,
+    rms_db,  # noqa: F401
+    vocals_at_input_rate,
+    vocals_per_channel,
+)
 from deepsound.weights.loading import torch_dtype
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME, CONFIG_NAME = WEIGHT_FILES
-_DB_FLOOR = 1e-10  # -200 dB for digital silence
 Progress = Callable[[int, int], None]
-
-
-def rms_db(wave: np.ndarray) -> float:
-    """RMS level in dB full scale (a sine of amplitude 1 is about -3 dB)."""
-    rms = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64)))) if wave.size else 0.0
-    return 20.0 * float(np.log10(max(rms, _DB_FLOOR)))
 
 
 def speech_gain(
@@ -223,7 +222,7 @@ class BsRoformerSeparator:
                 vocals = vocals * gain[None, :]
                 evidence["gated_fraction"] = round(float(np.mean(gain > 0)), 4)
         instrumental = mix.waveform - vocals
-        evidence.update(_levels(mix.waveform, vocals, instrumental))
+        evidence.update(levels(mix.waveform, vocals, instrumental))
         evidence["seconds"] = round(time.perf_counter() - start, 3)
         return Separation(Audio(instrumental, mix.sample_rate), Audio(vocals, mix.sample_rate), evidence)
 
@@ -247,29 +246,10 @@ class BsRoformerSeparator:
         return self._vocals(audio, self.model_input(audio))
 
     def _vocals(self, audio: Audio, at_rate: Audio) -> np.ndarray:
-        rate = self.config.sample_rate
-        channels = self.config.audio_channels
-        if at_rate.num_channels == channels:
-            tracks = [at_rate.waveform]
-        elif at_rate.num_channels == 1 or channels == 1:
-            tracks = [at_rate.to_channels(channels).waveform]
-        else:  # e.g. 5.1 into a stereo model: each channel on its own, duplicated
-            tracks = [np.repeat(ch[None], channels, axis=0) for ch in at_rate.waveform]
-        stems = [self._demix(track) for track in tracks]
-        if len(stems) > 1:
-            est = np.stack([s.mean(axis=0) for s in stems])
-        else:
-            est = stems[0]
-            if est.shape[0] != at_rate.num_channels:
-                est = est.mean(axis=0, keepdims=True)
-        # The rest of the mix is taken at the model's rate and brought back, as the reference keeps
-        # it (mix - vocals at 44.1 kHz); subtracting brought-back vocals instead would leave the
-        # resampler's band-edge residual in it (about -15 dB on full-band noise), so a voice-only
-        # mix would never come out silent at step 4.
+        est = vocals_per_channel(at_rate, self.config.audio_channels, self._demix)
         if self.output_format == "model":
             return est
-        rest = Audio(at_rate.waveform - est, rate).resample(audio.sample_rate, self.resample_quality)
-        return audio.waveform - rest.fit_length(audio.num_samples).waveform
+        return vocals_at_input_rate(audio, at_rate, est, self.resample_quality)
 
     def _demix(self, wave: np.ndarray) -> np.ndarray:
         mix = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
@@ -294,16 +274,3 @@ class BsRoformerSeparator:
         if mean is not None and std is not None:
             out = out * (std if std > 0 else 1.0) + mean
         return out.numpy()
-
-
-def _levels(mix: np.ndarray, vocals: np.ndarray, instrumental: np.ndarray) -> dict[str, float]:
-    """How loud each part is, and the vocals' share of the separated energy."""
-    e_vocals = float(np.sum(np.square(vocals, dtype=np.float64)))
-    e_inst = float(np.sum(np.square(instrumental, dtype=np.float64)))
-    share = e_vocals / (e_vocals + e_inst) if e_vocals + e_inst > 0 else 0.0
-    return {
-        "mix_rms_db": round(rms_db(mix), 2),
-        "vocals_rms_db": round(rms_db(vocals), 2),
-        "instrumental_rms_db": round(rms_db(instrumental), 2),
-        "vocals_energy_share": round(share, 5),
-    }
