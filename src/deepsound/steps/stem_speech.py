@@ -16,9 +16,12 @@ of evidence, both written into the report:
    :func:`deepsound.speech_frames.segments_from_probabilities` turns them into
    speech-probable runs at the base detector's own threshold and shortest run.
    Why its own operating point: on a well-separated stem the detector hears a
-   nearly clean voice, the condition its published threshold was set for; it is
-   not refitted, because the separator's published weights do not load here
-   and a threshold fitted on seeded weights would mean nothing.
+   nearly clean voice, the condition its published threshold was set for. It is
+   not refitted to one separator: measured with HTDemucs's published weights
+   (``benchmarks/bench_gate_htdemucs.py``), a near-certain peak (0.97) would keep
+   laughs and horns that separator leaves in its stem out, but BS-RoFormer's
+   published weights, the default separator's, do not load here to say whether
+   it needs the same.
 2. *Stem share*: over the speech-probable frames of each run, the stem's energy
    divided by the mix's. A run is kept as speech when the share is at least
    ``min_share`` (default 0.03, i.e. the voice 15 dB under the rest). Why that

@@ -3,9 +3,10 @@
 Why a second separator. The paper's BS-RoFormer checkpoint is fetched from a
 model host; HTDemucs's published weights come from the npm registry, which is
 reachable wherever packages install, so step 3, ``deepsound separate`` and the
-vocal-stem speech gate can run with real weights there too. It is the weaker
-vocal separator of the two on MUSDB18 (vocals SDR about 9 dB against about
-11), so ``bs_roformer`` stays the default and the paper's choice.
+vocal-stem speech gate can run with real weights there too. It is the older and
+weaker vocal separator of the two (BS-RoFormer's paper reports higher vocal SDR
+on MUSDB18 than Demucs's hybrid models), so ``bs_roformer`` stays the default
+and the paper's choice.
 
 As in :mod:`deepsound.models.bs_roformer.separator`, the kept track is the mix
 minus the vocals, at the input's rate, channels and length, and a stem the
