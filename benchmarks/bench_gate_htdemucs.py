@@ -25,8 +25,9 @@ Rows:
   balanced accuracy) and read once on the test half; needs both halves read.
 
 CPU: seconds of each, with their ratio to Silero's on the same clips. Per-clip
-readings are cached in ``DEVSET/htdemucs_gate_<half>.jsonl``, so a run can be
-stopped and resumed.
+readings are cached in ``DEVSET/<separator>_gate_<half>.jsonl``, so a run can be
+stopped and resumed. ``--separator bs_roformer`` measures the default separator's
+stem the same way, where its published weights can be fetched.
 
     python benchmarks/bench_gate_htdemucs.py --half tune
     python benchmarks/bench_gate_htdemucs.py [--devset DIR] [--half test] [--limit N]
@@ -65,25 +66,25 @@ def stem_says(row: dict, probability: float, share: float, floor: float) -> bool
     return max((r["share"] for r in row.get("stem_runs", [])), default=0.0) >= share
 
 
-def read_half(devset: Path, half: str) -> dict[str, dict]:
-    cache = devset / f"htdemucs_gate_{half}.jsonl"
+def read_half(devset: Path, half: str, separator: str = "htdemucs") -> dict[str, dict]:
+    cache = devset / f"{separator}_gate_{half}.jsonl"
     return (
         {json.loads(x)["id"]: json.loads(x) for x in cache.read_text().splitlines()} if cache.exists() else {}
     )
 
 
-def read_clips(devset: Path, half: str, limit: int | None) -> dict[str, dict]:
+def read_clips(devset: Path, half: str, limit: int | None, separator: str) -> dict[str, dict]:
     """Every clip of ``half`` read (from the cache, else now): staged's verdict, the stem's where asked."""
-    cache = devset / f"htdemucs_gate_{half}.jsonl"
-    rows = read_half(devset, half)
+    cache = devset / f"{separator}_gate_{half}.jsonl"
+    rows = read_half(devset, half, separator)
     todo = [c for c in load_clips(devset, half) if c["id"] not in rows][:limit]
     if not todo:
         return rows
     staged = Components(PipelineConfig(speech=SpeechConfig(name="staged"))).speech
     silero = Components(PipelineConfig(speech=SpeechConfig(name="silero"))).speech
-    # the package's vocal-stem gate on the package's HTDemucs separator, both from the registry
+    # the package's vocal-stem gate on the chosen separator, both built by the registry
     stem_gate = Components(
-        PipelineConfig(speech=SpeechConfig(name="vocal-stem"), separator=SeparatorConfig("htdemucs"))
+        PipelineConfig(speech=SpeechConfig(name="vocal-stem"), separator=SeparatorConfig(separator))
     ).speech
     with cache.open("a", encoding="utf-8") as out:
         for n, clip in enumerate(todo, 1):
@@ -132,9 +133,14 @@ def main() -> None:
     parser.add_argument("--devset", type=Path, default=_builder().DEFAULT_OUT)
     parser.add_argument("--half", choices=("test", "tune"), default="test")
     parser.add_argument("--limit", type=int, help="read at most this many new clips")
+    parser.add_argument(
+        "--separator",
+        default="htdemucs",
+        help="the separator whose stem is heard (bs_roformer needs its weights)",
+    )
     args = parser.parse_args()
     print(describe())
-    rows = read_clips(args.devset, args.half, args.limit)
+    rows = read_clips(args.devset, args.half, args.limit, args.separator)
     clips = [c for c in load_clips(args.devset, args.half) if c["id"] in rows]
     asked = sum(rows[c["id"]]["stem"] is not None for c in clips)
     print(
@@ -157,7 +163,7 @@ def main() -> None:
             clips,
         )
     )
-    tune = read_half(args.devset, "tune")
+    tune = read_half(args.devset, "tune", args.separator)
     tune_clips = [c for c in load_clips(args.devset, "tune") if c["id"] in tune]
     if args.half == "test" and len(tune_clips) == len(load_clips(args.devset, "tune")):
         best = None
