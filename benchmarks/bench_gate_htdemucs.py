@@ -157,7 +157,7 @@ def main() -> None:
     shipped = {k: v or bool(rows[k]["stem"]) for k, v in staged.items()}
     print(
         line(
-            "staged, then the vocal stem (HTDemucs), its rule as shipped",
+            f"staged, then the vocal stem ({args.separator}), its rule as shipped",
             shipped,
             both_cpu / silero_cpu,
             clips,
