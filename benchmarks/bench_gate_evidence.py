@@ -65,6 +65,7 @@ from machine import describe
 
 from deepsound.config import PipelineConfig, SpeechConfig
 from deepsound.models.rnnoise.denoiser import RnnoiseDenoiser
+from deepsound.models.silero.detector import _load_silero
 from deepsound.registry import Components
 from deepsound.steps.speech_bed import without_stationary_bed
 from deepsound.steps.speech_gate import loudest
@@ -155,17 +156,11 @@ def silero_hidden(mono: np.ndarray) -> dict[str, float]:
     The wheel's TorchScript model is stepped window by window, as its own
     ``audio_forward`` does, so that its state can be read after each step.
     """
-    import warnings
-
     import torch
 
     global _SILERO_STEPPED
-    if _SILERO_STEPPED is None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            from silero_vad import load_silero_vad
-
-            _SILERO_STEPPED = load_silero_vad(onnx=False)
+    if _SILERO_STEPPED is None:  # the package's own loader: it keeps torch's thread count as it was
+        _SILERO_STEPPED = _load_silero()[0]
     model, n = _SILERO_STEPPED, 512
     x = np.pad(np.asarray(mono, np.float32), (0, -mono.size % n))
     probs, hidden = [], []
@@ -303,12 +298,6 @@ def shipped(rows: dict, clips: list[dict]) -> dict:
     }
 
 
-def _firm_misses(verdicts: dict, clips: list[dict]) -> int:
-    return sum(
-        1 for c in clips if c["label"] and (c["snr_db"] is None or c["snr_db"] >= 0) and not verdicts[c["id"]]
-    )
-
-
 def _stage_costs(devset: Path, clips: list[dict], silero) -> tuple[float, float]:  # noqa: ANN001
     """The bed subtraction's CPU, and RNNoise's with the second Silero pass, as shares of one Silero pass.
 
@@ -359,7 +348,7 @@ def staged_scan(rows: dict, tune: list[dict], test: list[dict], rn_cost: float, 
             heard = " / ".join(f"{on_test['tpr_by_snr'][_snr_key(s)]:.0%}" for s in (-10, -5, 0, 5))
             alarms = sum(held[c["id"]] for c in test if not c["label"])
             print(f"| ({low:g}, {high:g}) | {ba_tune:.3f} | {cost_tune:.2f} | {on_test['balanced_accuracy']:.3f} | "
-                  f"{heard} | {_firm_misses(held, test)} | {alarms} | {cost_test:.2f} |")  # fmt: skip
+                  f"{heard} | {len(on_test['misses_at_0db_or_more'])} | {alarms} | {cost_test:.2f} |")  # fmt: skip
             key = (round(ba_tune, 3), high - low)
             if cost_tune <= CHOICE_CPU and (best is None or key > best[0]):
                 best = (key, low, high)
@@ -403,7 +392,7 @@ def main() -> None:
         kinds = ", ".join(str(sum(verdicts[c["id"]] for c in negatives if c["kind"] == k))
                           for k in ("music", "nonverbal_vocal"))  # fmt: skip
         print(f"| {name} | {cv['balanced_accuracy']:.3f} | {held['balanced_accuracy']:.3f} | {heard} | "
-              f"{_firm_misses(verdicts, test)} | {alarms} ({kinds}) |")  # fmt: skip
+              f"{len(held['misses_at_0db_or_more'])} | {alarms} ({kinds}) |")  # fmt: skip
     staged_scan(rows, tune, test, second, bed)
 
 

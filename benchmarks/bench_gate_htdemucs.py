@@ -114,9 +114,7 @@ def read_clips(devset: Path, half: str, limit: int | None, separator: str) -> di
 def line(name: str, verdicts: dict[str, bool], cpu: float, clips: list[dict]) -> str:
     held = score(verdicts, clips)
     heard = " / ".join(f"{held['tpr_by_snr'][_snr_key(s)]:.0%}" for s in (-10, -5, 0, 5))
-    firm = sum(
-        1 for c in clips if c["label"] and (c["snr_db"] is None or c["snr_db"] >= 0) and not verdicts[c["id"]]
-    )
+    firm = len(held["misses_at_0db_or_more"])
     negatives = [c for c in clips if not c["label"]]
     kinds = ", ".join(str(sum(verdicts[c["id"]] for c in negatives if c["kind"] == k)) for k in KINDS)
     alarms = sum(verdicts[c["id"]] for c in negatives)
@@ -163,9 +161,9 @@ def main() -> None:
             clips,
         )
     )
-    tune = read_half(args.devset, "tune", args.separator)
-    tune_clips = [c for c in load_clips(args.devset, "tune") if c["id"] in tune]
-    if args.half == "test" and len(tune_clips) == len(load_clips(args.devset, "tune")):
+    tune, all_tune = read_half(args.devset, "tune", args.separator), load_clips(args.devset, "tune")
+    tune_clips = [c for c in all_tune if c["id"] in tune]
+    if args.half == "test" and len(tune_clips) == len(all_tune):
         best = None
         for p in PROBABILITIES:
             for share in SHARES:

@@ -7,7 +7,7 @@ The options and the progress bar; the work is :func:`deepsound.usecases.separate
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -67,23 +67,22 @@ def separate_command(
 
     from deepsound.cli.app import err_console, setup_logging
     from deepsound.config import PipelineConfig, SeparatorConfig
-    from deepsound.errors import ConfigError
     from deepsound.registry import Components
 
     setup_logging(quiet)
     check_input(input_path, output_dir, overwrite=overwrite)
-    if separator_name == "bs_roformer":
-        chosen = SeparatorConfig(
-            only_speech=only_speech, batch_size=batch_size, resample_quality=resample_quality,
-            output_format=output_format,
-        )  # fmt: skip
-    else:
-        given = [flag for flag, used in (("--only-speech", only_speech), ("--batch-size", batch_size is not None),
-                                         ("--output-format model", output_format != "input")) if used]  # fmt: skip
-        if given:
-            raise ConfigError(f"{', '.join(given)}: bs_roformer's options, not {separator_name}'s")
-        chosen = SeparatorConfig(separator_name, **({"resample_quality": resample_quality}
-                                                    if separator_name == "htdemucs" else {}))  # fmt: skip
+    chosen = SeparatorConfig(
+        separator_name,
+        **_options_for(
+            separator_name,
+            {  # option: (value given, the command's default)
+                "only_speech": (only_speech, False),
+                "batch_size": (batch_size, None),
+                "resample_quality": (resample_quality, "VHQ"),
+                "output_format": (output_format, "input"),
+            },
+        ),
+    )
     config = PipelineConfig(
         device=device, dtype=dtype, weights_dir=weights_dir, offline=offline, separator=chosen
     )
@@ -96,3 +95,26 @@ def separate_command(
     out = Console()
     for kind, path in paths.items():
         out.print(f"{kind}: {path}", highlight=False, markup=False)
+
+
+def _options_for(name: str, options: dict[str, tuple[Any, Any]]) -> dict[str, Any]:
+    """The command's options that separator ``name``'s settings hold.
+
+    An option its settings lack is refused when it was given (not at the command's
+    default), naming the separators that hold it, rather than silently dropped.
+    """
+    from dataclasses import fields
+
+    from deepsound.errors import ConfigError
+    from deepsound.registry import entries, entry
+
+    def held(settings: type | None) -> set[str]:
+        return {f.name for f in fields(settings)} if settings is not None else set()
+
+    mine = held(entry("separator", name).settings)
+    refused = [key for key, (value, default) in options.items() if key not in mine and value != default]
+    if refused:
+        flags = ", ".join("--" + key.replace("_", "-") for key in refused)
+        owners = [e.name for e in entries("separator") if refused[0] in held(e.settings)]
+        raise ConfigError(f"{flags}: {' and '.join(owners) or 'other separators'}'s options, not {name}'s")
+    return {key: value for key, (value, _) in options.items() if key in mine}

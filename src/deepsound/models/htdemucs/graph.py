@@ -85,7 +85,7 @@ class HTDemucsGraph:
         mix = segment.to(torch.float32)[None].contiguous()
         channels = spectral.as_channels(spectral.spectrogram(mix))
         freq, time_branch = self.session.run(
-            None, {self.input_names[0]: mix.numpy(), self.input_names[1]: channels.contiguous().numpy()}
+            None, {self.input_names[0]: mix.numpy(), self.input_names[1]: channels.numpy()}
         )
         stems = spectral.inverse(spectral.from_channels(torch.from_numpy(freq)), SEGMENT)
         return (stems + torch.from_numpy(time_branch))[0]
